@@ -39,7 +39,7 @@ __all__ = [
     "reduced_formulas",
 ]
 
-DecodeRule = Literal["argmax", "expected"]
+DecodeRule = Literal["argmax", "sample", "expected"]
 DEFAULT_DECODE_RULE: DecodeRule = "argmax"
 
 
@@ -257,12 +257,17 @@ def encode(formulas: Iterable[object]) -> np.ndarray:
     return counts_to_matrix(amts, labels=[str(x) for x in items])
 
 
-def decode_counts(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE) -> np.ndarray:
+def decode_counts(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
     """Generator output or one-hot matrices [N, 85, 8] -> integer counts [N, 85] (int8).
 
     Rules (identical on exact 0/1 matrices):
     - ``"argmax"``: an element is present when its largest slot probability is >= 0.5;
-      its count is that slot's index + 1 (MatGAN's rule).
+      its count is that slot's index + 1 (MatGAN's rule). For slots read as sigmoid(s_k),
+      this is the most likely class of a categorical over {absent, 1..8} with logits
+      (0, s_1..s_8).
+    - ``"sample"``: draw from that categorical (Gumbel-max with ``rng``), the distribution a
+      generator trained with straight-through Gumbel-softmax actually models.
     - ``"expected"``: count = round(sum_k k * p_k), present when that sum is >= 0.5; suits
       a generator whose slots stay soft.
     """
@@ -275,11 +280,22 @@ def decode_counts(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE) 
         best = x.max(axis=2)
         k = x.argmax(axis=2).astype(np.int8) + 1
         return np.where(best >= 0.5, k, np.int8(0)).astype(np.int8)
+    if rule == "sample":
+        if rng is None:
+            raise CompositionError("decoding rule 'sample' needs a numpy Generator (rng)")
+        p = np.clip(x.astype(np.float64), 1e-30, 1.0)
+        with np.errstate(divide="ignore"):
+            logits = np.log(p) - np.log1p(-p)  # p == 1 -> +inf: that slot wins
+        logits = logits + rng.gumbel(size=logits.shape)
+        absent = rng.gumbel(size=logits.shape[:2])
+        best = logits.max(axis=2)
+        k = logits.argmax(axis=2).astype(np.int8) + 1
+        return np.where(best > absent, k, np.int8(0)).astype(np.int8)
     if rule == "expected":
         slots = np.arange(1, MAX_COUNT + 1, dtype=np.float32)
         e = x.astype(np.float32, copy=False) @ slots
         return np.where(e >= 0.5, np.clip(np.rint(e), 1, MAX_COUNT), 0).astype(np.int8)
-    raise CompositionError(f"unknown decoding rule {rule!r}; use 'argmax' or 'expected'")
+    raise CompositionError(f"unknown decoding rule {rule!r}; use 'argmax', 'sample' or 'expected'")
 
 
 _PERM = np.array(FORMULA_ORDER, dtype=np.int64)
@@ -353,6 +369,7 @@ def reduced_formulas(counts: np.ndarray) -> list[str]:
     return counts_to_formulas(reduce_counts(counts))
 
 
-def decode(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE) -> list[str]:
+def decode(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE,
+           rng: np.random.Generator | None = None) -> list[str]:
     """Matrices [N, 85, 8] of 0/1 or probabilities -> formula strings ('' when empty)."""
-    return counts_to_formulas(decode_counts(matrices, rule))
+    return counts_to_formulas(decode_counts(matrices, rule, rng))

@@ -1,0 +1,1 @@
+"""Filters over batches of count vectors: chemistry (SMACT), novelty, element rules, custom."""

@@ -1,0 +1,45 @@
+"""Generator quality: validity, diversity, novelty, element counts and recovery of held-out
+real compositions, for a batch of decoded count vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from discovery.encoding import composition_keys
+from discovery.filters.smact_reference import smact_verdicts
+from discovery.known import KnownMaterials
+
+
+class GeneratorQuality:
+    """Scores count-vector batches against the known index and a held-out split's keys."""
+
+    def __init__(self, known: KnownMaterials, holdout_keys: np.ndarray, smact_limit: int = 10_000):
+        self.known = known
+        self.holdout_keys = np.unique(holdout_keys)
+        self.smact_limit = smact_limit
+
+    def __call__(self, counts: np.ndarray) -> dict:
+        n = len(counts)
+        n_el = (counts > 0).sum(axis=1)
+        ok = n_el >= 2  # a composition of at least two elements
+        keys = composition_keys(counts[ok])
+        uniq = np.unique(keys)
+        novel = ~self.known.contains_keys(uniq)
+        recovered = np.isin(uniq, self.holdout_keys)
+        row = {
+            "samples": n,
+            "decodable_pct": 100 * ok.mean(),
+            "unique_pct": 100 * len(uniq) / n,
+            "novel_of_unique_pct": 100 * novel.mean() if len(uniq) else 0.0,
+            "holdout_recovered": int(recovered.sum()),
+            "holdout_recovered_pct": 100 * recovered.sum() / max(len(self.holdout_keys), 1),
+        }
+        for k in (1, 2, 3, 4):
+            row[f"elements_{k}_pct"] = 100 * (n_el == k).mean()
+        row["elements_5plus_pct"] = 100 * (n_el >= 5).mean()
+        sub = counts[ok][: self.smact_limit]
+        if len(sub):
+            cn, en = smact_verdicts(sub)
+            row["charge_neutral_pct"] = 100 * cn.mean()
+            row["en_balanced_pct"] = 100 * en.mean()
+        return row
