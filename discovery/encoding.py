@@ -277,9 +277,16 @@ def decode_counts(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE,
     if x.ndim != 3 or x.shape[1:] != (N_ELEMENTS, MAX_COUNT):
         raise CompositionError(f"matrices must have shape [N, {N_ELEMENTS}, {MAX_COUNT}], got {x.shape}")
     if rule == "argmax":
-        best = x.max(axis=2)
-        k = x.argmax(axis=2).astype(np.int8) + 1
-        return np.where(best >= 0.5, k, np.int8(0)).astype(np.int8)
+        # Only slots >= 0.5 matter and they are few: work on those, not on all N*85*8.
+        n, e, k = np.nonzero(x >= 0.5)
+        counts = np.zeros(x.shape[:2], dtype=np.int8)
+        if len(n):
+            cell = n * N_ELEMENTS + e
+            order = np.lexsort((-x[n, e, k], cell))  # per cell, the largest slot first
+            first = np.r_[True, cell[order][1:] != cell[order][:-1]]
+            pick = order[first]
+            counts[n[pick], e[pick]] = k[pick] + 1
+        return counts
     if rule == "sample":
         if rng is None:
             raise CompositionError("decoding rule 'sample' needs a numpy Generator (rng)")
@@ -359,9 +366,20 @@ def composition_keys(counts: np.ndarray) -> np.ndarray:
 
     Fe2O3 and Fe4O6 get the same key; an empty row gets key 0.
     """
-    red = reduce_counts(counts).astype(np.uint64)
+    c = np.asarray(counts)
+    if not np.issubdtype(c.dtype, np.integer):
+        c = reduce_counts(c)  # validates integrality
+    rows, cols = np.nonzero(c)
+    keys = np.zeros(len(c), dtype=np.uint64)
+    if len(rows) == 0:
+        return keys
+    vals = c[rows, cols].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    g = np.gcd.reduceat(vals, starts)
+    reduced = (vals // np.repeat(g, np.diff(np.r_[starts, len(rows)]))).astype(np.uint64)
     with np.errstate(over="ignore"):
-        return red @ _HASH_MULT
+        keys[rows[starts]] = np.add.reduceat(reduced * _HASH_MULT[cols], starts)
+    return keys
 
 
 def reduced_formulas(counts: np.ndarray) -> list[str]:
