@@ -6,5 +6,13 @@ property ensembles rank what is left.
 
 from discovery.elements import ELEMENTS
 
-__all__ = ["ELEMENTS"]
+
+def sample(n: int, seed: int = 0) -> list[str]:
+    """n decoded formulas from the shipped generator (not deduplicated); same seed, same list."""
+    from discovery.gan.sampler import sample as _sample
+
+    return _sample(n, seed)
+
+
+__all__ = ["ELEMENTS", "sample"]
 __version__ = "0.1.0"

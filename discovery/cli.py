@@ -15,6 +15,8 @@ app = typer.Typer(help="Screen inorganic composition space for new materials.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Fetch and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 console = Console(stderr=True)
 
@@ -79,6 +81,30 @@ def data_info() -> None:
         out.print(f"  {name}: {n:,}")
     if known.skipped:
         out.print(f"  skipped rows: {known.skipped}")
+
+
+@train_app.command("gan")
+@friendly_errors
+def train_gan_cmd(
+    run_dir: Annotated[Path, typer.Option(help="Checkpoints and log.csv go here.")] = Path("runs/gan"),
+    iterations: Annotated[int, typer.Option(min=1)] = 10_000,
+    generator: Annotated[str, typer.Option(help="'paper' (Table 3) or 'slim'.")] = "paper",
+    loss: Annotated[str, typer.Option(help="'gp' (WGAN-GP, Adam 1e-4) or 'clip'.")] = "gp",
+    n_critic: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=2)] = 256,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/last.")] = False,
+    paper_setting: Annotated[bool, typer.Option(help="Weight clipping + RMSProp lr 1e-2.")] = False,
+    threads: Annotated[int, typer.Option(help="TensorFlow threads (0: all).")] = 0,
+) -> None:
+    """Train the composition WGAN on the GAN training set, with checkpoints and resume."""
+    from discovery.gan.recipe import train_gan
+
+    overrides = {"iterations": iterations, "generator": generator, "loss": loss,
+                 "n_critic": n_critic, "batch_size": batch_size, "seed": seed}
+    state = train_gan(run_dir, overrides, resume, paper_setting, threads)
+    Console().print(f"stopped at step {state.step} after {state.wall_seconds:.0f} s; "
+                    f"checkpoint in {run_dir / 'last'}, log in {run_dir / 'log.csv'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

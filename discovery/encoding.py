@@ -293,8 +293,10 @@ def decode_counts(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE,
         p = np.clip(x.astype(np.float64), 1e-30, 1.0)
         with np.errstate(divide="ignore"):
             logits = np.log(p) - np.log1p(-p)  # p == 1 -> +inf: that slot wins
-        logits = logits + rng.gumbel(size=logits.shape)
-        absent = rng.gumbel(size=logits.shape[:2])
+        # One draw per row of 9 classes, so a seeded stream is the same in any batch size.
+        noise = rng.gumbel(size=(*logits.shape[:2], MAX_COUNT + 1))
+        logits = logits + noise[..., 1:]
+        absent = noise[..., 0]
         best = logits.max(axis=2)
         k = logits.argmax(axis=2).astype(np.int8) + 1
         return np.where(best > absent, k, np.int8(0)).astype(np.int8)

@@ -26,3 +26,5 @@ def crabnet_cache():
             pytest.fail("crabnet tables not fetched: .ci/run must run `discover data fetch`")
         pytest.skip("crabnet tables not fetched (run `discover data fetch`)")
     return cache_dir()
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -14,7 +14,8 @@ import numpy as np
 from discovery.encoding import composition_keys, reduced_formulas
 
 
-def smact_verdicts(counts: np.ndarray, oxidation_states_set: str = "smact14") -> tuple[np.ndarray, np.ndarray]:
+def smact_verdicts(counts: np.ndarray,
+                   oxidation_states_set: str = "smact14") -> tuple[np.ndarray, np.ndarray]:
     """(charge_neutral, electronegativity_balanced) masks for integer count vectors [N, 85].
 
     EN-balanced implies charge-neutral (SMACT's Pauling test runs on neutral assignments).

@@ -53,6 +53,17 @@ class GanConfig:
     eval_samples: int = 10_000
     checkpoint_minutes: float = 5.0
 
+    def __post_init__(self):
+        from discovery.data import DataError
+
+        choices = {"generator": ("paper", "slim"), "output": ("gumbel", "sigmoid"), "loss": ("gp", "clip")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise DataError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
+        for name in ("batch_size", "n_critic", "iterations", "eval_every", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise DataError(f"{name} must be >= 1, got {getattr(self, name)}")
+
     @classmethod
     def paper_setting(cls, **kw) -> GanConfig:
         """The paper's stated setting: weight clipping, RMSProp, lr 1e-2 for both nets."""
@@ -136,7 +147,7 @@ class GanTrainer:
                     norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2]) + 1e-12)
                     loss += cfg.gp_weight * tf.reduce_mean(tf.square(norm - 1.0))
             grads = tape.gradient(loss, self.critic.trainable_variables)
-            self.c_opt.apply_gradients(zip(grads, self.critic.trainable_variables))
+            self.c_opt.apply_gradients(zip(grads, self.critic.trainable_variables, strict=True))
             if cfg.loss == "clip":
                 for v in self.critic.trainable_variables:
                     v.assign(tf.clip_by_value(v, -cfg.clip, cfg.clip))
@@ -146,7 +157,7 @@ class GanTrainer:
             fake = self._fake(z, seeds[cfg.n_critic, 1], training=True)
             g_loss = -tf.reduce_mean(self.critic(fake, training=True))
         grads = tape.gradient(g_loss, self.generator.trainable_variables)
-        self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.g_opt.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
         return tf.reduce_mean(tf.stack(c_losses)), g_loss
 
     def _step_inputs(self, step: int):
