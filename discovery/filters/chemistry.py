@@ -116,7 +116,8 @@ def _screen_chunk(cols, vals, sizes, n_pairs, table: OxidationTable):
     # contrib[j, p, s]: charge of slot p of composition j in its s-th oxidation state.
     contrib = (table.states[elem].astype(np.int32) * cnt[:, :, None].astype(np.int32)).ravel()
     owner = np.repeat(np.arange(g, dtype=np.int32), n_pairs)
-    rest = np.arange(total, dtype=np.int32) - np.repeat((np.cumsum(n_pairs) - n_pairs).astype(np.int32), n_pairs)
+    first_pair = (np.cumsum(n_pairs) - n_pairs).astype(np.int32)
+    rest = np.arange(total, dtype=np.int32) - np.repeat(first_pair, n_pairs)
     charge = np.zeros(total, dtype=np.int32)
     base = owner * np.int32(m_max * width)
     digits = []
