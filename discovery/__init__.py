@@ -14,5 +14,12 @@ def sample(n: int, seed: int = 0) -> list[str]:
     return _sample(n, seed)
 
 
-__all__ = ["ELEMENTS", "sample"]
+def predict(formulas, properties=("bandgap", "formation_energy", "tc")):
+    """Predicted properties (ensemble means) and ``<property>_std`` as a DataFrame."""
+    from discovery.properties import predict as _predict
+
+    return _predict(formulas, properties)
+
+
+__all__ = ["ELEMENTS", "predict", "sample"]
 __version__ = "0.1.0"

@@ -26,11 +26,11 @@ def friendly_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from discovery.errors import USER_ERRORS
+        from discovery.errors import user_errors
 
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except user_errors() as exc:
             console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 

@@ -1,8 +1,23 @@
-"""The package's user-facing error types, gathered for the CLI's one-line reporting."""
+"""User-facing error types, and the set the CLI reports as one line instead of a traceback."""
 
 from __future__ import annotations
 
-from discovery.data import DataError
-from discovery.encoding import CompositionError
 
-USER_ERRORS: tuple[type[Exception], ...] = (DataError, CompositionError)
+class ConfigError(ValueError):
+    """A bad option or argument value; the message names it and the accepted values."""
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Every error type whose message is meant for the user as it stands."""
+    from discovery.data import DataError
+    from discovery.encoding import CompositionError
+    from discovery.filters.chemistry import OxidationStateError
+
+    errors: list[type[Exception]] = [ConfigError, DataError, CompositionError, OxidationStateError]
+    try:
+        from discovery.targets import TargetError
+
+        errors.append(TargetError)
+    except ImportError:  # pragma: no cover - while targets is being written
+        pass
+    return tuple(errors)

@@ -54,15 +54,15 @@ class GanConfig:
     checkpoint_minutes: float = 5.0
 
     def __post_init__(self):
-        from discovery.data import DataError
+        from discovery.errors import ConfigError
 
         choices = {"generator": ("paper", "slim"), "output": ("gumbel", "sigmoid"), "loss": ("gp", "clip")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise DataError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
         for name in ("batch_size", "n_critic", "iterations", "eval_every", "eval_samples"):
             if getattr(self, name) < 1:
-                raise DataError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @classmethod
     def paper_setting(cls, **kw) -> GanConfig:

@@ -1,0 +1,139 @@
+"""Property regressors: the paper's MLP (256-128-64-32-1) and seeded ensembles of it.
+
+Input standardisation and target scaling live inside the saved Keras model, so a loaded
+model maps raw features to target units with nothing else to restore. Early stopping watches
+a validation split; the test split is never seen here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from discovery.errors import ConfigError
+
+HIDDEN = (256, 128, 64, 32)
+
+
+def build_mlp(n_features: int, x_mean: np.ndarray, x_var: np.ndarray, y_mean: float, y_std: float,
+              hidden: tuple[int, ...] = HIDDEN, dropout: float = 0.0) -> keras.Model:
+    """Raw features -> standardise -> Dense ReLU stack -> 1 -> rescale to target units."""
+    x = keras.Input((n_features,), name="features")
+    h = layers.Normalization(mean=x_mean, variance=np.maximum(x_var, 1e-12), name="standardise")(x)
+    for units in hidden:
+        h = layers.Dense(units, activation="relu")(h)
+        if dropout:
+            h = layers.Dropout(dropout)(h)
+    h = layers.Dense(1)(h)
+    y = layers.Rescaling(scale=float(y_std), offset=float(y_mean), name="to_target_units")(h)
+    return keras.Model(x, y, name="mlp")
+
+
+@dataclass
+class MLPRegressor:
+    """scikit-learn-style fit/predict around :func:`build_mlp`."""
+
+    hidden: tuple[int, ...] = HIDDEN
+    learning_rate: float = 1e-3
+    batch_size: int = 256
+    max_epochs: int = 300
+    patience: int = 20
+    dropout: float = 0.0
+    loss: str = "mae"
+    seed: int = 0
+    verbose: int = 0
+    history_: dict = field(default_factory=dict, repr=False)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> MLPRegressor:
+        """Train with early stopping on (x_val, y_val); keeps the best validation weights."""
+        x, y = _check_xy(x, y)
+        x_val, y_val = _check_xy(x_val, y_val)
+        keras.utils.set_random_seed(self.seed)
+        self.model_ = build_mlp(x.shape[1], x.mean(0), x.var(0), float(y.mean()),
+                                float(y.std() or 1.0), tuple(self.hidden), self.dropout)
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
+        stop = keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True)
+        t0 = time.perf_counter()
+        hist = self.model_.fit(x, y, validation_data=(x_val, y_val), epochs=self.max_epochs,
+                               batch_size=self.batch_size, callbacks=[stop], verbose=self.verbose,
+                               shuffle=True)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        return self
+
+    def predict(self, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        return predict_model(self.model_, x, batch_size)
+
+
+def predict_model(model: keras.Model, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+    """Batched inference without Keras' predict overhead."""
+    out = [np.asarray(model(x[i : i + batch_size], training=False)).reshape(-1)
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def _check_xy(x, y):
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32).ravel()
+    if x.ndim != 2 or len(x) != len(y):
+        raise ConfigError(f"features must be [N, F] with one target per row; got {x.shape} and {y.shape}")
+    if len(x) == 0:
+        raise ConfigError("no training rows")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ConfigError("features or targets contain NaN or infinity")
+    return x, y
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R² (equations 7-9)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    err = np.asarray(y_pred, dtype=np.float64) - y_true
+    ss_tot = float(((y_true - y_true.mean()) ** 2).sum())
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())),
+            "r2": float(1 - (err**2).sum() / ss_tot) if ss_tot > 0 else float("nan")}
+
+
+class Ensemble:
+    """K MLPs with seeds seed..seed+K-1; predicts the mean and the standard deviation."""
+
+    def __init__(self, members: list[keras.Model]):
+        if not members:
+            raise ConfigError("an ensemble needs at least one member")
+        self.members = members
+
+    @classmethod
+    def fit(cls, x, y, x_val, y_val, k: int = 5, seed: int = 0, **mlp_kwargs) -> Ensemble:
+        regs = [MLPRegressor(seed=seed + i, **mlp_kwargs).fit(x, y, x_val, y_val) for i in range(k)]
+        ens = cls([r.model_ for r in regs])
+        ens.fit_info = {"best_epochs": [r.best_epoch_ for r in regs],
+                        "fit_seconds": sum(r.fit_seconds_ for r in regs)}
+        return ens
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x, dtype=np.float32)
+        preds = np.stack([predict_model(m, x) for m in self.members])
+        return preds.mean(0), preds.std(0)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for i, m in enumerate(self.members):
+            m.save(directory / f"member_{i}.keras")
+
+    @classmethod
+    def load(cls, directory: Path, k: int) -> Ensemble:
+        from discovery.gan.io import load_keras_model
+
+        return cls([load_keras_model(directory / f"member_{i}.keras") for i in range(k)])
+
+
+def write_card(directory: Path, card: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "card.json").write_text(json.dumps(card, indent=2, default=float))
