@@ -83,6 +83,59 @@ def data_info() -> None:
         out.print(f"  skipped rows: {known.skipped}")
 
 
+@app.command("run")
+@friendly_errors
+def run_cmd(
+    n: Annotated[int, typer.Option("--n", help="Compositions to sample.")] = 100_000,
+    target: Annotated[str, typer.Option(help="e.g. 'bandgap>1.5', '1<bandgap<3 and formation_energy<0'.")]
+    = "bandgap>1.5",
+    seed: int = 0,
+    sort: Annotated[str | None, typer.Option(help="PROP, PROP:asc, PROP:desc (default: first target).")]
+    = None,
+    out: Annotated[Path | None, typer.Option(help="CSV path (default: candidates/<target>_n<N>_seed<S>.csv)")]
+    = None,
+    batch_size: Annotated[int, typer.Option(help="Generator batch (memory per chunk).")] = 8192,
+    include: Annotated[str, typer.Option(help="Elements every candidate must contain, e.g. Li,O.")] = "",
+    exclude: Annotated[str, typer.Option(help="Elements no candidate may contain, e.g. Pb,Cd,Hg.")] = "",
+    max_elements: Annotated[int | None, typer.Option(help="At most this many elements.")] = None,
+    oxidation_states: Annotated[str, typer.Option(help="SMACT set: smact14, icsd16, icsd24, pymatgen_sp.")]
+    = "smact14",
+    filter: Annotated[list[str] | None, typer.Option("--filter", help="package.module:function, repeatable.")]
+    = None,
+    kappa: Annotated[float, typer.Option(help="Score = mean -/+ kappa * std of the sort property.")] = 1.0,
+    plot: Annotated[bool, typer.Option(help="Write a PNG beside the CSV.")] = True,
+    top: Annotated[int, typer.Option(help="Candidates shown in the console.")] = 20,
+) -> None:
+    """Sample compositions, keep plausible new ones, predict properties, rank those meeting TARGET."""
+    from discovery.errors import ConfigError
+    from discovery.pipeline import Pipeline, load_filter
+    from discovery.report import console_tables, default_report_path, plot_run, write_csv, write_summary
+    from discovery.targets import parse_sort, parse_target
+
+    if n <= 0:
+        raise ConfigError(f"--n must be a positive number of samples, got {n}")
+    parse_target(target)  # fail fast, before loading models
+    if sort:
+        parse_sort(sort)
+    filters = [load_filter(spec) for spec in (filter or [])]
+    pipe = Pipeline.default(seed=seed)
+    result = pipe.run(n, target, filters=filters, sort=sort, include=include.split(","),
+                      exclude=exclude.split(","), max_elements=max_elements,
+                      oxidation_states=oxidation_states, batch_size=batch_size, kappa=kappa, progress=True)
+    path = out or default_report_path(result.settings)
+    write_csv(result.candidates, result.sort[0], path)
+    models = {"generator": pipe.sampler.card.get("version", "unknown"),
+              **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
+    write_summary(result, path.with_suffix(".summary.json"), models)
+    if plot:
+        plot_run(result, path.with_suffix(".png"))
+    out_console = Console()
+    for table in console_tables(result, top):
+        out_console.print(table)
+    out_console.print(f"wrote {path}" + (f" and {path.with_suffix('.png')}" if plot else "")
+                      + f" and {path.with_suffix('.summary.json')}")
+
+
 @train_app.command("gan")
 @friendly_errors
 def train_gan_cmd(

@@ -12,8 +12,10 @@ def user_errors() -> tuple[type[Exception], ...]:
     from discovery.data import DataError
     from discovery.encoding import CompositionError
     from discovery.filters.chemistry import OxidationStateError
+    from discovery.pipeline import FilterError
 
-    errors: list[type[Exception]] = [ConfigError, DataError, CompositionError, OxidationStateError]
+    errors: list[type[Exception]] = [ConfigError, DataError, CompositionError, OxidationStateError,
+                                     FilterError]
     try:
         from discovery.targets import TargetError
 

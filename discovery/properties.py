@@ -18,9 +18,10 @@ from discovery.errors import ConfigError
 from discovery.featurizers import CompositionFeaturizer, GanEmbedding, as_amounts, make_featurizer
 from discovery.gan.io import ModelFileError
 from discovery.regressors import Ensemble, write_card
+from discovery.targets import PROPERTIES
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-PROPERTY_UNITS: dict[str, str] = {"bandgap": "eV", "formation_energy": "eV/atom", "tc": "K"}
+PROPERTY_UNITS = PROPERTIES  # name -> unit, one source of truth with the target language
 
 
 class PropertyModel:

@@ -1,0 +1,134 @@
+"""Run reports: the ranked CSV (atomic write), the summary JSON, the PNG and console tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from discovery.targets import PROPERTIES
+
+FLOAT_FORMAT = "%.4f"
+
+
+def default_report_path(settings: dict, directory: Path = Path("candidates")) -> Path:
+    """A deterministic name from the arguments: the same run writes the same file."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "_", settings["target"]).strip("_")
+    return directory / f"{slug}_n{settings['n']}_seed{settings['seed']}.csv"
+
+
+def csv_frame(candidates: pd.DataFrame, sort_prop: str) -> pd.DataFrame:
+    """Candidates with units in the column names, in report order."""
+    cols = {"rank": "rank", "formula": "formula", "n_elements": "n_elements"}
+    for p, unit in PROPERTIES.items():
+        if p in candidates:
+            cols[p] = f"{p} [{unit}]"
+            cols[f"{p}_std"] = f"{p}_std [{unit}]"
+    cols["score"] = f"score [{PROPERTIES[sort_prop]}]"
+    return candidates[list(cols)].rename(columns=cols)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(candidates: pd.DataFrame, sort_prop: str, path: Path) -> None:
+    frame = csv_frame(candidates, sort_prop)
+    _atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format=FLOAT_FORMAT,
+                                               lineterminator="\n"))
+
+
+def write_summary(result, path: Path, models: dict, extra: dict | None = None) -> None:
+    """Arguments, seed, model versions, funnel and time per stage, as JSON."""
+    summary = {
+        "settings": result.settings,
+        "funnel": result.funnel,
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        "candidates": len(result.candidates),
+        "models": models,
+        **(extra or {}),
+    }
+    _atomic_write(path, lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+
+
+def plot_run(result, path: Path) -> None:
+    """Funnel bars, and the sort property against predicted formation energy with error bars
+    and the Pareto front (best target, most stable) marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    names, values = list(result.funnel), list(result.funnel.values())
+    ax1.barh(names[::-1], values[::-1], color="tab:blue")
+    ax1.set_xscale("symlog")
+    ax1.set_xlabel("compositions")
+    ax1.set_title("funnel")
+    for i, v in enumerate(values[::-1]):
+        ax1.text(v, i, f" {v:,}", va="center", fontsize=8)
+    prop, descending = result.sort
+    df = result.candidates
+    if len(df) and "formation_energy" in df and prop != "formation_energy":
+        x, y = df["formation_energy"].to_numpy(), df[prop].to_numpy()
+        ax2.errorbar(x, y, xerr=df["formation_energy_std"], yerr=df[f"{prop}_std"], fmt="o", ms=3,
+                     alpha=0.4, elinewidth=0.5, color="tab:gray", label="candidates")
+        front = pareto_front(x, y if descending else -y)
+        ax2.plot(x[front], y[front], "o-", color="tab:red", label="Pareto front")
+        for i in np.flatnonzero(front)[:15]:
+            ax2.annotate(df["formula"].iloc[i], (x[i], y[i]), fontsize=7)
+        ax2.legend()
+    ax2.set_xlabel(f"predicted formation energy [{PROPERTIES['formation_energy']}]")
+    ax2.set_ylabel(f"predicted {prop} [{PROPERTIES[prop]}]")
+    ax2.set_title(f"{len(df):,} candidates meeting {result.target.describe()}")
+    fig.tight_layout()
+    _atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def pareto_front(energy: np.ndarray, goodness: np.ndarray) -> np.ndarray:
+    """Mask of points no other point beats on both low energy and high goodness."""
+    order = np.lexsort((-goodness, energy))
+    best = -np.inf
+    front = np.zeros(len(energy), dtype=bool)
+    for i in order:
+        if goodness[i] > best:
+            front[i] = True
+            best = goodness[i]
+    return front
+
+
+def console_tables(result, top: int = 20):
+    """Rich tables: the funnel with stage times, and the top candidates."""
+    from rich.table import Table
+
+    funnel = Table(title="funnel")
+    funnel.add_column("stage")
+    funnel.add_column("kept", justify="right")
+    funnel.add_column("% of previous", justify="right")
+    prev = None
+    for k, v in result.funnel.items():
+        funnel.add_row(k, f"{v:,}", "" if not prev else f"{100 * v / prev:.1f}")
+        prev = v
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    funnel.caption = f"time: {times}"
+    cands = Table(title=f"top {min(top, len(result.candidates))} of {len(result.candidates):,} candidates")
+    frame = csv_frame(result.candidates.head(top), result.sort[0])
+    for c in frame.columns:
+        cands.add_column(c, justify="left" if c == "formula" else "right")
+    for row in frame.itertuples(index=False):
+        cands.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
+    return funnel, cands
