@@ -227,7 +227,7 @@ def rank_candidates(df: pd.DataFrame, sort_key: tuple[str, bool], kappa: float =
     """
     prop, descending = sort_key
     df = df.copy()
-    sign = -1.0 if descending else 1.0
+    sign = 1.0 if descending else -1.0
     df["score"] = df[prop] - sign * kappa * df[f"{prop}_std"]
     df = df.sort_values(["score", "formula"], ascending=[not descending, True], kind="mergesort")
     df.insert(0, "rank", np.arange(1, len(df) + 1))

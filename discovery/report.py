@@ -126,9 +126,11 @@ def console_tables(result, top: int = 20):
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     funnel.caption = f"time: {times}"
     cands = Table(title=f"top {min(top, len(result.candidates))} of {len(result.candidates):,} candidates")
-    frame = csv_frame(result.candidates.head(top), result.sort[0])
-    for c in frame.columns:
+    head = result.candidates.head(top)
+    props = [p for p in PROPERTIES if p in head]
+    for c in ["rank", "formula", "elements", *[f"{p} [{PROPERTIES[p]}]" for p in props], "score"]:
         cands.add_column(c, justify="left" if c == "formula" else "right")
-    for row in frame.itertuples(index=False):
-        cands.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
+    for _, row in head.iterrows():
+        cands.add_row(str(row["rank"]), row["formula"], str(row["n_elements"]),
+                      *[f"{row[p]:.2f} ± {row[p + '_std']:.2f}" for p in props], f"{row['score']:.3f}")
     return funnel, cands

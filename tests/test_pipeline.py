@@ -1,0 +1,124 @@
+"""End to end on the shipped models: small runs, determinism, funnel, reports, bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from discovery.cli import app
+from discovery.encoding import composition_keys, parse_formulas
+from discovery.errors import ConfigError
+from discovery.pipeline import FUNNEL, FilterError, Pipeline, composition_filter, rank_candidates
+from discovery.targets import TargetError
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def pipe(crabnet_cache):
+    return Pipeline.default(seed=0)
+
+
+@pytest.fixture(scope="module")
+def result(pipe):
+    return pipe.run(3000, "bandgap>1", batch_size=1024)
+
+
+def test_funnel_is_monotone_and_candidates_meet_target(result, pipe):
+    counts = [result.funnel[k] for k in FUNNEL]
+    assert counts[0] == 3000 and all(a >= b for a, b in zip(counts, counts[1:], strict=False))
+    c = result.candidates
+    assert len(c) == result.funnel["meets_target"] > 0
+    assert (c["bandgap"] > 1).all()
+    assert c["rank"].tolist() == list(range(1, len(c) + 1))
+    assert np.all(np.diff(c["score"].to_numpy()) <= 0)  # descending score
+    np.testing.assert_allclose(c["score"], c["bandgap"] - c["bandgap_std"])
+    keys = composition_keys(parse_formulas(c["formula"].tolist()).amounts.astype(np.int64))
+    assert len(np.unique(keys)) == len(c)  # deduplicated by reduced composition
+    assert not pipe.known.contains_keys(keys).any()  # all novel
+
+
+def test_element_rules_and_custom_filters(pipe):
+    def no_oxygen(chunk: pd.DataFrame):
+        return ~chunk["formula"].str.contains("O(?![a-z])", regex=True).to_numpy()
+
+    @composition_filter
+    def light(comp):
+        return comp.weight < 400
+
+    r = pipe.run(3000, "bandgap>0.5", include=["F"], exclude=["Pb"], max_elements=4,
+                 filters=[no_oxygen, light], batch_size=1024)
+    assert r.funnel["element_rules"] >= r.funnel["custom_filters"]
+    for f in r.candidates["formula"]:
+        comp = parse_formulas([f]).amounts[0]
+        from discovery.elements import INDEX
+
+        assert comp[INDEX["F"]] > 0 and comp[INDEX["Pb"]] == 0 and comp[INDEX["O"]] == 0
+        assert (comp > 0).sum() <= 4
+
+
+def test_filter_that_raises_or_returns_garbage(pipe):
+    def boom(chunk):
+        raise RuntimeError("kaput")
+
+    with pytest.raises(FilterError, match="boom raised RuntimeError: kaput"):
+        pipe.run(500, "bandgap>1", filters=[boom], batch_size=500)
+    with pytest.raises(FilterError, match="boolean mask"):
+        pipe.run(500, "bandgap>1", filters=[lambda chunk: [1, 2]], batch_size=500)
+
+
+def test_bad_arguments(pipe):
+    with pytest.raises(ConfigError, match="positive"):
+        pipe.run(0, "bandgap>1")
+    with pytest.raises(TargetError, match="unknown property 'gap'"):
+        pipe.run(10, "gap>1")
+    with pytest.raises(ConfigError, match="'Qq'"):
+        pipe.run(10, "bandgap>1", include=["Qq"])
+
+
+def test_rank_candidates_ascending_uses_upper_bound():
+    df = pd.DataFrame({"formula": ["A", "B", "C"], "n_elements": [2, 2, 2],
+                       "formation_energy": [-1.0, -1.2, -1.0], "formation_energy_std": [0.1, 0.5, 0.0]})
+    r = rank_candidates(df, ("formation_energy", False))
+    assert r["formula"].tolist() == ["C", "A", "B"]  # -1.0, -0.9, -0.7 after the penalty
+
+
+def test_cli_run_is_deterministic_and_writes_reports(tmp_path, crabnet_cache):
+    args = ["run", "--n", "2000", "--target", "formation_energy<-0.5", "--batch-size", "700"]
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    r1 = runner.invoke(app, [*args, "--out", str(a)])
+    assert r1.exit_code == 0, r1.output
+    r2 = runner.invoke(app, [*args, "--out", str(b), "--no-plot"])
+    assert r2.exit_code == 0, r2.output
+    assert a.read_bytes() == b.read_bytes()
+    df = pd.read_csv(a)
+    assert list(df.columns) == ["rank", "formula", "n_elements", "bandgap [eV]", "bandgap_std [eV]",
+                                "formation_energy [eV/atom]", "formation_energy_std [eV/atom]",
+                                "tc [K]", "tc_std [K]", "score [eV/atom]"]
+    assert (df["formation_energy [eV/atom]"] < -0.5).all() and df["score [eV/atom]"].is_monotonic_increasing
+    assert a.with_suffix(".png").stat().st_size > 10_000 and not b.with_suffix(".png").exists()
+    import json
+
+    summary = json.loads(a.with_suffix(".summary.json").read_text())
+    assert summary["funnel"]["sampled"] == 2000 and summary["candidates"] == len(df)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--n", "0"], "--n must be a positive"),
+    (["--n", "-5"], "--n must be a positive"),
+    (["--target", "bandgapp>1"], "unknown property 'bandgapp'"),
+    (["--filter", "no_such_module_xyz:f"], "cannot import filter module 'no_such_module_xyz'"),
+    (["--oxidation-states", "nope"], "unknown oxidation-state set 'nope'"),
+])
+def test_cli_bad_input_one_line(args, fragment, crabnet_cache):
+    r = runner.invoke(app, ["run", "--n", "100", *args] if "--n" not in args else ["run", *args])
+    assert r.exit_code == 2
+    assert fragment in r.output and "Traceback" not in r.output
+
+
+def test_missing_model_file(monkeypatch, tmp_path):
+    import discovery.gan.sampler as sampler
+
+    monkeypatch.setattr(sampler, "SHIPPED_GAN_DIR", tmp_path)
+    r = runner.invoke(app, ["run", "--n", "10"])
+    assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
