@@ -21,6 +21,8 @@ def test_screen_matches_smact(gan_counts, oxidation_states):
     cn, en = smact_screen(counts, oxidation_states, max_pairs=50_000)  # many chunks
     rcn, ren = smact_verdicts(counts, oxidation_states)
     assert np.array_equal(cn, rcn) and np.array_equal(en, ren)
+    dcn, den = smact_screen(counts[:1500], oxidation_states, dp_above=0)  # all by the DP path
+    assert np.array_equal(dcn, rcn[:1500]) and np.array_equal(den, ren[:1500])
     assert 0.2 < cn.mean() < 0.8 and en.sum() < cn.sum()  # both verdicts occur
 
 
@@ -37,3 +39,26 @@ def test_screen_edge_cases():
 def test_unknown_oxidation_set():
     with pytest.raises(OxidationStateError, match="'nope'"):
         smact_screen(np.zeros((1, 85), dtype=np.int64), "nope")
+
+
+def test_many_element_composition_stays_bounded():
+    from discovery.elements import INDEX
+
+    c = np.zeros((2, 85), dtype=np.int64)
+    els = ["Li", "Na", "K", "Mn", "Fe", "Co", "Ni", "Cu", "Mo", "W", "Re", "Os", "O"]
+    c[0, [INDEX[e] for e in els]] = 1
+    c[1, [INDEX[e] for e in els[:-1]]] = 1
+    cn, en = smact_screen(c)  # ~10^8 assignments each: decided without enumerating them
+    # Neutral assignments exist (Mn, Mo, W, Re take negative states), but no Pauling-balanced
+    # one: with O the only element allowed to be an anion, twelve cations outweigh O(-2).
+    assert cn.tolist() == [True, True] and en.tolist() == [False, False]
+
+
+def test_dp_path_equals_enumeration_on_large_compositions():
+    rng = np.random.default_rng(5)
+    c = np.zeros((60, 85), dtype=np.int64)
+    for row in c:
+        row[rng.choice(85, 8, replace=False)] = rng.integers(1, 5, 8)
+    fast = smact_screen(c, dp_above=10**9)  # force enumeration (~10^5 assignments each)
+    dp = smact_screen(c, dp_above=0)
+    assert np.array_equal(fast[0], dp[0]) and np.array_equal(fast[1], dp[1]) and fast[0].any()

@@ -70,9 +70,13 @@ def oxidation_table(name: str = "smact14") -> OxidationTable:
     return _TABLES[name]
 
 
-def smact_screen(counts: np.ndarray, oxidation_states: str = "smact14",
-                 max_pairs: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """(charge_neutral, electronegativity_balanced) masks for integer count vectors [N, 85]."""
+def smact_screen(counts: np.ndarray, oxidation_states: str = "smact14", max_pairs: int = 4_000_000,
+                 dp_above: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """(charge_neutral, electronegativity_balanced) masks for integer count vectors [N, 85].
+
+    Compositions with more than ``dp_above`` oxidation-state assignments (many elements with
+    many states) are decided by dynamic programming over reachable charge sums instead.
+    """
     table = oxidation_table(oxidation_states)
     c = np.asarray(counts)
     n_el = (c > 0).sum(axis=1)
@@ -86,7 +90,21 @@ def smact_screen(counts: np.ndarray, oxidation_states: str = "smact14",
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     sizes = np.diff(np.r_[starts, len(rows)])
     vals //= np.repeat(np.gcd.reduceat(vals, starts), sizes)
-    n_pairs = np.multiply.reduceat(table.n_states[cols], starts)  # assignments per composition
+    n_pairs = np.multiply.reduceat(table.n_states[cols].astype(np.float64), starts)  # may be huge
+    big = np.flatnonzero(n_pairs > dp_above)
+    for j in big:
+        seg = slice(starts[j], starts[j] + sizes[j])
+        cn[multi[j]], en[multi[j]] = _screen_dp(cols[seg], vals[seg], table)
+    if len(big):
+        small = n_pairs <= dp_above
+        keep_rows = np.repeat(small, sizes)
+        multi, cols, vals, sizes = multi[small], cols[keep_rows], vals[keep_rows], sizes[small]
+        n_pairs = n_pairs[small]
+        if len(multi) == 0:
+            return cn, en
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        rows = np.repeat(np.arange(len(multi)), sizes)
+    n_pairs = n_pairs.astype(np.int64)
     # Chunk compositions so that the flat (composition, assignment) arrays stay bounded.
     cum = np.cumsum(n_pairs)
     row_end = np.r_[starts[1:], len(rows)]
@@ -145,3 +163,34 @@ def _screen_chunk(cols, vals, sizes, n_pairs, table: OxidationTable):
     passes = ~missing & (cat_max < an_min)
     ok_en = np.bincount(o[passes], minlength=g) > 0
     return ok_cn, ok_en
+
+
+def _reachable_zero(options: list[list[int]]) -> bool:
+    """Whether one choice per list sums to zero (a set of reachable partial sums)."""
+    sums = {0}
+    for opts in options:
+        if not opts:
+            return False
+        sums = {a + b for a in sums for b in opts}
+    return 0 in sums
+
+
+def _screen_dp(cols: np.ndarray, vals: np.ndarray, table: OxidationTable) -> tuple[bool, bool]:
+    """Exact verdicts for one composition with many assignments.
+
+    Charge neutrality: zero is a reachable sum of ox * n. Pauling balance: some threshold t
+    splits the elements so that those with EN < t are never anions and the rest never
+    cations, and a neutral assignment respects that split (cation EN < t <= anion EN is
+    exactly "every cation below every anion").
+    """
+    states = [table.states[e, : table.n_states[e]].tolist() for e in cols]
+    cn = _reachable_zero([[ox * int(n) for ox in st] for st, n in zip(states, vals, strict=True)])
+    x = table.pauling[cols]
+    if not cn or np.isnan(x).any():
+        return cn, False
+    for t in [*np.unique(x), np.inf]:
+        options = [[ox * int(n) for ox in st if (ox >= 0 if xe < t else ox <= 0)]
+                   for st, n, xe in zip(states, vals, x, strict=True)]
+        if _reachable_zero(options):
+            return cn, True
+    return cn, False
