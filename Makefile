@@ -15,7 +15,7 @@ data: install
 	$(BIN)/discover data fetch
 
 demo: data
-	$(BIN)/discover data info
+	$(BIN)/discover run --n 100000 --target "bandgap>1.5"
 
 test: data
 	$(BIN)/ruff check .
