@@ -1,0 +1,60 @@
+"""End-to-end benchmark of `discover run` on the shipped models.
+
+    python pipelines/bench_run.py --n 1000000               # seconds per stage, samples/s, peak RSS
+    python pipelines/bench_run.py --compare 100000,1000000  # each n in a fresh process (RSS vs n)
+
+Writes pipelines/reports/bench_run.json (appends one record per run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+
+
+def one(n: int, target: str, batch_size: int) -> dict:
+    from discovery.pipeline import Pipeline
+
+    t0 = time.perf_counter()
+    pipe = Pipeline.default(seed=0)
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = pipe.run(n, target, batch_size=batch_size)
+    wall = time.perf_counter() - t0
+    gen = res.seconds["generate"]
+    return {"n": n, "target": target, "batch_size": batch_size, "load_seconds": round(load, 2),
+            "wall_seconds": round(wall, 2), "seconds": {k: round(v, 2) for k, v in res.seconds.items()},
+            "samples_per_second": round(n / wall),
+            "other_stages_over_generator": round((wall - gen) / gen, 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "funnel": res.funnel, "generator": pipe.sampler.card.get("version")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--compare", default=None, help="comma-separated n values, each in a fresh process")
+    ap.add_argument("--target", default="bandgap>1.5")
+    ap.add_argument("--batch-size", type=int, default=8192)
+    args = ap.parse_args()
+    if args.compare:
+        for n in args.compare.split(","):
+            subprocess.run([sys.executable, __file__, "--n", n, "--target", args.target,
+                            "--batch-size", str(args.batch_size)], check=True)
+        return
+    rec = one(args.n, args.target, args.batch_size)
+    print(json.dumps(rec, indent=2))
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    with open(REPORTS / "bench_run.json", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+if __name__ == "__main__":
+    main()
