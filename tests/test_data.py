@@ -80,3 +80,11 @@ def test_default_known_index(crabnet_cache, shared_dir):
     assert len(km) > 390_000
     assert km.contains(["Fe2O3", "Fe4O6", "Li2O", "Li4O2"]).all()
     assert not km.contains(["Xe7Pu8Ac5"]).any()
+
+
+def test_fetch_offline_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip cannot reach any index: as if offline
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "nowhere"))
+    with pytest.raises(D.DataError, match="could not download crabnet==2.0.8") as info:
+        D.fetch_crabnet(cache=tmp_path / "c")
+    assert "\n" not in str(info.value)
