@@ -40,13 +40,14 @@ DATASET_LABEL = {"bandgap": "MP band gap (eV)", "tc": "SuperCon Tc (K)",
                  "formation_energy": "OQMD formation enthalpy (eV/atom)"}
 
 
-def featurizers(embedding: Path | None, amounts: str) -> dict:
-    return {"gan_embedding": GanEmbedding(embedding, amounts=amounts), "magpie": Magpie(),
-            "onehot": OneHot(amounts=amounts)}
+def featurizers(embedding: Path | None, amounts: str, names: list[str]) -> dict:
+    every = {"gan_embedding": lambda: GanEmbedding(embedding, amounts=amounts), "magpie": Magpie,
+             "onehot": lambda: OneHot(amounts=amounts)}
+    return {n: every[n]() for n in names}
 
 
 def run(datasets: list[str], seeds: int, oqmd_seeds: int, embedding: Path | None, amounts: str,
-        max_epochs: int, out: Path) -> pd.DataFrame:
+        max_epochs: int, out: Path, names: list[str]) -> pd.DataFrame:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     rows = []
@@ -55,7 +56,7 @@ def run(datasets: list[str], seeds: int, oqmd_seeds: int, embedding: Path | None
         task = load_task(ds, split_seed=0)
         y = {s: getattr(task, s)["y"].to_numpy() for s in ("train", "val", "test")}
         n_seeds = oqmd_seeds if ds == "formation_energy" else seeds
-        for fname, feat in featurizers(embedding, amounts).items():
+        for fname, feat in featurizers(embedding, amounts, names).items():
             x = {s: feat.transform(getattr(task, s)["formula"]) for s in ("train", "val", "test")}
             for seed in range(n_seeds):
                 t0 = time.perf_counter()
@@ -166,11 +167,18 @@ def main() -> None:
     ap.add_argument("--amounts", default="counts", choices=["counts", "fractions"])
     ap.add_argument("--max-epochs", type=int, default=300)
     ap.add_argument("--out", type=Path, default=REPORTS)
+    ap.add_argument("--featurizers", default="gan_embedding,magpie,onehot")
     ap.add_argument("--no-tsne", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     args = ap.parse_args()
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     df = run(args.datasets.split(","), args.seeds, args.oqmd_seeds, args.embedding, args.amounts,
-             args.max_epochs, args.out)
+             args.max_epochs, args.out, args.featurizers.split(","))
     summary = summarise(df)
     summary.to_csv(args.out / "table4.csv", index=False)
     write_markdown(summary, args.out, "python pipelines/reproduce_table4.py " + " ".join(sys.argv[1:]))
