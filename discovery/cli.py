@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -103,6 +104,14 @@ def run_cmd(
     filter: Annotated[list[str] | None, typer.Option("--filter", help="package.module:function, repeatable.")]
     = None,
     kappa: Annotated[float, typer.Option(help="Score = mean -/+ kappa * std of the sort property.")] = 1.0,
+    engine: Annotated[str, typer.Option(help="'local' or 'dask'.")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (--engine dask).")] = None,
+    workers: Annotated[int | None, typer.Option(help="LocalCluster workers (--engine dask).")] = None,
+    partition_size: Annotated[int, typer.Option(help="Samples per partition (seeded by seed and index).")]
+    = 250_000,
+    run_dir: Annotated[Path | None, typer.Option(help="Keep per-partition files and a manifest here.")]
+    = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in RUN_DIR.")] = None,
     plot: Annotated[bool, typer.Option(help="Write a PNG beside the CSV.")] = True,
     top: Annotated[int, typer.Option(help="Candidates shown in the console.")] = 20,
 ) -> None:
@@ -117,11 +126,31 @@ def run_cmd(
     parse_target(target)  # fail fast, before loading models
     if sort:
         parse_sort(sort)
+    if engine not in ("local", "dask"):
+        raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     filters = [load_filter(spec) for spec in (filter or [])]
     pipe = Pipeline.default(seed=seed)
-    result = pipe.run(n, target, filters=filters, sort=sort, include=include.split(","),
-                      exclude=exclude.split(","), max_elements=max_elements,
-                      oxidation_states=oxidation_states, batch_size=batch_size, kappa=kappa, progress=True)
+    spec = pipe.spec(n, target, filters=filters, sort=sort, include=include.split(","),
+                     exclude=exclude.split(","), max_elements=max_elements,
+                     oxidation_states=oxidation_states, batch_size=batch_size, kappa=kappa,
+                     partition_size=partition_size)
+    directory = resume or run_dir
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        if engine == "dask":
+            from discovery.engines.dask import DaskEngine
+
+            directory = directory or default_report_path(spec.settings(), Path("runs")).with_suffix("")
+            result = DaskEngine(directory, scheduler, workers, resume=resume is not None,
+                                progress=True).run(spec)
+        else:
+            from discovery.engines.local import LocalEngine
+
+            result = LocalEngine(pipe, directory, resume=resume is not None, progress=True).run(spec)
+    except KeyboardInterrupt:
+        hint = f"; continue with --resume {directory}" if directory else " (no --run-dir: nothing kept)"
+        console.print(f"[yellow]interrupted[/yellow]: completed partitions are kept{hint}")
+        raise typer.Exit(code=130) from None
     path = out or default_report_path(result.settings)
     write_csv(result.candidates, result.sort[0], path)
     models = {"generator": pipe.sampler.card.get("version", "unknown"),
@@ -134,6 +163,10 @@ def run_cmd(
         out_console.print(table)
     out_console.print(f"wrote {path}" + (f" and {path.with_suffix('.png')}" if plot else "")
                       + f" and {path.with_suffix('.summary.json')}")
+
+
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 @train_app.command("gan")

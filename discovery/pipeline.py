@@ -87,6 +87,78 @@ def _element_indices(symbols: Iterable[str], option: str) -> list[int]:
     return out
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's result; picklable, so a worker can run a partition.
+
+    Partition i samples ``min(partition_size, n - i * partition_size)`` compositions from a
+    seed derived from (seed, i): the result does not depend on where or in which order
+    partitions run. Custom filters must judge each composition on its own for that to hold.
+    """
+
+    n: int
+    target: str
+    seed: int = 0
+    partition_size: int = 250_000
+    batch_size: int = 8192
+    sort: tuple[str, bool] | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_elements: int | None = None
+    oxidation_states: str = "smact14"
+    kappa: float = 1.0
+    filters: tuple[Callable, ...] = ()
+
+    def __post_init__(self):
+        if not isinstance(self.n, int | np.integer) or isinstance(self.n, bool) or self.n <= 0:
+            raise ConfigError(f"--n must be a positive number of samples, got {self.n!r}")
+        for name in ("batch_size", "partition_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.max_elements is not None and self.max_elements < 1:
+            raise ConfigError(f"--max-elements must be >= 1, got {self.max_elements}")
+        tgt = parse_target(self.target)
+        object.__setattr__(self, "target", tgt.describe())
+        if self.sort is None:
+            object.__setattr__(self, "sort", tgt.default_sort())
+        _element_indices(self.include, "--include")
+        _element_indices(self.exclude, "--exclude")
+        smact_screen(np.zeros((1, len(ELEMENTS)), np.int64), self.oxidation_states)  # a known set?
+
+    @property
+    def n_partitions(self) -> int:
+        return -(-self.n // self.partition_size)
+
+    def partition_samples(self, i: int) -> int:
+        return min(self.partition_size, self.n - i * self.partition_size)
+
+    def settings(self) -> dict:
+        """The JSON-able description (report summary, run-directory manifest)."""
+        return {"n": self.n, "seed": self.seed, "target": self.target, "sort": list(self.sort),
+                "partition_size": self.partition_size, "batch_size": self.batch_size,
+                "include": list(self.include), "exclude": list(self.exclude),
+                "max_elements": self.max_elements, "oxidation_states": self.oxidation_states,
+                "kappa": self.kappa, "filters": [_filter_name(f) for f in self.filters]}
+
+
+# A unique composition's fate: the last funnel stage it reached (index into FUNNEL[2:]).
+STAGE_UNIQUE, STAGE_CN, STAGE_EN, STAGE_NOVEL, STAGE_RULES, STAGE_CUSTOM, STAGE_TARGET = range(7)
+
+
+@dataclass
+class PartitionOutput:
+    """One partition's work: per-sample counts, each unique composition's key and fate,
+    and the candidates that met the target (with their keys)."""
+
+    index: int
+    sampled: int
+    decoded: int
+    keys: np.ndarray  # uint64, first-occurrence order within the partition
+    stages: np.ndarray  # int8, STAGE_* per key
+    candidates: pd.DataFrame
+    seconds: dict[str, float]
+
+
 @dataclass
 class RunResult:
     candidates: pd.DataFrame
@@ -113,36 +185,49 @@ class Pipeline:
         return cls(CompositionSampler.load(), KnownMaterials.default(),
                    {p: load_property_model(p) for p in PROPERTIES}, seed)
 
-    def run(self, n: int, target: str | Target, filters: Sequence[Callable] = (), sort: str | None = None,
-            include: Iterable[str] = (), exclude: Iterable[str] = (), max_elements: int | None = None,
-            oxidation_states: str = "smact14", batch_size: int = 8192, kappa: float = 1.0,
-            progress: bool = False) -> RunResult:
-        """Sample n compositions and return the ranked candidates meeting ``target``."""
-        if not isinstance(n, int | np.integer) or n <= 0:
-            raise ConfigError(f"--n must be a positive number of samples, got {n!r}")
-        if batch_size <= 0:
-            raise ConfigError(f"--batch-size must be positive, got {batch_size}")
-        if max_elements is not None and max_elements < 1:
-            raise ConfigError(f"--max-elements must be >= 1, got {max_elements}")
-        tgt = target if isinstance(target, Target) else parse_target(target)
-        sort_key = parse_sort(sort) if sort else tgt.default_sort()
-        missing = [p for p in (*tgt.properties, sort_key[0]) if p not in self.models]
+    def spec(self, n: int, target: str, filters: Sequence[Callable] = (), sort: str | None = None,
+             include: Iterable[str] = (), exclude: Iterable[str] = (), max_elements: int | None = None,
+             oxidation_states: str = "smact14", batch_size: int = 8192, kappa: float = 1.0,
+             partition_size: int = 250_000) -> RunSpec:
+        """Validate the arguments into a RunSpec (one-line errors for bad values)."""
+        spec = RunSpec(n=n, target=target, seed=self.seed, partition_size=partition_size,
+                       batch_size=batch_size, sort=parse_sort(sort) if sort else None,
+                       include=tuple(s.strip() for s in include if s.strip()),
+                       exclude=tuple(s.strip() for s in exclude if s.strip()), max_elements=max_elements,
+                       oxidation_states=oxidation_states, kappa=kappa, filters=tuple(filters))
+        needed = (*parse_target(spec.target).properties, spec.sort[0])
+        missing = [p for p in needed if p not in self.models]
         if missing:
             raise ConfigError(f"no model for {missing[0]!r}; loaded: {', '.join(self.models)}")
-        inc = _element_indices(include, "--include")
-        exc = _element_indices(exclude, "--exclude")
-        smact_screen(np.zeros((1, len(ELEMENTS)), np.int64), oxidation_states)  # validate the set early
+        return spec
 
-        funnel = dict.fromkeys(FUNNEL, 0)
-        seconds: dict[str, float] = dict.fromkeys(("generate", "filter", "rank"), 0.0)
+    def run(self, n: int, target: str, filters: Sequence[Callable] = (), sort: str | None = None,
+            include: Iterable[str] = (), exclude: Iterable[str] = (), max_elements: int | None = None,
+            oxidation_states: str = "smact14", batch_size: int = 8192, kappa: float = 1.0,
+            partition_size: int = 250_000, progress: bool = False, run_dir=None,
+            resume: bool = False) -> RunResult:
+        """Sample n compositions and return the ranked candidates meeting ``target``.
+
+        With ``run_dir`` every completed partition is kept on disk and ``resume`` continues
+        an interrupted run there.
+        """
+        from discovery.engines.local import LocalEngine
+
+        spec = self.spec(n, target, filters, sort, include, exclude, max_elements, oxidation_states,
+                         batch_size, kappa, partition_size)
+        return LocalEngine(self, run_dir=run_dir, resume=resume, progress=progress).run(spec)
+
+    def run_partition(self, spec: RunSpec, i: int, progress=None) -> PartitionOutput:
+        """Generate -> filter -> rank one partition, streaming its samples in batches."""
+        tgt = parse_target(spec.target)
+        inc = _element_indices(spec.include, "--include")
+        exc = _element_indices(spec.exclude, "--exclude")
+        seconds = dict.fromkeys(("generate", "filter", "rank"), 0.0)
+        sampled = decoded = 0
         seen = np.zeros(0, dtype=np.uint64)
-        kept: list[pd.DataFrame] = []
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n, unit="sample", desc="discover run", unit_scale=True)
-        stream: Iterator[np.ndarray] = self.sampler.iter_counts(n, self.seed, batch_size)
+        all_keys, all_stages, kept = [], [], []
+        stream: Iterator[np.ndarray] = self.sampler.iter_counts(
+            spec.partition_samples(i), (spec.seed, i), spec.batch_size)
         while True:
             t0 = time.perf_counter()
             counts = next(stream, None)
@@ -150,72 +235,95 @@ class Pipeline:
             if counts is None:
                 break
             t0 = time.perf_counter()
-            counts, seen = self._screen(counts, seen, funnel, inc, exc, max_elements, oxidation_states)
-            chunk = pd.DataFrame({"formula": counts_to_formulas(counts),
-                                  "n_elements": (counts > 0).sum(axis=1)})
-            for fn in filters:
+            batch_n = len(counts)
+            sampled += batch_n
+            counts = counts[(counts > 0).sum(axis=1) >= 2]  # a compound: at least two elements
+            decoded += len(counts)
+            keys, first = np.unique(composition_keys(counts), return_index=True)
+            order = np.argsort(first, kind="stable")  # first-occurrence order
+            keys, first = keys[order], first[order]
+            fresh = ~np.isin(keys, seen)
+            keys, counts = keys[fresh], reduce_counts(counts[first[fresh]])
+            seen = np.union1d(seen, keys)
+            stages = self._screen(counts, keys, inc, exc, spec)
+            live = stages == STAGE_RULES
+            chunk = pd.DataFrame({"formula": counts_to_formulas(counts[live]),
+                                  "n_elements": (counts[live] > 0).sum(axis=1), "key": keys[live]})
+            live_idx = np.flatnonzero(live)
+            live_counts = counts[live]
+            for fn in spec.filters:
                 if len(chunk) == 0:
                     break
-                mask = _apply_filter(fn, chunk)
-                chunk, counts = chunk[mask].reset_index(drop=True), counts[mask]
-            funnel["custom_filters"] += len(chunk)
+                mask = _apply_filter(fn, chunk.drop(columns="key"))
+                chunk = chunk[mask].reset_index(drop=True)
+                live_idx, live_counts = live_idx[mask], live_counts[mask]
+            stages[live_idx] = STAGE_CUSTOM
             seconds["filter"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             if len(chunk):
                 for name, model in self.models.items():
-                    mean, std = model.predict_amounts(counts)
+                    mean, std = model.predict_amounts(live_counts)
                     chunk[name], chunk[f"{name}_std"] = mean, std
-                chunk = chunk[tgt.mask(chunk)]
-                funnel["meets_target"] += len(chunk)
-                kept.append(chunk)
+                hit = tgt.mask(chunk)
+                stages[live_idx[hit]] = STAGE_TARGET
+                kept.append(chunk[hit])
             seconds["rank"] += time.perf_counter() - t0
-            if bar is not None:
-                bar.update(min(batch_size, n - bar.n))
-        if bar is not None:
-            bar.close()
-        cands = rank_candidates(pd.concat(kept, ignore_index=True) if kept else _empty(self.models),
-                                sort_key, kappa)
-        settings = {"n": n, "seed": self.seed, "target": tgt.describe(), "sort": list(sort_key),
-                    "include": [ELEMENTS[i] for i in inc], "exclude": [ELEMENTS[i] for i in exc],
-                    "max_elements": max_elements, "oxidation_states": oxidation_states,
-                    "batch_size": batch_size, "kappa": kappa,
-                    "filters": [_filter_name(f) for f in filters]}
-        return RunResult(cands, funnel, seconds, tgt, sort_key, settings)
+            all_keys.append(keys)
+            all_stages.append(stages)
+            if progress is not None:
+                progress(batch_n)
+        cands = pd.concat(kept, ignore_index=True) if kept else _empty(self.models, with_key=True)
+        return PartitionOutput(i, sampled, decoded,
+                               np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64),
+                               np.concatenate(all_stages) if all_stages else np.zeros(0, np.int8),
+                               cands, seconds)
 
-    def _screen(self, counts, seen, funnel, inc, exc, max_elements, oxidation_states):
-        """Built-in stages on one chunk; returns the surviving reduced counts and the seen keys."""
-        funnel["sampled"] += len(counts)
-        n_el = (counts > 0).sum(axis=1)
-        counts = counts[n_el >= 2]  # a compound: at least two elements
-        funnel["decoded"] += len(counts)
-        keys = composition_keys(counts)
-        keys, first = np.unique(keys, return_index=True)
-        fresh = ~np.isin(keys, seen, assume_unique=True)
-        keys, counts = keys[fresh], reduce_counts(counts[first[fresh]])
-        seen = np.union1d(seen, keys)
-        funnel["unique"] += len(counts)
-        cn, en = smact_screen(counts, oxidation_states)
-        funnel["charge_neutral"] += int(cn.sum())
-        keys, counts = keys[en], counts[en]
-        funnel["en_balanced"] += len(counts)
-        novel = ~self.known.contains_keys(keys)
-        counts = counts[novel]
-        funnel["novel"] += len(counts)
-        ok = np.ones(len(counts), dtype=bool)
+    def _screen(self, counts, keys, inc, exc, spec: RunSpec) -> np.ndarray:
+        """Built-in filters on unique reduced counts: the stage each composition reaches."""
+        stages = np.full(len(counts), STAGE_UNIQUE, dtype=np.int8)
+        cn, en = smact_screen(counts, spec.oxidation_states)
+        stages[cn] = STAGE_CN
+        stages[en] = STAGE_EN
+        novel = en & ~self.known.contains_keys(keys)
+        stages[novel] = STAGE_NOVEL
+        ok = novel.copy()
         if inc:
             ok &= (counts[:, inc] > 0).all(axis=1)
         if exc:
             ok &= ~(counts[:, exc] > 0).any(axis=1)
-        if max_elements is not None:
-            ok &= (counts > 0).sum(axis=1) <= max_elements
-        counts = counts[ok]
-        funnel["element_rules"] += len(counts)
-        return counts, seen
+        if spec.max_elements is not None:
+            ok &= (counts > 0).sum(axis=1) <= spec.max_elements
+        stages[ok] = STAGE_RULES
+        return stages
 
 
-def _empty(models: dict) -> pd.DataFrame:
-    cols = ["formula", "n_elements"] + [c for p in models for c in (p, f"{p}_std")]
-    return pd.DataFrame({c: pd.Series(dtype=object if c == "formula" else float) for c in cols})
+def merge_partitions(outputs: Sequence[PartitionOutput], spec: RunSpec, models: Iterable[str]) -> RunResult:
+    """Global deduplication (first occurrence in partition order), funnel and ranking."""
+    outputs = sorted(outputs, key=lambda o: o.index)
+    keys = np.concatenate([o.keys for o in outputs]) if outputs else np.zeros(0, np.uint64)
+    stages = np.concatenate([o.stages for o in outputs]) if outputs else np.zeros(0, np.int8)
+    _, first = np.unique(keys, return_index=True)
+    st = stages[first]
+    funnel = {"sampled": sum(o.sampled for o in outputs), "decoded": sum(o.decoded for o in outputs)}
+    for k, name in enumerate(FUNNEL[2:]):
+        funnel[name] = int((st >= k).sum())
+    frames = [o.candidates for o in outputs if len(o.candidates)]
+    cands = pd.concat(frames, ignore_index=True) if frames else _empty(models, with_key=True)
+    cands = cands.drop_duplicates("key", keep="first").drop(columns="key")
+    seconds: dict[str, float] = {}
+    for o in outputs:
+        for k, v in o.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    tgt = parse_target(spec.target)
+    return RunResult(rank_candidates(cands, spec.sort, spec.kappa), funnel, seconds, tgt, spec.sort,
+                     spec.settings())
+
+
+def _empty(models: Iterable[str], with_key: bool = False) -> pd.DataFrame:
+    cols = ["formula", "n_elements", *(["key"] if with_key else [])]
+    cols += [c for p in models for c in (p, f"{p}_std")]
+    dtypes = {"formula": object, "n_elements": np.int64, "key": np.uint64}
+    return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, float)) for c in cols})
 
 
 def rank_candidates(df: pd.DataFrame, sort_key: tuple[str, bool], kappa: float = 1.0) -> pd.DataFrame:

@@ -51,12 +51,17 @@ class CompositionSampler:
                                         reduce_retracing=True)
         return np.asarray(self._forward(z))[..., 0]
 
-    def iter_counts(self, n: int, seed: int = 0, batch_size: int = 8192) -> Iterator[np.ndarray]:
-        """Yield integer count batches [<=batch_size, 85] totalling n rows."""
+    def iter_counts(self, n: int, seed: int | tuple[int, ...] = 0,
+                    batch_size: int = 8192) -> Iterator[np.ndarray]:
+        """Yield integer count batches [<=batch_size, 85] totalling n rows.
+
+        ``seed`` may be a tuple, e.g. (run seed, partition index) for independent streams.
+        """
         if n < 0:
             raise ValueError(f"number of samples must be >= 0, got {n}")
-        z_rng = np.random.default_rng([seed, 0])
-        noise_rng = np.random.default_rng([seed, 1])
+        base = list(seed) if isinstance(seed, tuple | list) else [seed]
+        z_rng = np.random.default_rng([*base, 0])
+        noise_rng = np.random.default_rng([*base, 1])
         done = 0
         while done < n:
             m = min(batch_size, n - done)
@@ -64,7 +69,7 @@ class CompositionSampler:
             yield decode_counts(self._probabilities(z), self.decode_rule, noise_rng)
             done += m
 
-    def sample_counts(self, n: int, seed: int = 0, batch_size: int = 8192) -> np.ndarray:
+    def sample_counts(self, n: int, seed: int | tuple[int, ...] = 0, batch_size: int = 8192) -> np.ndarray:
         parts = list(self.iter_counts(n, seed, batch_size))
         return np.concatenate(parts) if parts else np.zeros((0, 85), dtype=np.int8)
 

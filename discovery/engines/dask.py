@@ -1,0 +1,105 @@
+"""Run partitions on a Dask cluster: an existing scheduler or a LocalCluster.
+
+Each task runs one partition on a worker (which loads the shipped models once per process)
+and writes its files into the run directory, which must be visible to the workers (a shared
+filesystem on a real cluster). The driver records checksums in the manifest as partitions
+complete and merges them when all are done. Dask reschedules the tasks of a worker that
+dies, and a rerun partition rewrites the same files, so nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from discovery.engines.store import RunStore, write_partition
+from discovery.errors import ConfigError
+from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
+
+_WORKER_PIPELINES: dict[int, Pipeline] = {}
+
+
+def _worker_pipeline(seed: int) -> Pipeline:
+    if seed not in _WORKER_PIPELINES:
+        threads = int(os.environ.get("DISCOVERY_WORKER_THREADS", "0"))
+        if threads:
+            import tensorflow as tf
+
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # already initialised in this process
+                pass
+        _WORKER_PIPELINES[seed] = Pipeline.default(seed=seed)
+    return _WORKER_PIPELINES[seed]
+
+
+def run_partition_task(spec: RunSpec, index: int, run_dir: str) -> tuple[int, dict]:
+    """The unit of work a worker runs: one partition, written to the run directory."""
+    out = _worker_pipeline(spec.seed).run_partition(spec, index)
+    return index, write_partition(Path(run_dir), out)
+
+
+class DaskEngine:
+    """Partitions as Dask tasks; ``scheduler`` is an address, else a LocalCluster of ``workers``."""
+
+    def __init__(self, run_dir: Path, scheduler: str | None = None, workers: int | None = None,
+                 resume: bool = False, progress: bool = False, threads_per_worker: int = 1,
+                 model_names: tuple[str, ...] = ("bandgap", "formation_energy", "tc")):
+        if scheduler is None and not workers:
+            raise ConfigError("--engine dask needs --scheduler ADDRESS or --workers N")
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {workers}")
+        self.run_dir, self.scheduler, self.workers = Path(run_dir), scheduler, workers
+        self.resume, self.progress, self.threads = resume, progress, threads_per_worker
+        self.model_names = model_names
+
+    def _client(self):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise ConfigError("--engine dask needs dask[distributed]: pip install 'discovery[distributed]'") \
+                from exc
+        if self.scheduler:
+            return Client(self.scheduler), None
+        cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None,
+                               env={"DISCOVERY_WORKER_THREADS": str(self.threads)})
+        return Client(cluster), cluster
+
+    def run(self, spec: RunSpec) -> RunResult:
+        store = RunStore(self.run_dir, spec, self.resume)
+        done = store.completed()
+        pending = [i for i in range(spec.n_partitions) if i not in done]
+        if pending:
+            from dask.distributed import as_completed
+
+            client, cluster = self._client()
+            try:
+                gpu = any("GPU" in w.get("resources", {})
+                          for w in client.scheduler_info()["workers"].values())
+                futures = [client.submit(run_partition_task, spec, i, str(self.run_dir.resolve()),
+                                         pure=False, resources={"GPU": 1} if gpu else None)
+                           for i in pending]
+                bar = None
+                if self.progress:
+                    from tqdm.auto import tqdm
+
+                    bar = tqdm(total=len(pending), unit="partition", desc="discover run (dask)")
+                for fut in as_completed(futures):
+                    index, entry = fut.result()
+                    store.record(index, entry)
+                    if bar is not None:
+                        bar.update(1)
+                if bar is not None:
+                    bar.close()
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+        outputs = store.completed()
+        missing = [i for i in range(spec.n_partitions) if i not in outputs]
+        if missing:
+            raise ConfigError(f"partitions {missing[:5]} did not complete; "
+                              f"rerun with --resume {self.run_dir}")
+        return merge_partitions(list(outputs.values()), spec, self.model_names)

@@ -1,0 +1,39 @@
+"""Run partitions one after another in this process (the default engine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from discovery.engines.store import RunStore, write_partition
+from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
+
+
+class LocalEngine:
+    """Partitions in order; with ``run_dir`` each completed partition is written at once, so
+    an interrupted run (Ctrl-C, SIGTERM, a crash) resumes where it stopped."""
+
+    def __init__(self, pipeline: Pipeline, run_dir: Path | None = None, resume: bool = False,
+                 progress: bool = False):
+        self.pipeline, self.run_dir, self.resume, self.progress = pipeline, run_dir, resume, progress
+
+    def run(self, spec: RunSpec) -> RunResult:
+        store = RunStore(self.run_dir, spec, self.resume) if self.run_dir else None
+        outputs = store.completed() if store else {}
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            done = sum(spec.partition_samples(i) for i in outputs)
+            bar = tqdm(total=spec.n, initial=done, unit="sample", unit_scale=True, desc="discover run")
+        try:
+            for i in range(spec.n_partitions):
+                if i in outputs:
+                    continue
+                out = self.pipeline.run_partition(spec, i, progress=bar.update if bar else None)
+                if store:
+                    store.record(i, write_partition(store.dir, out))
+                outputs[i] = out
+        finally:
+            if bar is not None:
+                bar.close()
+        return merge_partitions(list(outputs.values()), spec, self.pipeline.models)
