@@ -41,7 +41,7 @@ def main() -> None:
     card = {
         "version": f"wgan-{cfg['generator']}-{cfg['output']}-step{state['step']}-"
                    + hashlib.sha256((args.out / "generator.keras").read_bytes()).hexdigest()[:8],
-        "decode_rule": "sample" if cfg["output"] == "gumbel" else "argmax",
+        "decode_rule": "sample" if cfg["output"] == "gumbel" else "argmax",  # what training saw
         "training_data": "oqmd_gan_formulas.csv",
         "training_data_sha256": file_sha256(shared_data_dir() / "oqmd_gan_formulas.csv"),
         "iterations": state["step"],

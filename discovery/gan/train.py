@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class GanConfig:
     generator: str = "paper"  # 'paper' (Table 3) or 'slim'
-    output: str = "gumbel"  # 'gumbel' (straight-through over {absent,1..8}) or 'sigmoid' (soft)
+    # 'gumbel': straight-through Gumbel-softmax over {absent, 1..8} (samples the categorical);
+    # 'st_argmax': straight-through on its mode (deterministic in z); 'sigmoid': soft output.
+    output: str = "gumbel"
     tau: float = 1.0
     logit_bias: float = -6.0
     embedding_dim: int = 128
@@ -56,7 +58,8 @@ class GanConfig:
     def __post_init__(self):
         from discovery.errors import ConfigError
 
-        choices = {"generator": ("paper", "slim"), "output": ("gumbel", "sigmoid"), "loss": ("gp", "clip")}
+        choices = {"generator": ("paper", "slim"), "output": ("gumbel", "st_argmax", "sigmoid"),
+                   "loss": ("gp", "clip")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
@@ -119,8 +122,10 @@ class GanTrainer:
         if self.cfg.output == "sigmoid":
             return tf.sigmoid(logits)
         full = tf.concat([tf.zeros_like(logits[..., :1]), logits], axis=-1)  # absent logit 0
-        u = tf.random.stateless_uniform(tf.shape(full), seed, minval=1e-6, maxval=1.0 - 1e-6)
-        y_soft = tf.nn.softmax((full - tf.math.log(-tf.math.log(u))) / self.cfg.tau, axis=-1)
+        if self.cfg.output == "gumbel":  # sample the categorical; else its mode (z alone varies)
+            u = tf.random.stateless_uniform(tf.shape(full), seed, minval=1e-6, maxval=1.0 - 1e-6)
+            full = full - tf.math.log(-tf.math.log(u))
+        y_soft = tf.nn.softmax(full / self.cfg.tau, axis=-1)
         y_hard = tf.one_hot(tf.argmax(y_soft, axis=-1), MAX_COUNT + 1, dtype=y_soft.dtype)
         y = y_hard + y_soft - tf.stop_gradient(y_soft)
         return y[..., 1:]
@@ -171,7 +176,7 @@ class GanTrainer:
     @property
     def decode_rule(self) -> str:
         """How samples are read: drawn from the categorical a Gumbel generator models."""
-        return "sample" if self.cfg.output == "gumbel" else "argmax"
+        return "sample" if self.cfg.output == "gumbel" else "argmax"  # st_argmax, sigmoid: the mode
 
     def val_critic_loss(self, fake_x: np.ndarray) -> float:
         """Equation (4) on the validation split: E[f(fake)] - E[f(real_val)]."""
