@@ -1,10 +1,11 @@
-"""generate -> filter -> rank, streamed in chunks so memory stays bounded whatever n is.
+"""generate -> filter -> rank, in seeded partitions streamed in chunks (bounded memory).
 
-Each chunk of generator samples is decoded to count vectors, reduced, deduplicated against
-everything seen so far in the run, screened (charge neutrality, electronegativity balance,
-novelty, element rules, custom filters), and the survivors' properties predicted; only
-candidates meeting the target are kept. Every stage counts what it drops (the funnel) and
-how long it took.
+A run is cut into partitions (see RunSpec). Within a partition, each chunk of generator
+samples is decoded to count vectors, reduced, deduplicated against what the partition has
+seen, screened (charge neutrality, electronegativity balance, novelty, element rules,
+custom filters), and the survivors' properties predicted; candidates meeting the target are
+kept. Merging the partitions deduplicates globally (first occurrence in partition order),
+so every engine that runs the same partitions reports the same funnel and candidates.
 """
 
 from __future__ import annotations
