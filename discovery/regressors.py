@@ -22,10 +22,20 @@ HIDDEN = (256, 128, 64, 32)
 
 
 def build_mlp(n_features: int, x_mean: np.ndarray, x_var: np.ndarray, y_mean: float, y_std: float,
-              hidden: tuple[int, ...] = HIDDEN, dropout: float = 0.0) -> keras.Model:
-    """Raw features -> standardise -> Dense ReLU stack -> 1 -> rescale to target units."""
+              hidden: tuple[int, ...] = HIDDEN, dropout: float = 0.0,
+              embedding: np.ndarray | None = None) -> keras.Model:
+    """Raw features -> standardise -> Dense ReLU stack -> 1 -> rescale to target units.
+
+    With ``embedding`` (T [85, d]) the inputs are element amounts and a trainable linear layer
+    initialised to T computes equation 5 first: T is fine-tuned end to end. ``x_mean`` and
+    ``x_var`` then describe the embedded features at initialisation.
+    """
     x = keras.Input((n_features,), name="features")
-    h = layers.Normalization(mean=x_mean, variance=np.maximum(x_var, 1e-12), name="standardise")(x)
+    h = x
+    if embedding is not None:
+        h = layers.Dense(embedding.shape[1], use_bias=False, name="atom_embedding_finetuned",
+                         kernel_initializer=keras.initializers.Constant(np.asarray(embedding)))(h)
+    h = layers.Normalization(mean=x_mean, variance=np.maximum(x_var, 1e-12), name="standardise")(h)
     for units in hidden:
         h = layers.Dense(units, activation="relu")(h)
         if dropout:
@@ -47,6 +57,7 @@ class MLPRegressor:
     dropout: float = 0.0
     loss: str = "mae"
     seed: int = 0
+    embedding: np.ndarray | None = field(default=None, repr=False)  # fine-tune T from here
     verbose: int = 0
     history_: dict = field(default_factory=dict, repr=False)
 
@@ -55,8 +66,9 @@ class MLPRegressor:
         x, y = _check_xy(x, y)
         x_val, y_val = _check_xy(x_val, y_val)
         keras.utils.set_random_seed(self.seed)
-        self.model_ = build_mlp(x.shape[1], x.mean(0), x.var(0), float(y.mean()),
-                                float(y.std() or 1.0), tuple(self.hidden), self.dropout)
+        feats = x if self.embedding is None else x @ np.asarray(self.embedding, dtype=np.float32)
+        self.model_ = build_mlp(x.shape[1], feats.mean(0), feats.var(0), float(y.mean()),
+                                float(y.std() or 1.0), tuple(self.hidden), self.dropout, self.embedding)
         self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
         stop = keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True)
         t0 = time.perf_counter()

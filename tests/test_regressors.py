@@ -47,3 +47,16 @@ def test_bad_training_input():
         MLPRegressor().fit(np.array([[np.nan]]), np.array([1.0]), np.ones((1, 1)), np.ones(1))
     with pytest.raises(ConfigError, match="no training rows"):
         MLPRegressor().fit(np.zeros((0, 2)), np.zeros(0), np.ones((1, 2)), np.ones(1))
+
+
+def test_finetuned_embedding_starts_at_t_and_moves():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(85, 4)).astype(np.float32)
+    a = np.zeros((400, 85), dtype=np.float32)
+    a[np.arange(400), rng.integers(0, 85, 400)] = 1.0
+    a[np.arange(400), rng.integers(0, 85, 400)] += 2.0
+    y = a @ rng.normal(size=85)
+    reg = MLPRegressor(hidden=(16,), max_epochs=3, patience=3, batch_size=32, embedding=t)
+    model = reg.fit(a[:300], y[:300], a[300:], y[300:]).model_
+    w = model.get_layer("atom_embedding_finetuned").get_weights()[0]
+    assert w.shape == (85, 4) and not np.allclose(w, t) and np.abs(w - t).max() < 1.0

@@ -1,0 +1,61 @@
+"""Model choice for the shipped regressors, on validation data only (the test split is not read).
+
+    python pipelines/select_property_model.py --property bandgap [--seeds 2]
+
+Compares, with the same MLP and seeds: GAN embedding of raw counts (the paper) vs of
+fractions, frozen T vs T fine-tuned end to end from the critic's initialisation.
+Prints validation MAE / RMSE / R² and appends them to pipelines/reports/model_selection.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from discovery.featurizers import GanEmbedding, OneHot, load_embedding
+from discovery.regressors import MLPRegressor, regression_metrics
+from discovery.tasks import load_task
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--property", required=True, choices=["bandgap", "tc", "formation_energy"])
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--embedding", type=Path, default=None)
+    ap.add_argument("--variants", default="counts,fractions,finetune_fractions")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    task = load_task(args.property)
+    t = load_embedding(args.embedding)
+    rows = []
+    for variant in args.variants.split(","):
+        finetune = variant.startswith("finetune_")
+        amounts = variant.removeprefix("finetune_")
+        feat = OneHot(amounts=amounts) if finetune else GanEmbedding(t, amounts=amounts)
+        xtr, xva = feat.transform(task.train["formula"]), feat.transform(task.val["formula"])
+        for seed in range(args.seeds):
+            reg = MLPRegressor(seed=seed, batch_size=args.batch_size, embedding=t if finetune else None)
+            reg.fit(xtr, task.train["y"].to_numpy(), xva, task.val["y"].to_numpy())
+            m = regression_metrics(task.val["y"].to_numpy(), reg.predict(xva))
+            rows.append({"property": args.property, "variant": variant, "seed": seed, **m,
+                         "epochs": reg.best_epoch_, "embedding": str(args.embedding or "shipped")})
+            print(rows[-1], flush=True)
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    out = REPORTS / "model_selection.csv"
+    df = pd.DataFrame(rows)
+    df.to_csv(out, mode="a", header=not out.is_file(), index=False)
+    print(df.groupby("variant")[["mae", "rmse", "r2"]].mean())
+
+
+if __name__ == "__main__":
+    main()
