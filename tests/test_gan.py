@@ -103,3 +103,24 @@ def test_atom_embedding_serializes():
     layer = AtomEmbedding(4)
     assert AtomEmbedding.from_config(layer.get_config()).dim == 4
     assert INDEX["Fe"] == 22
+
+
+def test_quality_metrics_and_baseline():
+    from discovery.encoding import composition_keys, parse_formulas
+    from discovery.gan.baseline import EnhancedRandom
+    from discovery.gan.quality import GeneratorQuality
+    from discovery.known import KnownMaterials
+
+    known = KnownMaterials.from_formulas(["Fe2O3", "NaCl"])
+    holdout = composition_keys(parse_formulas(["MgO", "ZnS"]).amounts.astype(np.int64))
+    samples = parse_formulas(["Fe4O6", "MgO", "MgO", "Mg2O2", "ZnS", "Li", "CaTiO3", "NaCl"]).amounts
+    q = GeneratorQuality(known, holdout)(samples.astype(np.int64))
+    assert q["decodable_pct"] == pytest.approx(100 * 7 / 8)  # Li alone is not a compound
+    assert q["unique_pct"] == pytest.approx(100 * 5 / 8)  # Fe2O3, MgO, ZnS, CaTiO3, NaCl
+    assert q["novel_of_unique_pct"] == pytest.approx(100 * 3 / 5)
+    assert q["holdout_recovered"] == 2 and q["elements_1_pct"] == pytest.approx(12.5)
+    base = EnhancedRandom().fit(samples.astype(np.int64)[[0, 1, 4, 6]])
+    drawn = base.sample_counts(2000, seed=1)
+    n_el = (drawn > 0).sum(1)
+    assert set(np.unique(n_el)) <= {2, 3} and abs((n_el == 3).mean() - 0.25) < 0.05
+    assert np.array_equal(drawn, base.sample_counts(2000, seed=1))
