@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from discovery.evaluation import evaluate
+from discovery.runtime import set_threads
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 
@@ -31,11 +32,7 @@ def main() -> None:
     ap.add_argument("--no-tsne", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     args = ap.parse_args()
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    set_threads(args.threads)
     evaluate(args.datasets.split(","), args.seeds, args.oqmd_seeds, args.embedding, args.amounts,
              args.max_epochs, args.out, tuple(args.featurizers.split(",")), not args.no_tsne,
              "python pipelines/reproduce_table4.py " + " ".join(sys.argv[1:]))

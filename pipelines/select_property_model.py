@@ -16,6 +16,7 @@ import pandas as pd
 
 from discovery.featurizers import GanEmbedding, OneHot, load_embedding
 from discovery.regressors import MLPRegressor, regression_metrics
+from discovery.runtime import set_threads
 from discovery.tasks import load_task
 
 REPORTS = Path(__file__).resolve().parent / "reports"
@@ -30,11 +31,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    set_threads(args.threads)
     task = load_task(args.property)
     t = load_embedding(args.embedding)
     rows = []

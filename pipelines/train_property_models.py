@@ -15,6 +15,7 @@ from pathlib import Path
 from discovery.featurizers import GanEmbedding
 from discovery.properties import MODELS_DIR, PropertyModel
 from discovery.regressors import Ensemble, regression_metrics
+from discovery.runtime import set_threads
 from discovery.tasks import load_task
 
 
@@ -55,11 +56,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     args = ap.parse_args()
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+    set_threads(args.threads)
     props = ["bandgap", "tc", "formation_energy"] if args.property == "all" else [args.property]
     for p in props:
         train_one(p, args.members, args.amounts, args.embedding, args.max_epochs, args.seed, args.out,

@@ -21,15 +21,12 @@ _WORKER_PIPELINES: dict[int, Pipeline] = {}
 
 def _worker_pipeline(seed: int) -> Pipeline:
     if seed not in _WORKER_PIPELINES:
-        threads = int(os.environ.get("DISCOVERY_WORKER_THREADS", "0"))
-        if threads:
-            import tensorflow as tf
+        from discovery.runtime import set_threads
 
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(threads)
-                tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:  # already initialised in this process
-                pass
+        try:
+            set_threads(int(os.environ.get("DISCOVERY_WORKER_THREADS", "0")))
+        except RuntimeError:  # TensorFlow already initialised in this process
+            pass
         _WORKER_PIPELINES[seed] = Pipeline.default(seed=seed)
     return _WORKER_PIPELINES[seed]
 

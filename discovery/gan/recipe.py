@@ -18,12 +18,9 @@ def train_gan(run_dir: Path, overrides: dict | None = None, resume: bool = False
 
     On resume the saved configuration is kept; only ``iterations`` may be raised.
     """
-    import tensorflow as tf
+    from discovery.runtime import set_threads
 
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-
+    set_threads(threads)
     from discovery.data import load_gan_formulas
     from discovery.encoding import composition_keys, decode_counts
     from discovery.gan.quality import GeneratorQuality
