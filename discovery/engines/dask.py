@@ -15,6 +15,7 @@ from pathlib import Path
 from discovery.engines.store import RunStore, write_partition
 from discovery.errors import ConfigError
 from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
+from discovery.targets import PROPERTIES
 
 _WORKER_PIPELINES: dict[int, Pipeline] = {}
 
@@ -41,15 +42,13 @@ class DaskEngine:
     """Partitions as Dask tasks; ``scheduler`` is an address, else a LocalCluster of ``workers``."""
 
     def __init__(self, run_dir: Path, scheduler: str | None = None, workers: int | None = None,
-                 resume: bool = False, progress: bool = False, threads_per_worker: int = 1,
-                 model_names: tuple[str, ...] = ("bandgap", "formation_energy", "tc")):
+                 resume: bool = False, progress: bool = False, threads_per_worker: int = 1):
         if scheduler is None and not workers:
             raise ConfigError("--engine dask needs --scheduler ADDRESS or --workers N")
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self.run_dir, self.scheduler, self.workers = Path(run_dir), scheduler, workers
         self.resume, self.progress, self.threads = resume, progress, threads_per_worker
-        self.model_names = model_names
 
     def _client(self):
         try:
@@ -99,4 +98,4 @@ class DaskEngine:
         if missing:
             raise ConfigError(f"partitions {missing[:5]} did not complete; "
                               f"rerun with --resume {self.run_dir}")
-        return merge_partitions(list(outputs.values()), spec, self.model_names)
+        return merge_partitions(list(outputs.values()), spec, PROPERTIES)  # the workers' default models
