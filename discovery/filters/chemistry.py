@@ -11,8 +11,8 @@ include_alloys=False, oxidation_states_set=SET)`` for integer count vectors:
   every element has a Pauling electronegativity and each cation's is strictly below each
   anion's.
 
-Instead of looping over compositions, every (composition, oxidation-state assignment) pair
-of a chunk becomes one row of flat numpy arrays, so the work is a few vector operations.
+Instead of looping over compositions, every (composition, half-assignment) pair of a chunk
+becomes one row of flat numpy arrays, so the work is a few vector operations.
 """
 
 from __future__ import annotations
@@ -71,11 +71,17 @@ def oxidation_table(name: str = "smact14") -> OxidationTable:
 
 
 def smact_screen(counts: np.ndarray, oxidation_states: str = "smact14", max_pairs: int = 4_000_000,
-                 dp_above: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+                 dp_above: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
     """(charge_neutral, electronegativity_balanced) masks for integer count vectors [N, 85].
 
-    Compositions with more than ``dp_above`` oxidation-state assignments (many elements with
-    many states) are decided by dynamic programming over reachable charge sums instead.
+    Meet in the middle: each composition's elements are split into two halves, every
+    oxidation-state assignment of each half is summed, and the composition is neutral when a
+    sum of one half is minus a sum of the other, so the work grows with the square root of
+    the number of assignments. Electronegativity balance is the same test with the states
+    restricted by a threshold t (cations below t, anions at or above it), for every t among
+    the composition's electronegativities. Compositions whose half still has more than
+    ``dp_above`` assignments are decided by dynamic programming over reachable sums.
+    ``max_pairs`` bounds the half-assignments held in memory at once.
     """
     table = oxidation_table(oxidation_states)
     c = np.asarray(counts)
@@ -85,84 +91,128 @@ def smact_screen(counts: np.ndarray, oxidation_states: str = "smact14", max_pair
     multi = np.flatnonzero(n_el >= 2)
     if len(multi) == 0:
         return cn, en
-    rows, cols = np.nonzero(c[multi])
-    vals = c[multi][rows, cols].astype(np.int64)
+    sub = c[multi]
+    rows, cols = np.nonzero(sub)
+    vals = sub[rows, cols].astype(np.int64)
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     sizes = np.diff(np.r_[starts, len(rows)])
     vals //= np.repeat(np.gcd.reduceat(vals, starts), sizes)
-    n_pairs = np.multiply.reduceat(table.n_states[cols].astype(np.float64), starts)  # may be huge
-    big = np.flatnonzero(n_pairs > dp_above)
-    for j in big:
+    slots = _Slots.build(cols, vals, starts, sizes, table)
+    half_max = np.maximum(slots.n_opt[:, : slots.h].prod(1, dtype=np.float64),
+                          slots.n_opt[:, slots.h :].prod(1, dtype=np.float64))
+    big = half_max > dp_above
+    for j in np.flatnonzero(big):
         seg = slice(starts[j], starts[j] + sizes[j])
         cn[multi[j]], en[multi[j]] = _screen_dp(cols[seg], vals[seg], table)
-    if len(big):
-        small = n_pairs <= dp_above
-        keep_rows = np.repeat(small, sizes)
-        multi, cols, vals, sizes = multi[small], cols[keep_rows], vals[keep_rows], sizes[small]
-        n_pairs = n_pairs[small]
-        if len(multi) == 0:
-            return cn, en
-        starts = np.r_[0, np.cumsum(sizes)[:-1]]
-        rows = np.repeat(np.arange(len(multi)), sizes)
-    n_pairs = n_pairs.astype(np.int64)
-    # Chunk compositions so that the flat (composition, assignment) arrays stay bounded.
-    cum = np.cumsum(n_pairs)
-    row_end = np.r_[starts[1:], len(rows)]
-    lo = 0
-    while lo < len(multi):
-        base = cum[lo - 1] if lo else 0
-        hi = max(int(np.searchsorted(cum, base + max_pairs, side="right")), lo + 1)
-        seg = slice(starts[lo], row_end[hi - 1])
-        ok_cn, ok_en = _screen_chunk(cols[seg], vals[seg], sizes[lo:hi], n_pairs[lo:hi], table)
-        cn[multi[lo:hi]] = ok_cn
-        en[multi[lo:hi]] = ok_en
-        lo = hi
+    small = np.flatnonzero(~big)
+    s = slots.take(small)
+    ok_cn = _zero_reachable(s.charge, s.n_opt, s.h, max_pairs)
+    cn[multi[small]] = ok_cn
+    # Pauling test: only neutral compositions whose elements all have an electronegativity.
+    cand = np.flatnonzero(ok_cn & ~np.isnan(np.where(s.elem >= 0, table.pauling[s.elem], 0.0)).any(1))
+    if len(cand):
+        s = s.take(cand)
+        virt, charge, n_opt = _threshold_rows(s, table)
+        ok = _zero_reachable(charge, n_opt, s.h, max_pairs)
+        en[multi[small[cand]]] = np.bincount(virt[ok], minlength=len(cand)) > 0
     return cn, en
 
 
-def _screen_chunk(cols, vals, sizes, n_pairs, table: OxidationTable):
-    g, m_max = len(sizes), int(sizes.max())
-    # Padded per-composition element slots: element index, reduced count, number of states.
-    pos = np.arange(len(cols)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    comp = np.repeat(np.arange(g), sizes)
-    elem = np.zeros((g, m_max), dtype=np.int64)
-    cnt = np.zeros((g, m_max), dtype=np.int64)
-    nst = np.ones((g, m_max), dtype=np.int64)
-    elem[comp, pos], cnt[comp, pos], nst[comp, pos] = cols, vals, table.n_states[cols]
-    total = int(n_pairs.sum())
-    width = table.states.shape[1]
-    # contrib[j, p, s]: charge of slot p of composition j in its s-th oxidation state.
-    contrib = (table.states[elem].astype(np.int32) * cnt[:, :, None].astype(np.int32)).ravel()
-    owner = np.repeat(np.arange(g, dtype=np.int32), n_pairs)
-    first_pair = (np.cumsum(n_pairs) - n_pairs).astype(np.int32)
-    rest = np.arange(total, dtype=np.int32) - np.repeat(first_pair, n_pairs)
-    charge = np.zeros(total, dtype=np.int32)
-    base = owner * np.int32(m_max * width)
-    digits = []
-    for p in range(m_max):
-        rest, d = np.divmod(rest, np.repeat(nst[:, p].astype(np.int32), n_pairs))
-        digits.append(d)
-        charge += contrib[base + np.int32(p * width) + d]
-    flat_states = table.states.ravel().astype(np.int64)
-    neutral = charge == 0
-    ok_cn = np.bincount(owner[neutral], minlength=g) > 0
-    # Pauling test on the neutral assignments only (few): cations below anions, all EN known.
-    idx = np.flatnonzero(neutral)
-    o = owner[idx]
-    cat_max = np.full(len(idx), -np.inf)
-    an_min = np.full(len(idx), np.inf)
-    missing = np.zeros(len(idx), dtype=bool)
-    for p in range(m_max):
-        present = p < sizes[o]
-        e = elem[o, p]
-        ox = flat_states[e * width + digits[p][idx]]
-        x = table.pauling[e]
-        missing |= present & np.isnan(x)
-        cat_max = np.where(present & (ox > 0), np.fmax(cat_max, x), cat_max)
-        an_min = np.where(present & (ox < 0), np.fmin(an_min, x), an_min)
-    passes = ~missing & (cat_max < an_min)
-    ok_en = np.bincount(o[passes], minlength=g) > 0
-    return ok_cn, ok_en
+@dataclass(frozen=True)
+class _Slots:
+    """Per-composition element slots, padded to [g, 2h]: the first ceil(m/2) elements of a
+    composition sit in slots [0, h), the rest in [h, 2h), so a fixed split halves each one.
+    Padding slots have element -1 and one option of charge 0."""
+
+    h: int
+    elem: np.ndarray  # [g, 2h] element index or -1
+    ox: np.ndarray  # [g, 2h, W] oxidation state of each option (0 on padding)
+    charge: np.ndarray  # [g, 2h, W] ox * reduced count
+    n_opt: np.ndarray  # [g, 2h] options per slot
+
+    @classmethod
+    def build(cls, cols, vals, starts, sizes, table: OxidationTable) -> _Slots:
+        g = len(sizes)
+        h = int(-(-sizes.max() // 2))
+        comp = np.repeat(np.arange(g), sizes)
+        pos = np.arange(len(cols)) - np.repeat(starts, sizes)
+        first = (sizes + 1) // 2
+        slot = np.where(pos < first[comp], pos, h + pos - first[comp])
+        elem = np.full((g, 2 * h), -1, dtype=np.int64)
+        cnt = np.zeros((g, 2 * h), dtype=np.int64)
+        elem[comp, slot], cnt[comp, slot] = cols, vals
+        ox = np.where((elem >= 0)[:, :, None], table.states[np.maximum(elem, 0)], 0).astype(np.int32)
+        n_opt = np.where(elem >= 0, table.n_states[np.maximum(elem, 0)], 1)
+        return cls(h, elem, ox, ox * cnt[:, :, None].astype(np.int32), n_opt)
+
+    def take(self, idx: np.ndarray) -> _Slots:
+        return _Slots(self.h, self.elem[idx], self.ox[idx], self.charge[idx], self.n_opt[idx])
+
+
+def _threshold_rows(s: _Slots, table: OxidationTable):
+    """One virtual composition per (composition, threshold t): options restricted to cations
+    with EN < t and anions with EN >= t. "Every cation below every anion" holds exactly when
+    such a t exists, and then t = the lowest anion EN works (or +inf without anions), so t
+    runs over the EN of the composition's elements that have a negative state, and +inf."""
+    g, k, w = s.ox.shape
+    x = np.where(s.elem >= 0, table.pauling[np.maximum(s.elem, 0)], np.nan)  # NaN on padding
+    valid = np.arange(w)[None, None, :] < s.n_opt[:, :, None]
+    can_be_anion = (valid & (s.ox < 0)).any(-1)
+    thresholds = np.concatenate([np.where(can_be_anion, x, np.nan), np.full((g, 1), np.inf)], axis=1)
+    usable = ~np.isnan(thresholds)
+    virt, tcol = np.nonzero(usable)
+    t = thresholds[virt, tcol][:, None, None]
+    xv = x[virt][:, :, None]
+    ox = s.ox[virt]
+    valid = np.arange(w)[None, None, :] < s.n_opt[virt][:, :, None]
+    allowed = valid & (((ox > 0) & (xv < t)) | ((ox < 0) & (xv >= t)) | (ox == 0))
+    order = np.argsort(~allowed, axis=-1, kind="stable")  # allowed options first
+    charge = np.take_along_axis(s.charge[virt], order, axis=-1)
+    return virt, charge, allowed.sum(-1)
+
+
+def _zero_reachable(charge: np.ndarray, n_opt: np.ndarray, h: int, max_pairs: int) -> np.ndarray:
+    """Whether one option per slot sums to zero, per row: half sums matched by sorted lookup."""
+    g = len(n_opt)
+    out = np.zeros(g, dtype=bool)
+    n1 = n_opt[:, :h].prod(1)
+    n2 = n_opt[:, h:].prod(1)
+    cum = np.cumsum(n1 + n2)
+    lo = 0
+    while lo < g:
+        base = cum[lo - 1] if lo else 0
+        hi = max(int(np.searchsorted(cum, base + max_pairs, side="right")), lo + 1)
+        r = slice(lo, hi)
+        o1, s1 = _half_sums(charge[r, :h], n_opt[r, :h], n1[r])
+        o2, s2 = _half_sums(charge[r, h:], n_opt[r, h:], n2[r])
+        span = int(max(np.abs(s1).max(initial=0), np.abs(s2).max(initial=0)))
+        width = 2 * span + 1  # row r owns keys [r * width, (r + 1) * width)
+        k1 = o1.astype(np.int64) * width + (s1 + span)
+        k2 = o2.astype(np.int64) * width + (span - s2)
+        if (hi - lo) * width <= 64 * max_pairs:  # a lookup table beats sorting
+            seen = np.zeros((hi - lo) * width, dtype=bool)
+            seen[k2] = True
+            hit = seen[k1]
+        else:
+            hit = np.isin(k1, k2)
+        out[lo:hi] = np.bincount(o1[hit], minlength=hi - lo) > 0
+        lo = hi
+    return out
+
+
+def _half_sums(charge: np.ndarray, n_opt: np.ndarray, n: np.ndarray):
+    """(owner row, charge sum) of every assignment of one half, rows with no option skipped."""
+    g, k, w = charge.shape
+    total = int(n.sum())
+    owner = np.repeat(np.arange(g, dtype=np.int32), n)
+    rest = np.arange(total, dtype=np.int32) - np.repeat((np.cumsum(n) - n).astype(np.int32), n)
+    flat = charge.reshape(-1)
+    base = owner * np.int32(k * w)
+    s = np.zeros(total, dtype=np.int32)
+    for p in range(k):
+        rest, d = np.divmod(rest, np.repeat(np.maximum(n_opt[:, p], 1).astype(np.int32), n))
+        s += flat[base + np.int32(p * w) + d]
+    return owner, s
 
 
 def _reachable_zero(options: list[list[int]]) -> bool:
