@@ -266,8 +266,9 @@ def decode_counts(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE,
       its count is that slot's index + 1 (MatGAN's rule). For slots read as sigmoid(s_k),
       this is the most likely class of a categorical over {absent, 1..8} with logits
       (0, s_1..s_8).
-    - ``"sample"``: draw from that categorical (Gumbel-max with ``rng``), the distribution a
-      generator trained with straight-through Gumbel-softmax actually models.
+    - ``"sample"``: draw from that categorical (inverse CDF, one uniform from ``rng`` per
+      element), the distribution a generator trained with straight-through Gumbel-softmax
+      actually models.
     - ``"expected"``: count = round(sum_k k * p_k), present when that sum is >= 0.5; suits
       a generator whose slots stay soft.
     """
@@ -290,21 +291,29 @@ def decode_counts(matrices: np.ndarray, rule: DecodeRule = DEFAULT_DECODE_RULE,
     if rule == "sample":
         if rng is None:
             raise CompositionError("decoding rule 'sample' needs a numpy Generator (rng)")
-        p = np.clip(x.astype(np.float64), 1e-30, 1.0)
-        with np.errstate(divide="ignore"):
-            logits = np.log(p) - np.log1p(-p)  # p == 1 -> +inf: that slot wins
-        # One draw per row of 9 classes, so a seeded stream is the same in any batch size.
-        noise = rng.gumbel(size=(*logits.shape[:2], MAX_COUNT + 1))
-        logits = logits + noise[..., 1:]
-        absent = noise[..., 0]
-        best = logits.max(axis=2)
-        k = logits.argmax(axis=2).astype(np.int8) + 1
-        return np.where(best > absent, k, np.int8(0)).astype(np.int8)
+        p = np.clip(x.astype(np.float64), 0.0, 1.0 - 1e-12)
+        odds = p / (1.0 - p)  # class weights relative to 'absent' (weight 1)
+        # One uniform per (row, element), so a seeded stream is the same in any batch size.
+        u = rng.random(x.shape[:2], dtype=np.float32)
+        return sample_categorical(odds, u)
     if rule == "expected":
         slots = np.arange(1, MAX_COUNT + 1, dtype=np.float32)
         e = x.astype(np.float32, copy=False) @ slots
         return np.where(e >= 0.5, np.clip(np.rint(e), 1, MAX_COUNT), 0).astype(np.int8)
     raise CompositionError(f"unknown decoding rule {rule!r}; use 'argmax', 'sample' or 'expected'")
+
+
+def sample_categorical(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Counts [N, 85] drawn from categoricals over {absent, 1..8} by inverse CDF.
+
+    ``weights`` [N, 85, 8] are the count classes' weights relative to 'absent' (weight 1),
+    i.e. exp(logit); ``u`` [N, 85] uniforms in [0, 1). Class k is picked when u * total
+    falls in its slice of the cumulative weights.
+    """
+    cum = 1.0 + np.cumsum(weights, axis=-1)  # cumulative weight up to class k = 1..8
+    thr = u * cum[..., -1]
+    k = (cum <= thr[..., None]).sum(axis=-1) + (thr >= 1.0)
+    return np.minimum(k, MAX_COUNT).astype(np.int8)
 
 
 _PERM = np.array(FORMULA_ORDER, dtype=np.int64)

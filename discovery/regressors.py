@@ -54,6 +54,7 @@ class MLPRegressor:
     batch_size: int = 256
     max_epochs: int = 300
     patience: int = 20
+    lr_patience: int = 0  # >0: halve the learning rate after this many epochs without val gain
     dropout: float = 0.0
     loss: str = "mae"
     seed: int = 0
@@ -70,10 +71,13 @@ class MLPRegressor:
         self.model_ = build_mlp(x.shape[1], feats.mean(0), feats.var(0), float(y.mean()),
                                 float(y.std() or 1.0), tuple(self.hidden), self.dropout, self.embedding)
         self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
-        stop = keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True)
+        callbacks = [keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True)]
+        if self.lr_patience:
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=self.lr_patience,
+                                                               min_lr=self.learning_rate / 256))
         t0 = time.perf_counter()
         hist = self.model_.fit(x, y, validation_data=(x_val, y_val), epochs=self.max_epochs,
-                               batch_size=self.batch_size, callbacks=[stop], verbose=self.verbose,
+                               batch_size=self.batch_size, callbacks=callbacks, verbose=self.verbose,
                                shuffle=True)
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         self.fit_seconds_ = time.perf_counter() - t0

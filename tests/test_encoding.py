@@ -97,3 +97,14 @@ def test_formula_round_trip_property(comp):
     formula = E.counts_to_formulas(counts)[0]
     assert Composition(formula) == Composition(comp)
     assert np.array_equal(E.decode_counts(E.counts_to_matrix(counts)), counts)
+
+
+def test_sample_categorical_draws_the_categorical():
+    # Classes {absent, 1, 2, 3..8} with weights (1, 2, 0.5, 0...) -> probabilities 1/3.5, 2/3.5, 0.5/3.5.
+    w = np.zeros((1, 1, 8))
+    w[0, 0, :2] = [2.0, 0.5]
+    u = np.random.default_rng(0).random((200_000, 1), dtype=np.float32)
+    k = E.sample_categorical(np.broadcast_to(w, (200_000, 1, 8)), u)[:, 0]
+    freq = np.bincount(k, minlength=9) / len(k)
+    np.testing.assert_allclose(freq[:3], [1 / 3.5, 2 / 3.5, 0.5 / 3.5], atol=0.005)
+    assert freq[3:].sum() == 0

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from discovery.elements import INDEX
-from discovery.encoding import encode
+from discovery.encoding import CompositionError, encode
 from discovery.gan.io import ModelFileError, load_keras_model
 from discovery.gan.models import (
     AtomEmbedding,
@@ -124,3 +124,22 @@ def test_quality_metrics_and_baseline():
     n_el = (drawn > 0).sum(1)
     assert set(np.unique(n_el)) <= {2, 3} and abs((n_el == 3).mean() - 0.25) < 0.05
     assert np.array_equal(drawn, base.sample_counts(2000, seed=1))
+
+
+@pytest.mark.parametrize("rule", ["argmax", "sample"])
+def test_graph_decoding_equals_codec(rule):
+    from discovery.encoding import decode_counts
+
+    gen = build_generator("slim", logit_bias=0.0)  # elements often present, counts spread
+    sampler = CompositionSampler(gen, rule)
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((256, 128), dtype=np.float32)
+    in_graph = sampler._counts(z, np.random.default_rng(4).random((256, 85), dtype=np.float32))
+    codec = decode_counts(sampler._probabilities(z), rule, np.random.default_rng(4))
+    assert (in_graph > 0).mean() > 0.05 and len(np.unique(in_graph)) > 3
+    assert (in_graph != codec).mean() < 1e-3  # float32 rounding at a class boundary at most
+
+
+def test_unknown_decoding_rule():
+    with pytest.raises(CompositionError, match="'mode'"):
+        CompositionSampler(build_generator("slim"), "mode")

@@ -9,9 +9,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from discovery.encoding import counts_to_formulas, decode_counts
+from discovery.elements import MAX_COUNT, N_ELEMENTS
+from discovery.encoding import CompositionError, counts_to_formulas, decode_counts
 from discovery.gan.io import ModelFileError, load_keras_model
-from discovery.gan.models import LATENT_DIM
+from discovery.gan.models import LATENT_DIM, logits_model
 
 SHIPPED_GAN_DIR = Path(__file__).resolve().parent.parent / "models" / "gan"
 
@@ -24,10 +25,14 @@ class CompositionSampler:
     """
 
     def __init__(self, generator: keras.Model, decode_rule: str = "sample", card: dict | None = None):
+        if decode_rule not in ("argmax", "sample", "expected"):
+            raise CompositionError(f"unknown decoding rule {decode_rule!r}; "
+                                   "use 'argmax', 'sample' or 'expected'")
         self.generator = generator
         self.decode_rule = decode_rule
         self.card = card or {}
         self._forward = None
+        self._decode = None
 
     @classmethod
     def load(cls, model_dir: Path | str | None = None) -> CompositionSampler:
@@ -51,6 +56,19 @@ class CompositionSampler:
                                         reduce_retracing=True)
         return np.asarray(self._forward(z))[..., 0]
 
+    def _counts(self, z: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Generator + decoding in one TensorFlow graph ('argmax' and 'sample' rules).
+
+        Same draws as ``decode_counts(probabilities, rule, rng)`` with the uniforms ``u``,
+        but computed from the pre-sigmoid logits without leaving the graph, so decoding
+        costs a few percent of the forward pass instead of a third of it.
+        """
+        if self.decode_rule == "expected":
+            return decode_counts(self._probabilities(z), "expected")
+        if self._decode is None:
+            self._decode = _graph_decoder(self.generator, self.decode_rule)
+        return np.asarray(self._decode(z, u))
+
     def iter_counts(self, n: int, seed: int | tuple[int, ...] = 0,
                     batch_size: int = 8192) -> Iterator[np.ndarray]:
         """Yield integer count batches [<=batch_size, 85] totalling n rows.
@@ -66,7 +84,8 @@ class CompositionSampler:
         while done < n:
             m = min(batch_size, n - done)
             z = z_rng.standard_normal((m, LATENT_DIM), dtype=np.float32)
-            yield decode_counts(self._probabilities(z), self.decode_rule, noise_rng)
+            u = noise_rng.random((m, N_ELEMENTS), dtype=np.float32)  # used by rule 'sample'
+            yield self._counts(z, u)
             done += m
 
     def sample_counts(self, n: int, seed: int | tuple[int, ...] = 0, batch_size: int = 8192) -> np.ndarray:
@@ -76,6 +95,35 @@ class CompositionSampler:
     def sample(self, n: int, seed: int = 0) -> list[str]:
         """n formulas (not deduplicated; '' where a sample has no element)."""
         return counts_to_formulas(self.sample_counts(n, seed))
+
+
+def _graph_decoder(generator: keras.Model, rule: str):
+    """tf.function (z, u) -> int8 counts [B, 85] mirroring ``encoding.decode_counts``."""
+    import tensorflow as tf
+
+    try:
+        head = logits_model(generator)
+    except ValueError:  # a generator without a 'logits' layer: invert its sigmoid
+        head = None
+
+    def logits(z):
+        if head is not None:
+            return head(z, training=False)[..., 0]
+        p = tf.clip_by_value(generator(z, training=False)[..., 0], 1e-7, 1 - 1e-7)
+        return tf.math.log(p) - tf.math.log1p(-p)
+
+    @tf.function(reduce_retracing=True)
+    def decode(z, u):
+        s = logits(z)
+        if rule == "argmax":  # the most likely class: max slot probability >= 0.5
+            k = tf.argmax(s, axis=-1, output_type=tf.int32) + 1
+            return tf.cast(tf.where(tf.reduce_max(s, axis=-1) >= 0, k, 0), tf.int8)
+        cum = 1.0 + tf.cumsum(tf.exp(tf.clip_by_value(s, -60.0, 60.0)), axis=-1)
+        thr = u * cum[..., -1]
+        k = tf.reduce_sum(tf.cast(cum <= thr[..., None], tf.int32), axis=-1) + tf.cast(thr >= 1.0, tf.int32)
+        return tf.cast(tf.minimum(k, MAX_COUNT), tf.int8)
+
+    return decode
 
 
 _DEFAULT: CompositionSampler | None = None
