@@ -177,12 +177,15 @@ def evaluate_cmd(
     featurizers: str = "gan_embedding,magpie,onehot",
     out: Path = Path("pipelines/reports"),
     tsne: bool = True,
+    resume: Annotated[bool, typer.Option(help="Keep and skip the cells already in table4_runs.csv.")]
+    = False,
 ) -> None:
     """Reproduce the paper's Table 4 (featurizers x datasets x seeds) with a trees baseline."""
     from discovery.evaluation import evaluate
 
     evaluate(datasets.split(","), seeds, oqmd_seeds, embedding, amounts, out=out,
-             featurizer_names=tuple(featurizers.split(",")), tsne=tsne, command="discover evaluate")
+             featurizer_names=tuple(featurizers.split(",")), tsne=tsne, command="discover evaluate",
+             resume=resume)
     Console().print((out / "table4.md").read_text())
 
 

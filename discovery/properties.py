@@ -3,6 +3,8 @@
 A property model directory holds ``card.json`` (property, unit, featurizer, data, splits,
 metrics), the atom embedding ``T.npy`` its features were computed with (so retraining the
 GAN never silently changes a regressor's inputs) and the ensemble members ``member_i.keras``.
+When T is fine-tuned end to end, the featurizer is the element-amount vector and each member
+holds its own tuned copy of T as its first layer (``T.npy`` is then the shared starting point).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from discovery.errors import ConfigError
-from discovery.featurizers import CompositionFeaturizer, GanEmbedding, as_amounts, make_featurizer
+from discovery.featurizers import (
+    FEATURIZERS,
+    CompositionFeaturizer,
+    GanEmbedding,
+    as_amounts,
+    make_featurizer,
+)
 from discovery.gan.io import ModelFileError
 from discovery.regressors import Ensemble, write_card
 from discovery.targets import PROPERTIES
@@ -39,8 +47,10 @@ class PropertyModel:
 
     def save(self, directory: Path, card: dict) -> None:
         self.ensemble.save(directory)
-        feat = {"name": "gan_embedding", "amounts": self.featurizer.amounts} \
-            if isinstance(self.featurizer, GanEmbedding) else {"name": type(self.featurizer).__name__.lower()}
+        name = next(k for k, cls in FEATURIZERS.items() if isinstance(self.featurizer, cls))
+        feat = {"name": name}
+        if hasattr(self.featurizer, "amounts"):
+            feat["amounts"] = self.featurizer.amounts
         if isinstance(self.featurizer, GanEmbedding):
             np.save(directory / "T.npy", self.featurizer.embedding)
         write_card(directory, {"property": self.name, "unit": self.unit, "featurizer": feat,

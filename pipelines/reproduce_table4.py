@@ -30,12 +30,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPORTS)
     ap.add_argument("--featurizers", default="gan_embedding,magpie,onehot")
     ap.add_argument("--no-tsne", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="keep and skip the cells in table4_runs.csv")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     args = ap.parse_args()
     set_threads(args.threads)
     evaluate(args.datasets.split(","), args.seeds, args.oqmd_seeds, args.embedding, args.amounts,
              args.max_epochs, args.out, tuple(args.featurizers.split(",")), not args.no_tsne,
-             "python pipelines/reproduce_table4.py " + " ".join(sys.argv[1:]))
+             "python pipelines/reproduce_table4.py " + " ".join(sys.argv[1:]), args.resume)
     print((args.out / "table4.md").read_text())
 
 

@@ -3,7 +3,9 @@
     python pipelines/select_property_model.py --property bandgap [--seeds 2]
 
 Compares, with the same MLP and seeds: GAN embedding of raw counts (the paper) vs of
-fractions, frozen T vs T fine-tuned end to end from the critic's initialisation.
+fractions, frozen T vs T fine-tuned end to end from the critic's initialisation, constant
+learning rate vs halving it on a validation plateau (suffix ``+plateau``: LR patience 10,
+early-stopping patience 30), e.g. ``--variants finetune_fractions,finetune_fractions+plateau``.
 Prints validation MAE / RMSE / R² and appends them to pipelines/reports/model_selection.csv.
 """
 
@@ -29,6 +31,7 @@ def main() -> None:
     ap.add_argument("--embedding", type=Path, default=None)
     ap.add_argument("--variants", default="counts,fractions,finetune_fractions")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--max-epochs", type=int, default=300)
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     set_threads(args.threads)
@@ -36,16 +39,32 @@ def main() -> None:
     t = load_embedding(args.embedding)
     rows = []
     for variant in args.variants.split(","):
-        finetune = variant.startswith("finetune_")
-        amounts = variant.removeprefix("finetune_")
+        base, _, schedule = variant.partition("+")
+        finetune = base.startswith("finetune_")
+        amounts = base.removeprefix("finetune_")
+        sched = {"lr_patience": 10, "patience": 30} if schedule == "plateau" else {}
         feat = OneHot(amounts=amounts) if finetune else GanEmbedding(t, amounts=amounts)
         xtr, xva = feat.transform(task.train["formula"]), feat.transform(task.val["formula"])
         for seed in range(args.seeds):
-            reg = MLPRegressor(seed=seed, batch_size=args.batch_size, embedding=t if finetune else None)
+            reg = MLPRegressor(
+                seed=seed,
+                batch_size=args.batch_size,
+                max_epochs=args.max_epochs,
+                embedding=t if finetune else None,
+                **sched,
+            )
             reg.fit(xtr, task.train["y"].to_numpy(), xva, task.val["y"].to_numpy())
             m = regression_metrics(task.val["y"].to_numpy(), reg.predict(xva))
-            rows.append({"property": args.property, "variant": variant, "seed": seed, **m,
-                         "epochs": reg.best_epoch_, "embedding": str(args.embedding or "shipped")})
+            rows.append(
+                {
+                    "property": args.property,
+                    "variant": variant,
+                    "seed": seed,
+                    **m,
+                    "epochs": reg.best_epoch_,
+                    "embedding": str(args.embedding or "shipped"),
+                }
+            )
             print(rows[-1], flush=True)
     REPORTS.mkdir(parents=True, exist_ok=True)
     out = REPORTS / "model_selection.csv"
