@@ -84,6 +84,11 @@ def file_sha256(path: Path) -> str:
 
 def _clean(df: pd.DataFrame, source: str, target: str | None) -> pd.DataFrame:
     """Keep rows whose formula parses (and whose target is a number); record what was skipped."""
+    return _clean_parsed(df, source, target)[0]
+
+
+def _clean_parsed(df: pd.DataFrame, source: str, target: str | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`_clean` plus the kept rows' amount vectors [N, 85], parsed once."""
     if "formula" not in df.columns:
         raise DataError(f"{source}: no 'formula' column (columns: {list(df.columns)})")
     batch = parse_formulas(df["formula"].fillna("").astype(str).tolist())
@@ -102,7 +107,7 @@ def _clean(df: pd.DataFrame, source: str, target: str | None) -> pd.DataFrame:
     if skipped:
         log.warning("%s: skipped %d of %d rows (%s)", source, len(df) - len(out), len(df),
                     ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())))
-    return out
+    return out, batch.amounts[keep]
 
 
 def _read_shared(name: str, target: str | None) -> pd.DataFrame:
@@ -160,10 +165,9 @@ CRABNET_TABLES: tuple[CrabnetTable, ...] = tuple(
 )
 
 
-def _dedupe_lowest(df: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+def _dedupe_lowest(df: pd.DataFrame, amounts: np.ndarray, target: str) -> tuple[pd.DataFrame, int]:
     """One row per reduced composition, the lowest target (the most stable entry)."""
-    counts = parse_formulas(df["formula"].tolist()).amounts
-    keys = composition_keys(np.rint(counts).astype(np.int64))
+    keys = composition_keys(np.rint(amounts).astype(np.int64))
     order = np.lexsort((df[target].to_numpy(), keys))
     first = np.r_[True, keys[order][1:] != keys[order][:-1]]
     kept = np.sort(order[first])
@@ -223,10 +227,10 @@ def fetch_crabnet(wheel: Path | str | None = None, force: bool = False,
                 except KeyError as exc:
                     raise DataError(f"{whl} has no {t.member}; is it {CRABNET_SPEC}?") from exc
                 raw = raw.rename(columns={"target": t.target})
-                df = _clean(raw, t.member, t.target)
+                df, parsed = _clean_parsed(raw, t.member, t.target)
                 dupes = 0
                 if t.dedupe_lowest:
-                    df, dupes = _dedupe_lowest(df, t.target)
+                    df, dupes = _dedupe_lowest(df, parsed, t.target)
                 tmp_file = out_dir / f".{t.name}.parquet.tmp"
                 df[["formula", t.target]].to_parquet(tmp_file, index=False)
                 tmp_file.replace(out_dir / f"{t.name}.parquet")

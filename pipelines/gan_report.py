@@ -159,10 +159,23 @@ def main() -> None:
     curve = None
     if args.log and args.log.is_file():
         curve = pd.read_csv(args.log)
-        fig, ax = plt.subplots(figsize=(7, 4))
+        # The training log judges 10,000 samples per evaluation: the baseline at the same size.
+        eval_n = int(curve["samples"].iloc[-1])
+        base_eval = stats(baseline.sample_counts(eval_n, args.seed), known, holdout, train_keys)
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4))
         ax.plot(curve["step"], curve["val_critic_loss"], "o-")
         ax.set_xlabel("iteration")
         ax.set_ylabel("critic loss on the 10% split (eq. 4)")
+        for col, label in (("holdout_recovered_pct", "held-out recovered %"),
+                           ("unique_pct", "unique % / 10"), ("novel_of_unique_pct", "novel % of unique / 10"),
+                           ("elements_5plus_pct", "5+ elements % / 10")):
+            scale = 1.0 if col == "holdout_recovered_pct" else 0.1
+            bx.plot(curve["step"], scale * curve[col], "o-", label=label)
+        bx.axhline(base_eval["held-out recovered % of split"], color="k", ls="--",
+                   label=f"enhanced random, recovered % ({eval_n:,} samples)")
+        bx.set_xlabel("iteration")
+        bx.set_title(f"quality per evaluation ({eval_n:,} samples)")
+        bx.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(args.out / "gan_critic_loss.png", dpi=110)
         plt.close(fig)
@@ -184,7 +197,11 @@ def main() -> None:
           "## Sampling speed (this CPU)", "", pd.Series(perf).to_frame("value").to_markdown(floatfmt=".3g"),
           "", "## Distributions", "", "![distributions](gan_distributions.png)", ""]
     if curve is not None:
-        md += ["## Critic loss on the validation split", "", "![critic loss](gan_critic_loss.png)", "",
+        md += ["## Training curve: critic loss on the validation split and quality per evaluation", "",
+               "![critic loss](gan_critic_loss.png)", "",
+               f"Enhanced-random baseline at the log's {eval_n:,} samples: recovers "
+               f"{base_eval['held-out recovered % of split']:.2f}% of the held-out split, "
+               f"unique {base_eval['unique %']:.1f}%.", "",
                curve.to_markdown(index=False, floatfmt=".3g"), ""]
     md += ["Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()), ""]
     (args.out / "gan_report.md").write_text("\n".join(md))
