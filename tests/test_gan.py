@@ -143,3 +143,17 @@ def test_graph_decoding_equals_codec(rule):
 def test_unknown_decoding_rule():
     with pytest.raises(CompositionError, match="'mode'"):
         CompositionSampler(build_generator("slim"), "mode")
+
+
+def test_minibatch_std_critic_sees_batch_spread(tmp_path):
+    critic = build_critic(embedding_dim=8, minibatch_std=True)
+    x = encode(["Fe2O3", "NaCl", "LiCoO2", "MgO"]).astype(np.float32)
+    same = np.repeat(x[:1], 4, axis=0)
+    varied, collapsed = np.asarray(critic(x)), np.asarray(critic(same))
+    assert not np.isclose(varied[0, 0], collapsed[0, 0])  # Fe2O3 scored differently in each batch
+    tr = _tiny_trainer(tmp_path, minibatch_std=True)
+    w0 = [w.copy() for w in tr.critic.get_weights()]
+    tr.train(iterations=2, progress=False)
+    assert any(not np.allclose(a, b) for a, b in zip(w0, tr.critic.get_weights(), strict=True))
+    tr.save(tmp_path / "ck")
+    assert "MinibatchStd" in str(load_keras_model(tmp_path / "ck" / "critic.keras").layers)

@@ -12,7 +12,8 @@ slot whose sigmoid exceeds 0.5, which is exactly the codec's ``argmax`` decoding
 Critic (the authors' code): T = tanh(E W + b) with E = I_85, C = sum_rows((X^T T) * A), A's
 row k filled with k (equations 5/6) -- the count-weighted sum of element embeddings -- then
 Dense 128-64-32-1 with ReLU. Optionally (``count_features``) the MLP also sees how many
-elements the composition has and how many occur 1..8 times, which C alone hides.
+elements the composition has and how many occur 1..8 times, which C alone hides, and
+(``minibatch_std``) how varied the batch is.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ class CountFeatures(layers.Layer):
         return ops.concatenate([hist, ops.sum(hist, axis=1, keepdims=True)], axis=1)
 
 
+@keras.saving.register_keras_serializable(package="discovery")
+class MinibatchStd(layers.Layer):
+    """Appends the batch's mean feature standard deviation to every row (Karras et al. 2018).
+
+    A critic that sees how varied a batch is can penalise a generator that collapses onto a
+    few compositions, which a per-sample critic cannot tell from a good one.
+    """
+
+    def call(self, h):
+        spread = ops.mean(ops.sqrt(ops.var(h, axis=0) + 1e-8))
+        return ops.concatenate([h, ops.ones_like(h[:, :1]) * spread], axis=1)
+
+
 def build_generator(variant: str = "paper", logit_bias: float = -6.0) -> keras.Model:
     """The generator z -> probabilities [85, 8, 1]; ``variant`` 'paper' (Table 3) or 'slim'.
 
@@ -93,11 +107,14 @@ def build_generator(variant: str = "paper", logit_bias: float = -6.0) -> keras.M
     return keras.Model(z, out, name=f"generator_{variant}")
 
 
-def build_critic(embedding_dim: int = 128, count_features: bool = True) -> keras.Model:
+def build_critic(embedding_dim: int = 128, count_features: bool = True,
+                 minibatch_std: bool = False) -> keras.Model:
     """The critic X [85, 8] -> score; its AtomEmbedding layer holds T."""
     x = keras.Input((N_ELEMENTS, MAX_COUNT), name="x")
     c = AtomEmbedding(embedding_dim, name="atom_embedding")(x)
     h = layers.Concatenate()([c, CountFeatures(name="count_features")(x)]) if count_features else c
+    if minibatch_std:
+        h = MinibatchStd(name="minibatch_std")(h)
     for units in (128, 64, 32):
         h = layers.Dense(units, activation="relu")(h)
     score = layers.Dense(1, dtype="float32", name="score")(h)

@@ -39,6 +39,7 @@ class GanConfig:
     logit_bias: float = -6.0
     embedding_dim: int = 128
     count_features: bool = True
+    minibatch_std: bool = False  # critic sees the batch's spread (against mode collapse)
     loss: str = "gp"  # 'gp' or 'clip'
     batch_size: int = 256
     n_critic: int = 5
@@ -102,7 +103,7 @@ class GanTrainer:
         keras.utils.set_random_seed(config.seed)
         self.generator = build_generator(config.generator, config.logit_bias)
         self.logits = logits_model(self.generator)
-        self.critic = build_critic(config.embedding_dim, config.count_features)
+        self.critic = build_critic(config.embedding_dim, config.count_features, config.minibatch_std)
         if config.loss == "gp":
             self.g_opt = keras.optimizers.Adam(config.lr_generator, config.beta_1, config.beta_2)
             self.c_opt = keras.optimizers.Adam(config.lr_critic, config.beta_1, config.beta_2)
