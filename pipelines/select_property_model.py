@@ -5,7 +5,8 @@
 Compares, with the same MLP and seeds: GAN embedding of raw counts (the paper) vs of
 fractions, frozen T vs T fine-tuned end to end from the critic's initialisation, constant
 learning rate vs halving it on a validation plateau (suffix ``+plateau``: LR patience 10,
-early-stopping patience 30), e.g. ``--variants finetune_fractions,finetune_fractions+plateau``.
+early-stopping patience 30), MAE loss vs ``+mse`` / ``+huber``, the paper's head vs ``+wide``
+(512-256-128-64), e.g. ``--variants finetune_fractions,finetune_fractions+plateau+mse``.
 Prints validation MAE / RMSE / R² and appends them to pipelines/reports/model_selection.csv.
 """
 
@@ -22,6 +23,12 @@ from discovery.runtime import set_threads
 from discovery.tasks import load_task
 
 REPORTS = Path(__file__).resolve().parent / "reports"
+OPTIONS = {  # variant suffixes: "+plateau", "+mse", ...
+    "plateau": {"lr_patience": 10, "patience": 30},  # halve the LR on a validation plateau
+    "mse": {"loss": "mse"},
+    "huber": {"loss": "huber"},
+    "wide": {"hidden": (512, 256, 128, 64)},
+}
 
 
 def main() -> None:
@@ -39,10 +46,13 @@ def main() -> None:
     t = load_embedding(args.embedding)
     rows = []
     for variant in args.variants.split(","):
-        base, _, schedule = variant.partition("+")
+        base, *options = variant.split("+")
         finetune = base.startswith("finetune_")
         amounts = base.removeprefix("finetune_")
-        sched = {"lr_patience": 10, "patience": 30} if schedule == "plateau" else {}
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise SystemExit(f"unknown variant option(s) {sorted(unknown)}; use {', '.join(OPTIONS)}")
+        sched = {k: v for o in options for k, v in OPTIONS[o].items()}
         feat = OneHot(amounts=amounts) if finetune else GanEmbedding(t, amounts=amounts)
         xtr, xva = feat.transform(task.train["formula"]), feat.transform(task.val["formula"])
         for seed in range(args.seeds):
