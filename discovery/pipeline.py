@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +22,7 @@ from discovery.elements import ELEMENTS, INDEX
 from discovery.encoding import composition_keys, counts_to_formulas, reduce_counts
 from discovery.errors import ConfigError
 from discovery.filters.chemistry import smact_screen
+from discovery.prefetch import Prefetcher
 from discovery.targets import PROPERTIES, Target, parse_sort, parse_target
 
 FUNNEL = ("sampled", "decoded", "unique", "charge_neutral", "en_balanced", "novel",
@@ -227,52 +228,50 @@ class Pipeline:
         sampled = decoded = 0
         seen = np.zeros(0, dtype=np.uint64)
         all_keys, all_stages, kept = [], [], []
-        stream: Iterator[np.ndarray] = self.sampler.iter_counts(
-            spec.partition_samples(i), (spec.seed, i), spec.batch_size)
-        while True:
-            t0 = time.perf_counter()
-            counts = next(stream, None)
-            seconds["generate"] += time.perf_counter() - t0
-            if counts is None:
-                break
-            t0 = time.perf_counter()
-            batch_n = len(counts)
-            sampled += batch_n
-            counts = counts[(counts > 0).sum(axis=1) >= 2]  # a compound: at least two elements
-            decoded += len(counts)
-            keys, first = np.unique(composition_keys(counts), return_index=True)
-            order = np.argsort(first, kind="stable")  # first-occurrence order
-            keys, first = keys[order], first[order]
-            fresh = ~np.isin(keys, seen)
-            keys, counts = keys[fresh], reduce_counts(counts[first[fresh]])
-            seen = np.union1d(seen, keys)
-            stages = self._screen(counts, keys, inc, exc, spec)
-            live = stages == STAGE_RULES
-            chunk = pd.DataFrame({"formula": counts_to_formulas(counts[live]),
-                                  "n_elements": (counts[live] > 0).sum(axis=1), "key": keys[live]})
-            live_idx = np.flatnonzero(live)
-            live_counts = counts[live]
-            for fn in spec.filters:
-                if len(chunk) == 0:
-                    break
-                mask = _apply_filter(fn, chunk.drop(columns="key"))
-                chunk = chunk[mask].reset_index(drop=True)
-                live_idx, live_counts = live_idx[mask], live_counts[mask]
-            stages[live_idx] = STAGE_CUSTOM
-            seconds["filter"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            if len(chunk):
-                for name, model in self.models.items():
-                    mean, std = model.predict_amounts(live_counts)
-                    chunk[name], chunk[f"{name}_std"] = mean, std
-                hit = tgt.mask(chunk)
-                stages[live_idx[hit]] = STAGE_TARGET
-                kept.append(chunk[hit])
-            seconds["rank"] += time.perf_counter() - t0
-            all_keys.append(keys)
-            all_stages.append(stages)
-            if progress is not None:
-                progress(batch_n)
+        # The generator works a chunk ahead in a thread while this one is filtered and ranked.
+        stream = Prefetcher(self.sampler.iter_counts(spec.partition_samples(i), (spec.seed, i),
+                                                     spec.batch_size))
+        with stream:
+            for counts in stream:
+                t0 = time.perf_counter()
+                batch_n = len(counts)
+                sampled += batch_n
+                counts = counts[(counts > 0).sum(axis=1) >= 2]  # a compound: at least two elements
+                decoded += len(counts)
+                keys, first = np.unique(composition_keys(counts), return_index=True)
+                order = np.argsort(first, kind="stable")  # first-occurrence order
+                keys, first = keys[order], first[order]
+                fresh = ~np.isin(keys, seen)
+                keys, counts = keys[fresh], reduce_counts(counts[first[fresh]])
+                seen = np.union1d(seen, keys)
+                stages = self._screen(counts, keys, inc, exc, spec)
+                live = stages == STAGE_RULES
+                chunk = pd.DataFrame({"formula": counts_to_formulas(counts[live]),
+                                      "n_elements": (counts[live] > 0).sum(axis=1), "key": keys[live]})
+                live_idx = np.flatnonzero(live)
+                live_counts = counts[live]
+                for fn in spec.filters:
+                    if len(chunk) == 0:
+                        break
+                    mask = _apply_filter(fn, chunk.drop(columns="key"))
+                    chunk = chunk[mask].reset_index(drop=True)
+                    live_idx, live_counts = live_idx[mask], live_counts[mask]
+                stages[live_idx] = STAGE_CUSTOM
+                seconds["filter"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if len(chunk):
+                    for name, model in self.models.items():
+                        mean, std = model.predict_amounts(live_counts)
+                        chunk[name], chunk[f"{name}_std"] = mean, std
+                    hit = tgt.mask(chunk)
+                    stages[live_idx[hit]] = STAGE_TARGET
+                    kept.append(chunk[hit])
+                seconds["rank"] += time.perf_counter() - t0
+                all_keys.append(keys)
+                all_stages.append(stages)
+                if progress is not None:
+                    progress(batch_n)
+        seconds["generate"] = stream.seconds  # the generator's own time, overlapped
         cands = pd.concat(kept, ignore_index=True) if kept else _empty(self.models, with_key=True)
         return PartitionOutput(i, sampled, decoded,
                                np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64),
