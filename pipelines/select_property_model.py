@@ -6,7 +6,8 @@ Compares, with the same MLP and seeds: GAN embedding of raw counts (the paper) v
 fractions, frozen T vs T fine-tuned end to end from the critic's initialisation, constant
 learning rate vs halving it on a validation plateau (suffix ``+plateau``: LR patience 10,
 early-stopping patience 30), MAE loss vs ``+mse`` / ``+huber``, the paper's head vs ``+wide``
-(512-256-128-64), e.g. ``--variants finetune_fractions,finetune_fractions+plateau+mse``.
+(512-256-128-64) or ``+xwide`` (1024-512-256-128),
+e.g. ``--variants finetune_fractions,finetune_fractions+plateau+mse``.
 Prints validation MAE / RMSE / R² and appends them to pipelines/reports/model_selection.csv.
 """
 
@@ -28,6 +29,7 @@ OPTIONS = {  # variant suffixes: "+plateau", "+mse", ...
     "mse": {"loss": "mse"},
     "huber": {"loss": "huber"},
     "wide": {"hidden": (512, 256, 128, 64)},
+    "xwide": {"hidden": (1024, 512, 256, 128)},
 }
 
 
