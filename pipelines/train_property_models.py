@@ -19,14 +19,14 @@ import numpy as np
 
 from discovery.featurizers import GanEmbedding, OneHot, load_embedding
 from discovery.properties import MODELS_DIR, PropertyModel
-from discovery.regressors import Ensemble, regression_metrics
+from discovery.regressors import HIDDEN, Ensemble, regression_metrics
 from discovery.runtime import set_threads
 from discovery.tasks import load_task
 
 
 def train_one(prop: str, members: int, amounts: str, t_path: Path | None, max_epochs: int,
               seed: int, out_dir: Path, batch_size: int = 256, finetune: bool = False,
-              lr_patience: int = 0, patience: int = 20) -> dict:
+              lr_patience: int = 0, patience: int = 20, hidden: tuple[int, ...] = HIDDEN) -> dict:
     task = load_task(prop, split_seed=0)
     t = load_embedding(t_path)
     # Fine-tuning: the model's first layer is T (initialised from the critic's), fed amounts.
@@ -36,7 +36,7 @@ def train_one(prop: str, members: int, amounts: str, t_path: Path | None, max_ep
     t0 = time.perf_counter()
     ens = Ensemble.fit(x["train"], y["train"], x["val"], y["val"], k=members, seed=seed,
                        max_epochs=max_epochs, batch_size=batch_size, lr_patience=lr_patience,
-                       patience=patience, embedding=t if finetune else None)
+                       patience=patience, embedding=t if finetune else None, hidden=hidden)
     wall = time.perf_counter() - t0
     metrics = {s: regression_metrics(y[s], ens.predict(x[s])[0]) for s in ("val", "test")}
     model = PropertyModel(prop, task.unit, feat, ens)
@@ -49,7 +49,7 @@ def train_one(prop: str, members: int, amounts: str, t_path: Path | None, max_ep
             "splits": {**task.describe_splits(), "rule": "crabnet splits" if prop == "formation_energy"
                        else "seeded 80/10/10, split seed 0"},
             "training": {"members": members, "seed": seed, "max_epochs": max_epochs, "batch_size": batch_size,
-                         "best_epochs": ens.fit_info["best_epochs"], "loss": "mae",
+                         "hidden": list(hidden), "best_epochs": ens.fit_info["best_epochs"], "loss": "mae",
                          "optimizer": "Adam 1e-3" + (f", halved after {lr_patience} epochs without "
                                                      "validation gain" if lr_patience else ""),
                          "early_stopping": f"validation loss, patience {patience}"},
@@ -72,13 +72,15 @@ def main() -> None:
     ap.add_argument("--finetune", action="store_true", help="fine-tune T end to end (first layer)")
     ap.add_argument("--lr-patience", type=int, default=0, help=">0: halve the LR on a val plateau")
     ap.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
+    ap.add_argument("--hidden", default=",".join(map(str, HIDDEN)), help="hidden layer widths")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     args = ap.parse_args()
     set_threads(args.threads)
     props = ["bandgap", "tc", "formation_energy"] if args.property == "all" else [args.property]
     for p in props:
         train_one(p, args.members, args.amounts, args.embedding, args.max_epochs, args.seed, args.out,
-                  args.batch_size, args.finetune, args.lr_patience, args.patience)
+                  args.batch_size, args.finetune, args.lr_patience, args.patience,
+                  tuple(int(w) for w in args.hidden.split(",")))
 
 
 if __name__ == "__main__":
