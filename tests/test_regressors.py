@@ -60,3 +60,22 @@ def test_finetuned_embedding_starts_at_t_and_moves():
     model = reg.fit(a[:300], y[:300], a[300:], y[300:]).model_
     w = model.get_layer("atom_embedding_finetuned").get_weights()[0]
     assert w.shape == (85, 4) and not np.allclose(w, t) and np.abs(w - t).max() < 1.0
+
+
+def test_finetuned_property_model_round_trip(tmp_path):
+    from discovery.featurizers import OneHot
+
+    rng = np.random.default_rng(1)
+    t = rng.normal(size=(85, 4)).astype(np.float32)
+    a = np.zeros((200, 85), dtype=np.float32)
+    a[np.arange(200), rng.integers(0, 85, 200)] = rng.integers(1, 4, 200)
+    a[np.arange(200), rng.integers(0, 85, 200)] += 1.0
+    y = a @ rng.normal(size=85)
+    ens = Ensemble.fit(a[:150], y[:150], a[150:], y[150:], k=2, hidden=(8,), max_epochs=2, batch_size=32,
+                       embedding=t, lr_patience=1)
+    pm = PropertyModel("bandgap", "eV", OneHot(amounts="fractions"), ens)
+    pm.save(tmp_path / "bg", {"metrics": {}})
+    loaded = PropertyModel.load(tmp_path / "bg")
+    assert loaded.card["featurizer"] == {"name": "onehot", "amounts": "fractions"}
+    doubled = 2 * a[:5]  # fractions: the same composition twice over predicts the same
+    np.testing.assert_allclose(loaded.predict_amounts(doubled)[0], pm.predict_amounts(a[:5])[0], rtol=1e-5)
