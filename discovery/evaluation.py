@@ -91,11 +91,15 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     s = g[["mae", "rmse", "r2"]].agg(["mean", "std"])
     s.columns = [f"{a}_{b}" for a, b in s.columns]
     s["seeds"] = g.size()
-    return s.reset_index()
+    s = s.reset_index()
+    order = {d: i for i, d in enumerate(DATASET_LABEL)}
+    return s.sort_values(["dataset", "model"], key=lambda c: c.map(order) if c.name == "dataset" else c,
+                         kind="stable").reset_index(drop=True)
 
 
-def write_markdown(summary: pd.DataFrame, out: Path, command: str) -> None:
-    lines = ["# Table 4 reproduced", "", f"Command: `{command}", "",
+def write_markdown(summary: pd.DataFrame, out: Path, commands: list[str]) -> None:
+    lines = ["# Table 4 reproduced", "", "Commands (a resumed run adds the cells it lacked):", "",
+             *[f"- {c}" for c in commands], "",
              "Test-split MAE / RMSE / R², mean ± std over seeds (split seed fixed, model seed varied). "
              "Paper values beside (its splits and seeds are not published).", "",
              "| dataset | model | seeds | MAE | RMSE | R² | paper MAE / RMSE / R² |",
@@ -177,12 +181,15 @@ def evaluate(datasets: list[str], seeds: int = 10, oqmd_seeds: int = 3, embeddin
     out.mkdir(parents=True, exist_ok=True)
     t = load_embedding(embedding)
     digest = hashlib.sha256(np.ascontiguousarray(t, dtype=np.float32).tobytes()).hexdigest()[:16]
-    command = f"{command}` (GAN embedding T: {embedding or 'shipped'}, float32 sha256 {digest}…)`"
+    command = f"`{command}` (GAN embedding T: {embedding or 'shipped'}, float32 sha256 {digest}…)"
+    log_file = out / "table4_commands.txt"
+    history = log_file.read_text().splitlines() if resume and log_file.is_file() else []
+    log_file.write_text("\n".join([*history, command]) + "\n")
     df = run(datasets, seeds, oqmd_seeds, embedding, amounts, max_epochs, out, list(featurizer_names),
              resume)
     summary = summarise(df)
     summary.to_csv(out / "table4.csv", index=False)
-    write_markdown(summary, out, command)
+    write_markdown(summary, out, [*history, command])
     plot_r2(summary, out)
     if tsne:
         plot_tsne(embedding, amounts, out)
