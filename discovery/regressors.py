@@ -139,9 +139,12 @@ class Ensemble:
         return preds.mean(0), preds.std(0)
 
     def save(self, directory: Path) -> None:
+        """Members as ``.keras`` without optimizer state (a third of the size; inference only)."""
         directory.mkdir(parents=True, exist_ok=True)
         for i, m in enumerate(self.members):
-            m.save(directory / f"member_{i}.keras")
+            bare = keras.models.clone_model(m)
+            bare.set_weights(m.get_weights())
+            bare.save(directory / f"member_{i}.keras")
 
     @classmethod
     def load(cls, directory: Path, k: int) -> Ensemble:
