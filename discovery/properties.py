@@ -4,7 +4,8 @@ A property model directory holds ``card.json`` (property, unit, featurizer, data
 metrics), the atom embedding ``T.npy`` its features were computed with (so retraining the
 GAN never silently changes a regressor's inputs) and the ensemble members ``member_i.keras``.
 When T is fine-tuned end to end, the featurizer is the element-amount vector and each member
-holds its own tuned copy of T as its first layer (``T.npy`` is then the shared starting point).
+holds its own tuned copy of T as its first layer; there is no ``T.npy`` then, and the card's
+``embedding`` entry names the starting T and its sha256.
 """
 
 from __future__ import annotations

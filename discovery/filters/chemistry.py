@@ -78,9 +78,10 @@ def smact_screen(counts: np.ndarray, oxidation_states: str = "smact14", max_pair
     oxidation-state assignment of each half is summed, and the composition is neutral when a
     sum of one half is minus a sum of the other, so the work grows with the square root of
     the number of assignments. Electronegativity balance is the same test with the states
-    restricted by a threshold t (cations below t, anions at or above it), for every t among
-    the composition's electronegativities. Compositions whose half still has more than
-    ``dp_above`` assignments are decided by dynamic programming over reachable sums.
+    restricted by a threshold t (cations below t, anions at or above it), for t at the
+    electronegativity of each element that can be an anion, and +inf. Compositions whose
+    half still has more than ``dp_above`` assignments are decided by dynamic programming
+    over reachable sums.
     ``max_pairs`` bounds the half-assignments held in memory at once.
     """
     table = oxidation_table(oxidation_states)
@@ -164,8 +165,7 @@ def _threshold_rows(s: _Slots, table: OxidationTable):
     t = thresholds[virt, tcol][:, None, None]
     xv = x[virt][:, :, None]
     ox = s.ox[virt]
-    valid = np.arange(w)[None, None, :] < s.n_opt[virt][:, :, None]
-    allowed = valid & (((ox > 0) & (xv < t)) | ((ox < 0) & (xv >= t)) | (ox == 0))
+    allowed = valid[virt] & (((ox > 0) & (xv < t)) | ((ox < 0) & (xv >= t)) | (ox == 0))
     order = np.argsort(~allowed, axis=-1, kind="stable")  # allowed options first
     charge = np.take_along_axis(s.charge[virt], order, axis=-1)
     return virt, charge, allowed.sum(-1)
