@@ -20,6 +20,7 @@ import pandas as pd
 
 from discovery.data import load_crabnet_table
 from discovery.encoding import composition_keys, parse_formulas
+from discovery.gan.io import ModelFileError
 from discovery.properties import MODELS_DIR, PropertyModel
 from discovery.regressors import regression_metrics
 from discovery.tasks import load_task
@@ -39,7 +40,10 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=MODELS_DIR / "bandgap")
     ap.add_argument("--out", type=Path, default=REPORTS)
     args = ap.parse_args()
-    model = PropertyModel.load(args.model)
+    try:
+        model = PropertyModel.load(args.model)
+    except ModelFileError as exc:
+        ap.error(str(exc))
     task = load_task("bandgap", split_seed=0)
     seen, _ = integer_keys(pd.concat([task.train["formula"], task.val["formula"]]))
     gap = load_crabnet_table("matbench_mp_gap")

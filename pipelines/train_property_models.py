@@ -59,6 +59,16 @@ def train_one(prop: str, members: int, amounts: str, t_path: Path | None, max_ep
     return card
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden must be positive integers like 512,256; got {text!r}")
+    return widths
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--property", default="all", choices=["all", "bandgap", "tc", "formation_energy"])
@@ -72,7 +82,7 @@ def main() -> None:
     ap.add_argument("--finetune", action="store_true", help="fine-tune T end to end (first layer)")
     ap.add_argument("--lr-patience", type=int, default=0, help=">0: halve the LR on a val plateau")
     ap.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
-    ap.add_argument("--hidden", default=",".join(map(str, HIDDEN)), help="hidden layer widths")
+    ap.add_argument("--hidden", type=_widths, default=HIDDEN, help="hidden layer widths, e.g. 512,256,128,64")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     args = ap.parse_args()
     set_threads(args.threads)
@@ -80,7 +90,7 @@ def main() -> None:
     for p in props:
         train_one(p, args.members, args.amounts, args.embedding, args.max_epochs, args.seed, args.out,
                   args.batch_size, args.finetune, args.lr_patience, args.patience,
-                  tuple(int(w) for w in args.hidden.split(",")))
+                  args.hidden)
 
 
 if __name__ == "__main__":
