@@ -260,12 +260,9 @@ class Pipeline:
                 seconds["filter"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if len(chunk):
-                    for name, model in self.models.items():
-                        mean, std = model.predict_amounts(live_counts)
-                        chunk[name], chunk[f"{name}_std"] = mean, std
-                    hit = tgt.mask(chunk)
+                    hits, hit = self._predict_hits(chunk, live_counts, tgt)
                     stages[live_idx[hit]] = STAGE_TARGET
-                    kept.append(chunk[hit])
+                    kept.append(hits)
                 seconds["rank"] += time.perf_counter() - t0
                 all_keys.append(keys)
                 all_stages.append(stages)
@@ -277,6 +274,21 @@ class Pipeline:
                                np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64),
                                np.concatenate(all_stages) if all_stages else np.zeros(0, np.int8),
                                cands, seconds)
+
+    def _predict_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt) -> tuple[pd.DataFrame, np.ndarray]:
+        """Predict the target's properties, keep the rows meeting it, then predict the other
+        properties for those rows only (most rows miss the target; the models are the cost)."""
+        first = [p for p in tgt.properties if p in self.models]
+        for name in first:
+            chunk[name], chunk[f"{name}_std"] = self.models[name].predict_amounts(counts)
+        hit = tgt.mask(chunk)
+        hits, counts = chunk[hit].copy(), counts[hit]
+        for name, model in self.models.items():
+            if name not in first:
+                mean, std = model.predict_amounts(counts) if len(counts) else (np.zeros(0), np.zeros(0))
+                hits[name], hits[f"{name}_std"] = mean, std
+        columns = ["formula", "n_elements", "key", *(c for p in self.models for c in (p, f"{p}_std"))]
+        return hits[columns], hit
 
     def _screen(self, counts, keys, inc, exc, spec: RunSpec) -> np.ndarray:
         """Built-in filters on unique reduced counts: the stage each composition reaches."""

@@ -157,3 +157,21 @@ def test_minibatch_std_critic_sees_batch_spread(tmp_path):
     assert any(not np.allclose(a, b) for a, b in zip(w0, tr.critic.get_weights(), strict=True))
     tr.save(tmp_path / "ck")
     assert "MinibatchStd" in str(load_keras_model(tmp_path / "ck" / "critic.keras").layers)
+
+
+@pytest.mark.parametrize("variant", ["paper", "slim"])
+def test_fast_inference_equals_generator(variant):
+    from discovery.gan.inference import fast_logits
+    from discovery.gan.models import logits_model
+
+    gen = build_generator(variant)
+    rng = np.random.default_rng(0)
+    for layer in gen.layers:  # trained-looking batch-norm statistics, so folding matters
+        if "batch_normalization" in layer.name:
+            shape = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.normal(0, 0.3, shape).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, shape).astype(np.float32))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, shape).astype(np.float32))
+    z = rng.standard_normal((64, 128), dtype=np.float32)
+    ref = logits_model(gen)(z, training=False).numpy()[..., 0]
+    np.testing.assert_allclose(fast_logits(gen)(z).numpy(), ref, atol=1e-4 * np.abs(ref).max())

@@ -38,6 +38,19 @@ def test_funnel_is_monotone_and_candidates_meet_target(result, pipe):
     assert not pipe.known.contains_keys(keys).any()  # all novel
 
 
+def test_candidate_predictions_match_the_models(result, pipe):
+    """Non-target properties are predicted for target hits only; each row must still carry
+    its own predictions, whatever property the target names."""
+    from discovery.properties import predict_amounts
+
+    c = result.candidates
+    again = predict_amounts(parse_formulas(c["formula"].tolist()).amounts, list(pipe.models))
+    for col in again.columns:
+        np.testing.assert_allclose(c[col].to_numpy(), again[col].to_numpy(), rtol=1e-4, atol=1e-4)
+    assert list(c.columns[3:9]) == ["bandgap", "bandgap_std", "formation_energy", "formation_energy_std",
+                                    "tc", "tc_std"]
+
+
 def test_element_rules_and_custom_filters(pipe):
     def no_oxygen(chunk: pd.DataFrame):
         return ~chunk["formula"].str.contains("O(?![a-z])", regex=True).to_numpy()
