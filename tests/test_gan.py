@@ -1,9 +1,11 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from discovery.elements import INDEX
 from discovery.encoding import CompositionError, encode
+from discovery.errors import ConfigError
 from discovery.gan.io import ModelFileError, load_keras_model
 from discovery.gan.models import (
     AtomEmbedding,
@@ -175,3 +177,20 @@ def test_fast_inference_equals_generator(variant):
     z = rng.standard_normal((64, 128), dtype=np.float32)
     ref = logits_model(gen)(z, training=False).numpy()[..., 0]
     np.testing.assert_allclose(fast_logits(gen)(z).numpy(), ref, atol=1e-4 * np.abs(ref).max())
+
+
+def test_matrix_path_sees_soft_outputs(tmp_path):
+    """C is linear in X: a half-and-half mix of Fe1O and Fe3O has the C of Fe2O. Only the
+    matrix path can tell the soft mix from the real one-hot composition."""
+    x = encode(["FeO", "Fe3O", "Fe2O"]).astype(np.float32)
+    soft = 0.5 * (x[:1] + x[1:2])
+    plain = build_critic(embedding_dim=8, count_features=False)
+    np.testing.assert_allclose(np.asarray(plain(soft)), np.asarray(plain(x[2:])), rtol=1e-5, atol=1e-6)
+    keras.utils.set_random_seed(1)
+    seen = build_critic(embedding_dim=8, count_features=False, matrix_width=32)
+    assert not np.isclose(np.asarray(seen(soft))[0, 0], np.asarray(seen(x[2:]))[0, 0])
+    with pytest.raises(ConfigError, match="matrix_width"):
+        GanConfig(matrix_width=-1)
+    tr = _tiny_trainer(tmp_path, matrix_width=16)
+    tr.train(iterations=1, progress=False)
+    assert tr.critic.get_layer("matrix_path").output.shape[-1] == 16

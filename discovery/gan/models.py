@@ -12,8 +12,10 @@ slot whose sigmoid exceeds 0.5, which is exactly the codec's ``argmax`` decoding
 Critic (the authors' code): T = tanh(E W + b) with E = I_85, C = sum_rows((X^T T) * A), A's
 row k filled with k (equations 5/6) -- the count-weighted sum of element embeddings -- then
 Dense 128-64-32-1 with ReLU. Optionally (``count_features``) the MLP also sees how many
-elements the composition has and how many occur 1..8 times, which C alone hides, and
-(``minibatch_std``) how varied the batch is.
+elements the composition has and how many occur 1..8 times, which C alone hides,
+(``matrix_width``) a dense path over the whole 85x8 matrix, which can tell a soft or
+multi-slot output from a real one-hot composition (C, being linear in X, cannot), and
+(``minibatch_std``) how varied the batch is. T still comes from the embedding path.
 """
 
 from __future__ import annotations
@@ -108,11 +110,16 @@ def build_generator(variant: str = "paper", logit_bias: float = -6.0) -> keras.M
 
 
 def build_critic(embedding_dim: int = 128, count_features: bool = True,
-                 minibatch_std: bool = False) -> keras.Model:
+                 minibatch_std: bool = False, matrix_width: int = 0) -> keras.Model:
     """The critic X [85, 8] -> score; its AtomEmbedding layer holds T."""
     x = keras.Input((N_ELEMENTS, MAX_COUNT), name="x")
-    c = AtomEmbedding(embedding_dim, name="atom_embedding")(x)
-    h = layers.Concatenate()([c, CountFeatures(name="count_features")(x)]) if count_features else c
+    feats = [AtomEmbedding(embedding_dim, name="atom_embedding")(x)]
+    if count_features:
+        feats.append(CountFeatures(name="count_features")(x))
+    if matrix_width:
+        flat = layers.Flatten(name="matrix")(x)
+        feats.append(layers.Dense(matrix_width, activation="relu", name="matrix_path")(flat))
+    h = layers.Concatenate()(feats) if len(feats) > 1 else feats[0]
     if minibatch_std:
         h = MinibatchStd(name="minibatch_std")(h)
     for units in (128, 64, 32):

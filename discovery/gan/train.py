@@ -40,6 +40,7 @@ class GanConfig:
     embedding_dim: int = 128
     count_features: bool = True
     minibatch_std: bool = False  # critic sees the batch's spread (against mode collapse)
+    matrix_width: int = 0  # > 0: the critic also has a dense path over the whole matrix
     loss: str = "gp"  # 'gp' or 'clip'
     batch_size: int = 256
     n_critic: int = 5
@@ -64,6 +65,8 @@ class GanConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(allowed)}")
+        if self.matrix_width < 0:
+            raise ConfigError(f"matrix_width must be >= 0, got {self.matrix_width}")
         for name in ("batch_size", "n_critic", "iterations", "eval_every", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -103,7 +106,8 @@ class GanTrainer:
         keras.utils.set_random_seed(config.seed)
         self.generator = build_generator(config.generator, config.logit_bias)
         self.logits = logits_model(self.generator)
-        self.critic = build_critic(config.embedding_dim, config.count_features, config.minibatch_std)
+        self.critic = build_critic(config.embedding_dim, config.count_features, config.minibatch_std,
+                                   config.matrix_width)
         if config.loss == "gp":
             self.g_opt = keras.optimizers.Adam(config.lr_generator, config.beta_1, config.beta_2)
             self.c_opt = keras.optimizers.Adam(config.lr_critic, config.beta_1, config.beta_2)
