@@ -83,13 +83,21 @@ def sampler_throughput(sampler: CompositionSampler, n: int = 100_000) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def count_patterns(counts: np.ndarray, top: int = 8) -> pd.Series:
-    """Share (%) of each sorted count pattern, e.g. '2-1-1' for X2YZ, with the rest pooled."""
+def count_patterns(counts: np.ndarray) -> pd.Series:
+    """Share (%) of each sorted count pattern, e.g. '2-1-1' for X2YZ, most common first."""
     c = np.sort(counts, axis=1)[:, ::-1]
     c = c[:, : max(int((counts > 0).sum(1).max(initial=0)), 1)]
     labels = pd.Series(["-".join(str(v) for v in row[row > 0]) for row in c])
-    share = 100 * labels.value_counts(normalize=True)
-    return pd.concat([share.iloc[:top], pd.Series({"other": share.iloc[top:].sum()})])
+    return 100 * labels.value_counts(normalize=True)
+
+
+def pattern_table(columns: dict[str, np.ndarray], top: int = 6) -> pd.DataFrame:
+    """Each column's ``top`` patterns (union over columns) and, per column, all the rest."""
+    shares = pd.DataFrame({name: count_patterns(c) for name, c in columns.items()}).fillna(0.0)
+    keep = sorted({p for name in shares for p in shares[name].nlargest(top).index},
+                  key=lambda p: -shares.loc[p].iloc[0])
+    table = shares.loc[keep]
+    return pd.concat([table, (100 - table.sum()).to_frame("other").T])
 
 
 def stats(counts: np.ndarray, known: KnownMaterials, holdout: np.ndarray, train_keys: np.ndarray) -> dict:
@@ -197,11 +205,8 @@ def main() -> None:
         fig.savefig(args.out / "gan_critic_loss.png", dpi=110)
         plt.close(fig)
 
-    random_counts = baseline.sample_counts(args.n, args.seed)
-    patterns = pd.DataFrame({"training": count_patterns(train),
-                             f"generated ({args.n:,})": count_patterns(g),
-                             f"enhanced random ({args.n:,})": count_patterns(random_counts)})
-    patterns = patterns.fillna(0.0).sort_values("training", ascending=False)
+    patterns = pattern_table({"training": train, f"generated ({args.n:,})": g,
+                              f"enhanced random ({args.n:,})": baseline.sample_counts(args.n, args.seed)})
 
     flops = generator_flops(sampler.generator)
     sps = throughput(sampler)
