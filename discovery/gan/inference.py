@@ -114,18 +114,26 @@ def fast_logits(generator: keras.Model):
     import tensorflow as tf
 
     ops: list = []
+    pending = None  # a transposed convolution waiting for its crop: [layer, output rows/cols]
+
+    def finish():
+        nonlocal pending
+        if pending is not None:
+            layer, out_hw = pending
+            ops.append(_SubPixelConvTranspose(layer, tuple(layer.input.shape[1:3]), out_hw))
+            pending = None
+
     for layer in generator.layers[1:]:
         name = type(layer).__name__
+        if name == "Cropping2D" and pending is not None:
+            pending[1] = tuple(layer.output.shape[1:3])
+            continue
+        finish()
         if name == "Dense":
             ops.append(_Dense(layer))
         elif name == "Conv2DTranspose":
-            in_hw = tuple(layer.input.shape[1:3])
-            ops.append(["convT", layer, in_hw])
-        elif name == "Cropping2D":
-            ops[-1][0] = "convT+crop"
-            ops[-1].append(tuple(layer.output.shape[1:3]))
-        elif name == "BatchNormalization":
-            _finish(ops)
+            pending = [layer, tuple(layer.output.shape[1:3])]
+        elif name == "BatchNormalization" and ops and hasattr(ops[-1], "fold_affine"):
             ops[-1].fold_affine(*_bn_affine(layer))
         elif name == "ReLU":
             ops.append("relu")
@@ -135,7 +143,7 @@ def fast_logits(generator: keras.Model):
             break
         else:
             raise ValueError(f"fast_logits cannot rewrite layer {layer.name!r} ({name})")
-    _finish(ops)
+    finish()
 
     @tf.function(reduce_retracing=True)
     def run(z):
@@ -151,10 +159,3 @@ def fast_logits(generator: keras.Model):
 
     return run
 
-
-def _finish(ops: list) -> None:
-    """Turn a pending ['convT', layer, in_hw(, out_hw)] entry into its sub-pixel op."""
-    if ops and isinstance(ops[-1], list):
-        kind, layer, in_hw, *out = ops[-1]
-        out_hw = out[0] if out else tuple(layer.output.shape[1:3])
-        ops[-1] = _SubPixelConvTranspose(layer, in_hw, out_hw)
