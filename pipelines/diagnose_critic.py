@@ -72,6 +72,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("pipelines/reports/gan_variants/critic_diagnostics.md"))
     args = ap.parse_args()
+    for given, known in ((args.critics, CRITICS), (args.fakes, FAKES)):
+        bad = [v for v in given.split(",") if v not in known]
+        if bad:
+            ap.error(f"unknown {bad[0]!r}; choose from {', '.join(known)}")
     from discovery.runtime import set_threads
 
     set_threads(args.threads)
