@@ -36,32 +36,13 @@ def plus_one(counts: np.ndarray, element_p: np.ndarray, seed: int) -> np.ndarray
     """Each row with one more element (drawn by training frequency) at count 1-3."""
     rng = np.random.default_rng(seed)
     out = counts.copy()
-    rows = np.arange(len(out))
-    todo = rows
+    todo = np.arange(len(out))
     while len(todo):
         e = rng.choice(len(element_p), size=len(todo), p=element_p)
         free = out[todo, e] == 0
         out[todo[free], e[free]] = rng.integers(1, 4, size=free.sum())
         todo = todo[~free]
     return out
-
-
-def build(lr_counts_matrix):
-    import keras
-    from keras import layers
-
-    from discovery.gan.models import AtomEmbedding, CountFeatures, build_critic
-
-    _, counts, matrix = lr_counts_matrix
-    if not matrix:
-        return build_critic(128, counts)
-    x = keras.Input((85, 8))
-    feats = [AtomEmbedding(128, name="atom_embedding")(x), CountFeatures()(x),
-             layers.Dense(256, activation="relu")(layers.Flatten()(x))]
-    h = layers.Concatenate()(feats)
-    for u in (128, 64, 32):
-        h = layers.Dense(u, activation="relu")(h)
-    return keras.Model(x, layers.Dense(1)(h))
 
 
 def main() -> None:
@@ -86,8 +67,9 @@ def main() -> None:
     from discovery.data import load_gan_formulas
     from discovery.encoding import counts_to_matrix, decode_counts
     from discovery.gan.baseline import EnhancedRandom
+    from discovery.gan.models import build_critic
     from discovery.gan.sampler import CompositionSampler
-    from discovery.gan.train import one_hot_dataset, split_indices
+    from discovery.gan.train import critic_loss, one_hot_dataset, split_indices
 
     x = one_hot_dataset(load_gan_formulas()["formula"].tolist())
     tr, va = split_indices(len(x), 0.1, 0)
@@ -119,9 +101,10 @@ def main() -> None:
         hist = m.sum(axis=1)
         return np.hstack([counts, hist, hist.sum(axis=1, keepdims=True)])
 
-    for kind in args.fakes.split(","):
-        f_tr = counts_to_matrix(fake(kind, 60_000, 1)).astype(np.float32)
-        f_va = counts_to_matrix(fake(kind, 5_000, 2)).astype(np.float32)
+    fakes = {kind: (counts_to_matrix(fake(kind, 60_000, 1)).astype(np.float32),
+                    counts_to_matrix(fake(kind, 5_000, 2)).astype(np.float32))
+             for kind in args.fakes.split(",")}
+    for kind, (f_tr, f_va) in fakes.items():
         r_tr = x_tr[np.random.default_rng(3).integers(0, len(x_tr), 60_000)]
         clf = HistGradientBoostingClassifier(random_state=0).fit(
             table_features(np.concatenate([r_tr, f_tr])), np.r_[np.ones(len(r_tr)), np.zeros(len(f_tr))])
@@ -131,23 +114,16 @@ def main() -> None:
         lines.append(f"| gradient boosting (reference) | {kind} | " + " | ".join(cells) + " | |")
         print(lines[-1], flush=True)
     for cname in args.critics.split(","):
-        for kind in args.fakes.split(","):
-            f_tr = counts_to_matrix(fake(kind, 60_000, 1)).astype(np.float32)
-            f_va = counts_to_matrix(fake(kind, 5_000, 2)).astype(np.float32)
+        lr, counts, matrix = CRITICS[cname]
+        for kind, (f_tr, f_va) in fakes.items():
             keras.utils.set_random_seed(0)
-            critic = build(CRITICS[cname])
-            opt = keras.optimizers.Adam(CRITICS[cname][0], 0.5, 0.9)
+            critic = build_critic(128, counts, matrix_width=256 if matrix else 0)
+            opt = keras.optimizers.Adam(lr, 0.5, 0.9)
 
             @tf.function
             def step(real, fk, eps, critic=critic, opt=opt):
                 with tf.GradientTape() as tape:
-                    loss = tf.reduce_mean(critic(fk)) - tf.reduce_mean(critic(real))
-                    mix = eps * real + (1 - eps) * fk
-                    with tf.GradientTape() as g2:
-                        g2.watch(mix)
-                        d = critic(mix)
-                    norm = tf.sqrt(tf.reduce_sum(g2.gradient(d, mix) ** 2, [1, 2]) + 1e-12)
-                    loss += 10 * tf.reduce_mean(tf.square(norm - 1))
+                    loss = critic_loss(critic, real, fk, eps, gp_weight=10.0)
                 grads = tape.gradient(loss, critic.trainable_variables)
                 opt.apply_gradients(zip(grads, critic.trainable_variables, strict=True))
 

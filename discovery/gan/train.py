@@ -143,19 +143,10 @@ class GanTrainer:
         for i in range(cfg.n_critic):
             z = tf.random.stateless_normal([b, LATENT_DIM], seeds[i, 0])
             fake = self._fake(z, seeds[i, 1], training=True)
+            eps = tf.random.stateless_uniform([b, 1, 1], seeds[i, 2])
             with tf.GradientTape() as tape:
-                d_real = self.critic(real[i], training=True)
-                d_fake = self.critic(fake, training=True)
-                loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real)
-                if cfg.loss == "gp":
-                    eps = tf.random.stateless_uniform([b, 1, 1], seeds[i, 2])
-                    mix = eps * real[i] + (1.0 - eps) * fake
-                    with tf.GradientTape() as gp_tape:
-                        gp_tape.watch(mix)
-                        d_mix = self.critic(mix, training=True)
-                    grad = gp_tape.gradient(d_mix, mix)
-                    norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2]) + 1e-12)
-                    loss += cfg.gp_weight * tf.reduce_mean(tf.square(norm - 1.0))
+                loss = critic_loss(self.critic, real[i], fake, eps,
+                                   cfg.gp_weight if cfg.loss == "gp" else 0.0)
             grads = tape.gradient(loss, self.critic.trainable_variables)
             self.c_opt.apply_gradients(zip(grads, self.critic.trainable_variables, strict=True))
             if cfg.loss == "clip":
@@ -298,6 +289,20 @@ class GanTrainer:
         if self.evaluator is not None:
             row.update(self.evaluator(counts))
         return row
+
+
+def critic_loss(critic: keras.Model, real, fake, eps, gp_weight: float):
+    """Equation (4), E[f(fake)] - E[f(real)], plus the gradient penalty on the mixes
+    eps * real + (1 - eps) * fake when ``gp_weight`` > 0."""
+    loss = tf.reduce_mean(critic(fake, training=True)) - tf.reduce_mean(critic(real, training=True))
+    if gp_weight:
+        mix = eps * real + (1.0 - eps) * fake
+        with tf.GradientTape() as gp_tape:
+            gp_tape.watch(mix)
+            d_mix = critic(mix, training=True)
+        norm = tf.sqrt(tf.reduce_sum(tf.square(gp_tape.gradient(d_mix, mix)), axis=[1, 2]) + 1e-12)
+        loss += gp_weight * tf.reduce_mean(tf.square(norm - 1.0))
+    return loss
 
 
 def _truncate_log(path: Path, step: int) -> None:
