@@ -285,8 +285,7 @@ class Pipeline:
         hits, counts = chunk[hit].copy(), counts[hit]
         for name, model in self.models.items():
             if name not in first:
-                mean, std = model.predict_amounts(counts) if len(counts) else (np.zeros(0), np.zeros(0))
-                hits[name], hits[f"{name}_std"] = mean, std
+                hits[name], hits[f"{name}_std"] = model.predict_amounts(counts)
         columns = ["formula", "n_elements", "key", *(c for p in self.models for c in (p, f"{p}_std"))]
         return hits[columns], hit
 
