@@ -29,8 +29,8 @@ from discovery.elements import ELEMENTS  # noqa: E402
 from discovery.encoding import composition_keys, parse_formulas  # noqa: E402
 from discovery.filters.chemistry import smact_screen  # noqa: E402
 from discovery.gan.baseline import EnhancedRandom  # noqa: E402
+from discovery.gan.config import split_indices  # noqa: E402
 from discovery.gan.sampler import SHIPPED_GAN_DIR, CompositionSampler  # noqa: E402
-from discovery.gan.train import split_indices  # noqa: E402
 from discovery.known import KnownMaterials  # noqa: E402
 
 REPORTS = Path(__file__).resolve().parent / "reports"

@@ -14,8 +14,8 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from discovery.gan.config import GanConfig
 from discovery.gan.recipe import train_gan
-from discovery.gan.train import GanConfig
 
 
 def _bool(s: str) -> bool:

@@ -7,7 +7,8 @@ import json
 import logging
 from pathlib import Path
 
-from discovery.gan.train import GanConfig, TrainState
+from discovery.gan.config import GanConfig
+from discovery.gan.train import TrainState
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,9 @@ def train_gan(run_dir: Path, overrides: dict | None = None, resume: bool = False
     set_threads(threads)
     from discovery.data import load_gan_formulas
     from discovery.encoding import composition_keys, decode_counts
+    from discovery.gan.config import split_indices
     from discovery.gan.quality import GeneratorQuality
-    from discovery.gan.train import GanTrainer, one_hot_dataset, split_indices
+    from discovery.gan.train import GanTrainer, one_hot_dataset
     from discovery.known import KnownMaterials
 
     overrides = dict(overrides or {})

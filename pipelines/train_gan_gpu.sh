@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Train WGAN variants side by side on one lent GPU machine for MINUTES each (default 8),
+# with pipelines/train_gan_jax.py (JAX backend; the machine has no TensorFlow). Needs the
+# Keras wheels in .whl/ and the exported split in .gpudata/ (see train_gan_jax.py), and OUT
+# (where <variant>_best.tar / _last.tar and train.log go). Unpack the tars under
+# pipelines/checkpoints/ and evaluate them here with gan_report.py / compare_gan_runs.py.
+set -u
+MINUTES=${MINUTES:-8}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 -c "import jax, keras; d = jax.devices(); print(jax.__version__, keras.__version__, d); assert d[0].platform == 'gpu'" || exit 1
+common=(--data .gpudata/gan_split.npz --minutes "$MINUTES" --chunk 200 --eval-seconds 30
+        --output st_argmax --logit-bias -3 --matrix-width 256 --pack-to "$OUT")
+run() {  # name, extra flags
+  local name=$1; shift
+  python3 pipelines/train_gan_jax.py train --run-dir "/tmp/runs/$name" "${common[@]}" "$@" \
+    >>"$OUT/train.log" 2>&1 &
+}
+run gpu_paper_st_matrix --generator paper
+run gpu_slim_st_matrix --generator slim
+run gpu_paper_st_matrix_b1024 --generator paper --batch-size 1024
+wait
+tail -n 80 "$OUT/train.log"
+ls -la "$OUT"
