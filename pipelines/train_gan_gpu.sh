@@ -8,7 +8,7 @@ set -u
 MINUTES=${MINUTES:-8}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false KERAS_BACKEND=jax
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import jax, keras; d = jax.devices(); print(jax.__version__, keras.__version__, d); assert d[0].platform == 'gpu'" || exit 1
 common=(--data .gpudata/gan_split.npz --minutes "$MINUTES" --chunk 200 --eval-seconds 30
