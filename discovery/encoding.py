@@ -37,6 +37,7 @@ __all__ = [
     "reduce_counts",
     "composition_keys",
     "reduced_formulas",
+    "count_patterns",
 ]
 
 DecodeRule = Literal["argmax", "sample", "expected"]
@@ -391,6 +392,17 @@ def composition_keys(counts: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         keys[rows[starts]] = np.add.reduceat(reduced * _HASH_MULT[cols], starts)
     return keys
+
+
+def count_patterns(counts: np.ndarray) -> np.ndarray:
+    """Each row's nonzero counts, high to low, as a label: Fe2O3 -> '3-2', Cu2MnAl -> '2-1-1'.
+
+    The training set is 96% three such patterns (2-1-1, 1-1-1, 1-1-1-1), so their shares say
+    quickly whether a generator learned the stoichiometries; an empty row gives ''.
+    """
+    c = -np.sort(-np.asarray(counts, dtype=np.int64), axis=1)
+    c = c[:, : max(int((c > 0).sum(1).max(initial=0)), 1)]
+    return np.array(["-".join(map(str, row[row > 0])) for row in c], dtype=object)
 
 
 def reduced_formulas(counts: np.ndarray) -> list[str]:

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from discovery.data import load_gan_formulas  # noqa: E402
 from discovery.elements import ELEMENTS  # noqa: E402
-from discovery.encoding import composition_keys, parse_formulas  # noqa: E402
+from discovery.encoding import composition_keys, count_patterns, parse_formulas  # noqa: E402
 from discovery.filters.chemistry import smact_screen  # noqa: E402
 from discovery.gan.baseline import EnhancedRandom  # noqa: E402
 from discovery.gan.config import split_indices  # noqa: E402
@@ -83,17 +83,14 @@ def sampler_throughput(sampler: CompositionSampler, n: int = 100_000) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def count_patterns(counts: np.ndarray) -> pd.Series:
+def pattern_shares(counts: np.ndarray) -> pd.Series:
     """Share (%) of each sorted count pattern, e.g. '2-1-1' for X2YZ, most common first."""
-    c = np.sort(counts, axis=1)[:, ::-1]
-    c = c[:, : max(int((counts > 0).sum(1).max(initial=0)), 1)]
-    labels = pd.Series(["-".join(str(v) for v in row[row > 0]) for row in c])
-    return 100 * labels.value_counts(normalize=True)
+    return 100 * pd.Series(count_patterns(counts)).value_counts(normalize=True)
 
 
 def pattern_table(columns: dict[str, np.ndarray], top: int = 6) -> pd.DataFrame:
     """Each column's ``top`` patterns (union over columns) and, per column, all the rest."""
-    shares = pd.DataFrame({name: count_patterns(c) for name, c in columns.items()}).fillna(0.0)
+    shares = pd.DataFrame({name: pattern_shares(c) for name, c in columns.items()}).fillna(0.0)
     keep = sorted({p for name in shares for p in shares[name].nlargest(top).index},
                   key=lambda p: -shares.loc[p].iloc[0])
     table = shares.loc[keep]

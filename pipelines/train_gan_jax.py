@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, uninstalled
 
 from discovery.elements import MAX_COUNT  # noqa: E402
-from discovery.encoding import composition_keys, decode_counts  # noqa: E402
+from discovery.encoding import composition_keys, count_patterns, decode_counts  # noqa: E402
 from discovery.gan.config import GanConfig, split_indices  # noqa: E402
 
 EVAL_Z_SEED, DECODE_SEED = 12345, 54321  # the CPU trainer's evaluation draws
@@ -62,12 +62,6 @@ def export_split(out: Path, seed: int, val_fraction: float) -> None:
     np.savez_compressed(out, train=counts[tr].astype(np.uint8), val=counts[va].astype(np.uint8),
                         seed=seed, val_fraction=val_fraction)
     print(f"{out}: {len(tr)} train, {len(va)} validation compositions")
-
-
-def count_pattern(counts: np.ndarray) -> np.ndarray:
-    """Each row's counts sorted high to low, as a string ('2-1-1'); '' for an empty row."""
-    s = -np.sort(-counts.astype(np.int64), axis=1)
-    return np.array(["-".join(str(v) for v in row[row > 0]) for row in s[:, :8]])
 
 
 class JaxGanTrainer:
@@ -214,7 +208,7 @@ class JaxGanTrainer:
         for k in (1, 2, 3, 4):
             row[f"elements_{k}_pct"] = 100 * (n_el == k).mean()
         row["elements_5plus_pct"] = 100 * (n_el >= 5).mean()
-        patterns = count_pattern(counts)
+        patterns = count_patterns(counts)
         for p in ("2-1-1", "1-1-1", "1-1-1-1"):
             row[f"pattern_{p.replace('-', '')}_pct"] = 100 * (patterns == p).mean()
         return row

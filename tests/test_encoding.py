@@ -108,3 +108,10 @@ def test_sample_categorical_draws_the_categorical():
     freq = np.bincount(k, minlength=9) / len(k)
     np.testing.assert_allclose(freq[:3], [1 / 3.5, 2 / 3.5, 0.5 / 3.5], atol=0.005)
     assert freq[3:].sum() == 0
+
+
+def test_count_patterns_sort_counts_high_to_low():
+    formulas = ["Cu2MnAl", "TiNiSn", "Fe2O3", "CoFeMnSi", "O2"]
+    labels = E.count_patterns(E.parse_formulas(formulas).amounts.astype(int))
+    assert labels.tolist() == ["2-1-1", "1-1-1", "3-2", "1-1-1-1", "2"]
+    assert E.count_patterns(np.zeros((1, len(ELEMENTS)), dtype=int)).tolist() == [""]
