@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Train WGAN variants side by side on one lent GPU machine for MINUTES each (default 8),
+# each argument "NAME FLAGS..." one run (flags added to the common ones below),
 # with pipelines/train_gan_jax.py (JAX backend; the machine has no TensorFlow). Needs the
 # Keras wheels in .whl/ and the exported split in .gpudata/ (see train_gan_jax.py), and OUT
 # (where <variant>_best.tar / _last.tar and train.log go). Unpack the tars under
@@ -18,9 +19,11 @@ run() {  # name, extra flags
   python3 pipelines/train_gan_jax.py train --run-dir "/tmp/runs/$name" "${common[@]}" "$@" \
     >>"$OUT/train.log" 2>&1 &
 }
-run gpu_paper_st_matrix --generator paper
-run gpu_slim_st_matrix --generator slim
-run gpu_paper_st_matrix_b1024 --generator paper --batch-size 1024
+if [ $# -eq 0 ]; then  # the first GPU session's three runs
+  set -- "gpu_paper_st_matrix --generator paper" "gpu_slim_st_matrix --generator slim" \
+         "gpu_paper_st_matrix_b1024 --generator paper --batch-size 1024"
+fi
+for spec in "$@"; do run $spec; done  # each argument: "NAME FLAGS..."
 wait
 tail -n 80 "$OUT/train.log"
 ls -la "$OUT"
