@@ -136,7 +136,7 @@ def test_graph_decoding_equals_codec(rule):
     sampler = CompositionSampler(gen, rule)
     rng = np.random.default_rng(3)
     z = rng.standard_normal((256, 128), dtype=np.float32)
-    in_graph = sampler._counts(z, np.random.default_rng(4).random((256, 85), dtype=np.float32))
+    in_graph = sampler.counts_for(z, np.random.default_rng(4).random((256, 85), dtype=np.float32))
     codec = decode_counts(sampler._probabilities(z), rule, np.random.default_rng(4))
     assert (in_graph > 0).mean() > 0.05 and len(np.unique(in_graph)) > 3
     assert (in_graph != codec).mean() < 1e-3  # float32 rounding at a class boundary at most

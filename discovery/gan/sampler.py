@@ -62,9 +62,10 @@ class CompositionSampler:
                                         reduce_retracing=True)
         return np.asarray(self._forward(z))[..., 0]
 
-    def _counts(self, z: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Generator + decoding in one TensorFlow graph ('argmax' and 'sample' rules).
+    def counts_for(self, z: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Counts [N, 85] for given latents z [N, 128] and decoding uniforms u [N, 85].
 
+        Generator and decoding run in one TensorFlow graph ('argmax' and 'sample' rules).
         Same draws as ``decode_counts(probabilities, rule, rng)`` with the uniforms ``u``,
         but computed from the pre-sigmoid logits without leaving the graph, so decoding
         costs a few percent of the forward pass instead of a third of it.
@@ -93,7 +94,7 @@ class CompositionSampler:
             m = min(batch_size, n - done)
             z = z_rng.standard_normal((m, LATENT_DIM), dtype=np.float32)
             u = noise_rng.random((m, N_ELEMENTS), dtype=np.float32)  # used by rule 'sample'
-            yield self._counts(z, u)
+            yield self.counts_for(z, u)
             done += m
 
     def sample_counts(self, n: int, seed: int | tuple[int, ...] = 0, batch_size: int = 8192) -> np.ndarray:
