@@ -86,7 +86,8 @@ class JaxGanTrainer:
         self.g_opt.build(self.logits.trainable_variables)
         self.c_opt.build(self.critic.trainable_variables)
         self.train_counts = jax.numpy.asarray(train_counts, dtype=jax.numpy.int32)
-        self.val_counts = val_counts
+        n_val = min(cfg.eval_samples, len(val_counts))  # the validation rows the critic scores
+        self.val_x = self._one_hot(jax.numpy.asarray(val_counts[:n_val], dtype=jax.numpy.int32))
         self.holdout_keys = np.unique(composition_keys(val_counts))
         self.eval_z = np.random.default_rng(EVAL_Z_SEED).standard_normal(
             (cfg.eval_samples, LATENT_DIM)).astype(np.float32)
@@ -192,11 +193,10 @@ class JaxGanTrainer:
         """The CPU trainer's log columns that need no OQMD index or smact, plus count patterns."""
         jnp = self.jax.numpy
         counts = self.sample_counts()
-        n = min(len(counts), len(self.val_counts))
         c_tv, c_ntv = self.state[3], self.state[4]
-        f_fake = np.asarray(self._score_fn(c_tv, c_ntv, self._one_hot(jnp.asarray(counts[:n], jnp.int32))))
-        f_real = np.asarray(self._score_fn(c_tv, c_ntv, self._one_hot(
-            jnp.asarray(self.val_counts[:n], jnp.int32))))
+        fake_x = self._one_hot(jnp.asarray(counts[: len(self.val_x)], jnp.int32))
+        f_fake = np.asarray(self._score_fn(c_tv, c_ntv, fake_x))
+        f_real = np.asarray(self._score_fn(c_tv, c_ntv, self.val_x))
         n_el = (counts > 0).sum(axis=1)
         ok = n_el >= 2
         uniq = np.unique(composition_keys(counts[ok]))
@@ -260,7 +260,12 @@ def train(args, cfg: GanConfig) -> None:
     import jax
 
     t_start = time.monotonic()
-    split = np.load(args.data)
+    try:
+        with np.load(args.data) as f:
+            split = {k: f[k] for k in ("train", "val", "seed", "val_fraction")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"cannot read the split {str(args.data)!r} ({exc}); write it with "
+                         "`python pipelines/train_gan_jax.py export --out FILE`") from None
     if int(split["seed"]) != cfg.seed or float(split["val_fraction"]) != cfg.val_fraction:
         raise SystemExit(f"{args.data} holds the split for seed {int(split['seed'])}, "
                          f"val_fraction {float(split['val_fraction'])}; export it for this config")

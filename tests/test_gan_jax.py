@@ -103,3 +103,14 @@ def test_runs_are_reproducible_and_load_under_tensorflow(tmp_path):
     z = np.random.default_rng(0).standard_normal((4, LATENT_DIM)).astype(np.float32)
     assert np.isfinite(gen_a(z, training=False)).all()
     assert load_keras_model(a / "best" / "critic.keras").get_layer("atom_embedding") is not None
+
+
+def test_unreadable_split_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "split.npz"
+    bad.write_bytes(b"not an npz")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "train", "--data", str(bad), "--run-dir",
+                           str(tmp_path / "run"), "--minutes", "1"],
+                          env=_jax_env(), capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert f"cannot read the split '{bad}'" in proc.stderr.strip().splitlines()[-1]
