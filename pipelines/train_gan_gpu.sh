@@ -5,6 +5,12 @@
 # Keras wheels in .whl/ and the exported split in .gpudata/ (see train_gan_jax.py), and OUT
 # (where <variant>_best.tar / _last.tar and train.log go). Unpack the tars under
 # pipelines/checkpoints/ and evaluate them here with gan_report.py / compare_gan_runs.py.
+#
+# Prepare here (both folders git-ignored, carried to the machine):
+#   python pipelines/train_gan_jax.py export --out .gpudata/gan_split.npz
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#     -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0   # the machine has jax, not keras
 set -u
 MINUTES=${MINUTES:-8}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
