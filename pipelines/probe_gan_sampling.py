@@ -9,6 +9,10 @@ seeded 10% validation split of oqmd_gan_formulas.csv:
   compositions it was trained on;
 - truncation: scale the latent z by a factor (< 1 trades diversity for typicality).
 
+For scale, a stronger random reference (``PatternSiteRandom``): the count pattern and each
+site's element from the training frequencies, i.e. the stoichiometries and which elements
+take which count, but no pairings between elements.
+
     python pipelines/probe_gan_sampling.py --model discovery/models/gan --n 100000
 """
 
@@ -23,7 +27,7 @@ import pandas as pd
 from discovery.data import load_gan_formulas
 from discovery.elements import N_ELEMENTS
 from discovery.encoding import composition_keys, counts_to_matrix, decode_counts, encode
-from discovery.gan.baseline import EnhancedRandom
+from discovery.gan.baseline import EnhancedRandom, PatternSiteRandom
 from discovery.gan.config import split_indices
 from discovery.gan.io import load_keras_model
 from discovery.gan.models import LATENT_DIM
@@ -67,6 +71,8 @@ def main() -> None:
     rnd = EnhancedRandom().fit(counts[tr]).sample_counts(n * k, seed=args.seed)
     rows.append(row(f"enhanced random, {n:,}", rnd[:n]))
     rows.append(row(f"enhanced random, critic's top {n:,} of {n * k:,}", rnd[np.argsort(-score(rnd))[:n]]))
+    site = PatternSiteRandom().fit(counts[tr]).sample_counts(n, seed=args.seed)
+    rows.append(row(f"pattern- and site-aware random, {n:,}", site))
     rng = np.random.default_rng(args.seed)
     z = rng.standard_normal((n, LATENT_DIM), dtype=np.float32)
     u = rng.random((n, N_ELEMENTS), dtype=np.float32)

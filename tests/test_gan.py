@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from discovery.elements import INDEX
+from discovery.elements import ELEMENTS, INDEX
 from discovery.encoding import CompositionError, encode
 from discovery.errors import ConfigError
 from discovery.gan.io import ModelFileError, load_keras_model
@@ -126,6 +126,23 @@ def test_quality_metrics_and_baseline():
     n_el = (drawn > 0).sum(1)
     assert set(np.unique(n_el)) <= {2, 3} and abs((n_el == 3).mean() - 0.25) < 0.05
     assert np.array_equal(drawn, base.sample_counts(2000, seed=1))
+
+
+def test_pattern_site_baseline_keeps_patterns_and_site_elements():
+    from discovery.encoding import count_patterns, parse_formulas
+    from discovery.gan.baseline import PatternSiteRandom
+
+    fit = ["Cu2MnAl", "Co2TiSn", "Ni2MnGa", "TiNiSn", "ZrCoSb", "CoFeMnSi"]
+    base = PatternSiteRandom().fit(parse_formulas(fit).amounts.astype(np.int64))
+    drawn = base.sample_counts(6000, seed=3)
+    labels = count_patterns(drawn)
+    for pattern, share in (("2-1-1", 0.5), ("1-1-1", 1 / 3), ("1-1-1-1", 1 / 6)):
+        assert abs((labels == pattern).mean() - share) < 0.03
+    x2yz = drawn[labels == "2-1-1"]
+    doubled = {ELEMENTS[e] for e in np.flatnonzero((x2yz == 2).any(axis=0))}
+    assert doubled == {"Cu", "Co", "Ni"}  # only elements seen on the 2 site there
+    assert (x2yz == 2).sum(axis=1).tolist() == [1] * len(x2yz)
+    assert np.array_equal(drawn, base.sample_counts(6000, seed=3))
 
 
 @pytest.mark.parametrize("rule", ["argmax", "sample"])
