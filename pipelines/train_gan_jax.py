@@ -31,7 +31,6 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -47,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, uni
 from discovery.elements import MAX_COUNT  # noqa: E402
 from discovery.encoding import composition_keys, count_patterns, decode_counts  # noqa: E402
 from discovery.gan.config import GanConfig, split_indices  # noqa: E402
+from discovery.gan.quality import GeneratorQuality  # noqa: E402
+from discovery.gan.runlog import append_log  # noqa: E402
 
 EVAL_Z_SEED, DECODE_SEED = 12345, 54321  # the CPU trainer's evaluation draws
 
@@ -88,7 +89,8 @@ class JaxGanTrainer:
         self.train_counts = jax.numpy.asarray(train_counts, dtype=jax.numpy.int32)
         n_val = min(cfg.eval_samples, len(val_counts))  # the validation rows the critic scores
         self.val_x = self._one_hot(jax.numpy.asarray(val_counts[:n_val], dtype=jax.numpy.int32))
-        self.holdout_keys = np.unique(composition_keys(val_counts))
+        # no OQMD index or smact on a GPU machine: novelty, CN and EN are measured later
+        self.quality = GeneratorQuality(None, composition_keys(val_counts), smact_limit=0)
         self.eval_z = np.random.default_rng(EVAL_Z_SEED).standard_normal(
             (cfg.eval_samples, LATENT_DIM)).astype(np.float32)
         self.base_key = jax.random.key(cfg.seed)
@@ -197,17 +199,7 @@ class JaxGanTrainer:
         fake_x = self._one_hot(jnp.asarray(counts[: len(self.val_x)], jnp.int32))
         f_fake = np.asarray(self._score_fn(c_tv, c_ntv, fake_x))
         f_real = np.asarray(self._score_fn(c_tv, c_ntv, self.val_x))
-        n_el = (counts > 0).sum(axis=1)
-        ok = n_el >= 2
-        uniq = np.unique(composition_keys(counts[ok]))
-        recovered = int(np.isin(uniq, self.holdout_keys).sum())
-        row = {"val_critic_loss": float(f_fake.mean() - f_real.mean()), "samples": len(counts),
-               "decodable_pct": 100 * ok.mean(), "unique_pct": 100 * len(uniq) / len(counts),
-               "holdout_recovered": recovered,
-               "holdout_recovered_pct": 100 * recovered / len(self.holdout_keys)}
-        for k in (1, 2, 3, 4):
-            row[f"elements_{k}_pct"] = 100 * (n_el == k).mean()
-        row["elements_5plus_pct"] = 100 * (n_el >= 5).mean()
+        row = {"val_critic_loss": float(f_fake.mean() - f_real.mean()), **self.quality(counts)}
         patterns = count_patterns(counts)
         for p in ("2-1-1", "1-1-1", "1-1-1-1"):
             row[f"pattern_{p.replace('-', '')}_pct"] = 100 * (patterns == p).mean()
@@ -234,15 +226,6 @@ class JaxGanTrainer:
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         shutil.rmtree(path, ignore_errors=True)
         tmp.rename(path)
-
-
-def _append_log(path: Path, row: dict) -> None:
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
 
 
 def _pack(run_dir: Path, out_dir: Path, which: str) -> None:
@@ -291,7 +274,7 @@ def train(args, cfg: GanConfig) -> None:
                **trainer.evaluate()}
         c_acc = g_acc = 0.0
         n_acc = 0
-        _append_log(run_dir / "log.csv", row)
+        append_log(run_dir / "log.csv", row)
         if row["holdout_recovered_pct"] >= best:
             best, best_step = row["holdout_recovered_pct"], trainer.step
             trainer.save(run_dir / "best", {"best_step": best_step, "best_recovery_pct": best,

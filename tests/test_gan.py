@@ -121,6 +121,10 @@ def test_quality_metrics_and_baseline():
     assert q["unique_pct"] == pytest.approx(100 * 5 / 8)  # Fe2O3, MgO, ZnS, CaTiO3, NaCl
     assert q["novel_of_unique_pct"] == pytest.approx(100 * 3 / 5)
     assert q["holdout_recovered"] == 2 and q["elements_1_pct"] == pytest.approx(12.5)
+    bare = GeneratorQuality(None, holdout, smact_limit=0)(samples.astype(np.int64))
+    assert list(bare) == [k for k in q if k not in ("novel_of_unique_pct", "charge_neutral_pct",
+                                                     "en_balanced_pct")]
+    assert bare["holdout_recovered"] == 2
     base = EnhancedRandom().fit(samples.astype(np.int64)[[0, 1, 4, 6]])
     drawn = base.sample_counts(2000, seed=1)
     n_el = (drawn > 0).sum(1)

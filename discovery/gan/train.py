@@ -10,7 +10,6 @@ Every random draw (batch rows, z, Gumbel noise, penalty mixing) is a stateless f
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -26,6 +25,7 @@ import tensorflow as tf
 from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.gan.config import GanConfig
 from discovery.gan.models import LATENT_DIM, build_critic, build_generator, logits_model
+from discovery.gan.runlog import append_log, truncate_log
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class GanTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         log_file = self.run_dir / "log.csv"
-        _truncate_log(log_file, self.state.step)
+        truncate_log(log_file, self.state.step)
         stop = {"flag": False}
 
         def _on_term(signum, frame):  # finish the iteration, checkpoint, exit
@@ -204,7 +204,7 @@ class GanTrainer:
                     row = {"step": self.state.step, "wall_seconds": round(self.state.wall_seconds, 1),
                            "train_critic_loss": c_acc / n_acc, "generator_loss": g_acc / n_acc}
                     row.update(self.evaluate())
-                    _append_log(log_file, row)
+                    append_log(log_file, row)
                     self.state.history.append(row)
                     bar.set_postfix(val_critic=f"{row['val_critic_loss']:.3f}")
                     c_acc, g_acc, n_acc = 0.0, 0.0, 0
@@ -249,30 +249,6 @@ def critic_loss(critic: keras.Model, real, fake, eps, gp_weight: float):
         norm = tf.sqrt(tf.reduce_sum(tf.square(gp_tape.gradient(d_mix, mix)), axis=[1, 2]) + 1e-12)
         loss += gp_weight * tf.reduce_mean(tf.square(norm - 1.0))
     return loss
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows past ``step`` (written after the checkpoint a resume starts from)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    keep = [r for r in rows if int(r["step"]) <= step]
-    if len(keep) != len(rows):
-        with open(path, "w", newline="") as f:
-            if keep:
-                w = csv.DictWriter(f, fieldnames=list(keep[0].keys()))
-                w.writeheader()
-                w.writerows(keep)
-
-
-def _append_log(path: Path, row: dict) -> None:
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row.keys()))
-        if new:
-            w.writeheader()
-        w.writerow(row)
 
 
 def one_hot_dataset(formulas: list[str]) -> np.ndarray:
