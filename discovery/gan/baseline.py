@@ -13,6 +13,12 @@ from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import count_patterns
 
 
+def _gumbel_keys(p: np.ndarray, rng: np.random.Generator, rows: int) -> np.ndarray:
+    """log p + Gumbel noise [rows, 85]: the top-k of each row is a weighted draw of k distinct
+    elements without replacement."""
+    return np.log(p + 1e-300) + rng.gumbel(size=(rows, N_ELEMENTS))
+
+
 class EnhancedRandom:
     """Fit on integer count vectors [N, 85]; sample count vectors with the same marginals."""
 
@@ -35,7 +41,7 @@ class EnhancedRandom:
             if m == 0:
                 continue
             # m distinct elements per row, weighted: Gumbel top-k over log-frequencies.
-            keys = np.log(self.element_p + 1e-300) + rng.gumbel(size=(len(rows), N_ELEMENTS))
+            keys = _gumbel_keys(self.element_p, rng, len(rows))
             els = np.argpartition(-keys, m - 1, axis=1)[:, :m]
             cnt = rng.choice(MAX_COUNT, size=(len(rows), m), p=self.count_p) + 1
             out[rows[:, None], els] = cnt
@@ -68,7 +74,7 @@ class PatternSiteRandom:
             used = np.zeros((len(rows), N_ELEMENTS), dtype=bool)
             for v in (int(x) for x in self.patterns[i].split("-") if x):
                 # Gumbel-max over log-frequencies, elements already in the row excluded
-                keys = np.log(self.site_p[(i, v)] + 1e-300) + rng.gumbel(size=used.shape)
+                keys = _gumbel_keys(self.site_p[(i, v)], rng, len(rows))
                 keys[used] = -np.inf
                 e = keys.argmax(axis=1)
                 used[np.arange(len(rows)), e] = True
