@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from discovery.data import load_gan_formulas
+from discovery.data import DataError, load_gan_formulas
 from discovery.elements import N_ELEMENTS
 from discovery.encoding import composition_keys, counts_to_matrix, decode_counts, encode
 from discovery.gan.baseline import EnhancedRandom, PatternSiteRandom
@@ -49,8 +49,11 @@ def main() -> None:
     tr, va = split_indices(len(counts), 0.1, 0)
     holdout = np.unique(composition_keys(counts[va]))
     known = KnownMaterials.default()
-    sampler = CompositionSampler.load(args.model)
-    critic = load_keras_model(args.model / "critic.keras")
+    try:
+        sampler = CompositionSampler.load(args.model)
+        critic = load_keras_model(args.model / "critic.keras")
+    except DataError as exc:  # missing or unreadable model files: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
 
     def score(c: np.ndarray) -> np.ndarray:
         x = counts_to_matrix(c).astype(np.float32)
