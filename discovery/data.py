@@ -115,7 +115,8 @@ def _read_shared(name: str, target: str | None) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path} not found")
     try:
-        df = pd.read_csv(path)
+        # keep_default_na=False: 'NaN' (sodium nitride) is a formula, not a missing value
+        df = pd.read_csv(path, keep_default_na=False, na_values={"bandgap": [""], "tc": [""]})
     except Exception as exc:
         raise DataError(f"{path}: unreadable CSV ({exc})") from exc
     if target is not None and target not in df.columns:
@@ -126,6 +127,11 @@ def _read_shared(name: str, target: str | None) -> pd.DataFrame:
 def load_gan_formulas() -> pd.DataFrame:
     """The WGAN training set (OQMD, 251k formulas): column ``formula``."""
     return _read_shared("oqmd_gan_formulas.csv", None)
+
+
+def load_mp_compositions() -> pd.DataFrame:
+    """Real Materials Project compositions (52,898, a seeded 80%) for training generators."""
+    return _read_shared("mp_compositions.csv", None)
 
 
 def load_mp_bandgap() -> pd.DataFrame:

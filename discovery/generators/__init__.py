@@ -1,0 +1,1 @@
+"""Composition generators: anything that yields seeded batches of integer count vectors."""

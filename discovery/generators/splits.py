@@ -1,0 +1,65 @@
+"""Seeded train/validation splits of the generator training sets, by unique composition.
+
+Generators are trained and selected only on ``oqmd_gan_formulas.csv`` and
+``mp_compositions.csv``; every learned generator and ``pipelines/bench_generators.py`` use
+these splits, so validation compositions are never seen in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from discovery.encoding import composition_keys, parse_formulas, reduce_counts
+from discovery.errors import ConfigError
+
+SOURCES = ("mp", "oqmd", "union")
+VAL_FRACTION = 0.1
+SPLIT_SEED = 0
+
+
+def unique_counts(formulas) -> np.ndarray:
+    """Reduced integer count vectors [N, 85] of the parseable formulas, one per composition,
+    in first-occurrence order (unparseable rows are reported by ``parse_formulas``)."""
+    batch = parse_formulas(formulas)
+    a = batch.amounts[batch.valid]
+    counts = reduce_counts(np.rint(a).astype(np.int64))
+    _, first = np.unique(composition_keys(counts), return_index=True)
+    return counts[np.sort(first)].astype(np.int8)
+
+
+def _source_counts(source: str) -> np.ndarray:
+    from discovery.data import load_gan_formulas, load_mp_compositions
+
+    if source == "mp":
+        return unique_counts(load_mp_compositions()["formula"])
+    if source == "oqmd":
+        return unique_counts(load_gan_formulas()["formula"])
+    if source == "union":
+        return unique_counts([*load_mp_compositions()["formula"], *load_gan_formulas()["formula"]])
+    raise ConfigError(f"unknown training set {source!r}; use one of {', '.join(SOURCES)}")
+
+
+def split_counts(counts: np.ndarray, val_fraction: float = VAL_FRACTION,
+                 seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) rows of unique count vectors, seeded."""
+    perm = np.random.default_rng(seed).permutation(len(counts))
+    n_val = int(round(len(counts) * val_fraction))
+    return counts[np.sort(perm[n_val:])], counts[np.sort(perm[:n_val])]
+
+
+def generator_split(source: str = "mp", val_fraction: float = VAL_FRACTION,
+                    seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) count vectors of a training set: 'mp', 'oqmd' or 'union'.
+
+    'union' keeps the MP validation split out of training: its validation rows are exactly
+    the 'mp' validation rows, and its training rows are everything else.
+    """
+    if source == "union":
+        mp_tr, mp_va = split_counts(_source_counts("mp"), val_fraction, seed)
+        oq = _source_counts("oqmd")
+        va_keys = composition_keys(mp_va)
+        oq = oq[~np.isin(composition_keys(oq), va_keys)]
+        both = np.concatenate([mp_tr, oq])
+        _, first = np.unique(composition_keys(both), return_index=True)
+        return both[np.sort(first)], mp_va
+    return split_counts(_source_counts(source), val_fraction, seed)
