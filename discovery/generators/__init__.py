@@ -1,1 +1,0 @@
-"""Composition generators: anything that yields seeded batches of integer count vectors."""
