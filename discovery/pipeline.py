@@ -23,7 +23,7 @@ from discovery.encoding import composition_keys, counts_to_formulas, reduce_coun
 from discovery.errors import ConfigError
 from discovery.filters.chemistry import smact_screen
 from discovery.prefetch import Prefetcher
-from discovery.targets import PROPERTIES, Target, parse_sort, parse_target
+from discovery.targets import DERIVED_PROPERTIES, MODEL_PROPERTIES, Target, parse_sort, parse_target
 
 FUNNEL = ("sampled", "decoded", "unique", "charge_neutral", "en_balanced", "novel",
           "element_rules", "custom_filters", "meets_target")
@@ -171,11 +171,16 @@ class RunResult:
     settings: dict = field(default_factory=dict)
 
 
-class Pipeline:
-    """Composable run: a sampler, the known-materials index and property models."""
+STABILITY_COLUMNS = ("e_hull", "e_hull_std", "decomposition", "e_hull_note")
 
-    def __init__(self, sampler, known, property_models: dict, seed: int = 0):
+
+class Pipeline:
+    """Composable run: a sampler, the known-materials index, property models and, for
+    ``e_hull``, the convex hulls of known phases (``discovery.stability.PhaseHulls``)."""
+
+    def __init__(self, sampler, known, property_models: dict, seed: int = 0, hulls=None):
         self.sampler, self.known, self.models, self.seed = sampler, known, property_models, seed
+        self.hulls = hulls
 
     @classmethod
     def default(cls, seed: int = 0) -> Pipeline:
@@ -183,9 +188,10 @@ class Pipeline:
         from discovery.gan.sampler import CompositionSampler
         from discovery.known import KnownMaterials
         from discovery.properties import load_property_model
+        from discovery.stability import default_hulls
 
         return cls(CompositionSampler.load(), KnownMaterials.default(),
-                   {p: load_property_model(p) for p in PROPERTIES}, seed)
+                   {p: load_property_model(p) for p in MODEL_PROPERTIES}, seed, default_hulls())
 
     def spec(self, n: int, target: str, filters: Sequence[Callable] = (), sort: str | None = None,
              include: Iterable[str] = (), exclude: Iterable[str] = (), max_elements: int | None = None,
@@ -197,8 +203,13 @@ class Pipeline:
                        include=tuple(s.strip() for s in include if s.strip()),
                        exclude=tuple(s.strip() for s in exclude if s.strip()), max_elements=max_elements,
                        oxidation_states=oxidation_states, kappa=kappa, filters=tuple(filters))
-        needed = (*parse_target(spec.target).properties, spec.sort[0])
-        missing = [p for p in needed if p not in self.models]
+        needed = [*parse_target(spec.target).properties, spec.sort[0]]
+        if "e_hull" in needed:
+            if self.hulls is None:
+                raise ConfigError("e_hull needs the known phases' formation energies: run `discover data "
+                                  "fetch` (crabnet's OQMD tables), then run again")
+            needed.append("formation_energy")
+        missing = [p for p in needed if p not in self.models and p not in DERIVED_PROPERTIES]
         if missing:
             raise ConfigError(f"no model for {missing[0]!r}; loaded: {', '.join(self.models)}")
         return spec
@@ -277,17 +288,47 @@ class Pipeline:
 
     def _predict_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt) -> tuple[pd.DataFrame, np.ndarray]:
         """Predict the target's properties, keep the rows meeting it, then predict the other
-        properties for those rows only (most rows miss the target; the models are the cost)."""
+        properties for those rows only (most rows miss the target; the models are the cost).
+
+        ``e_hull`` needs the formation energy and a hull per chemical system, so it is computed
+        after the other conditions, on the rows that met them."""
         first = [p for p in tgt.properties if p in self.models]
         for name in first:
             chunk[name], chunk[f"{name}_std"] = self.models[name].predict_amounts(counts)
-        hit = tgt.mask(chunk)
-        hits, counts = chunk[hit].copy(), counts[hit]
+        model_conds = tuple(c for c in tgt.conditions if c.prop in self.models)
+        hit = Target(model_conds).mask(chunk) if model_conds else np.ones(len(chunk), dtype=bool)
+        if "e_hull" in tgt.properties:
+            idx = np.flatnonzero(hit)
+            part = self._add_stability(chunk.iloc[idx].copy(), counts[idx])
+            hit[idx] = tgt.mask(part)
+            hits, counts = part[hit[idx]].copy(), counts[hit]
+        else:
+            hits, counts = chunk[hit].copy(), counts[hit]
         for name, model in self.models.items():
-            if name not in first:
+            if name not in hits:
                 hits[name], hits[f"{name}_std"] = model.predict_amounts(counts)
-        columns = ["formula", "n_elements", "key", *(c for p in self.models for c in (p, f"{p}_std"))]
+        if "e_hull" not in hits:
+            hits = self._add_stability(hits, counts)
+        columns = ["formula", "n_elements", "key", *(c for p in self.models for c in (p, f"{p}_std")),
+                   *STABILITY_COLUMNS]
         return hits[columns], hit
+
+    def _add_stability(self, df: pd.DataFrame, counts: np.ndarray) -> pd.DataFrame:
+        """``e_hull`` (predicted formation energy minus the hull of known phases), its std (the
+        formation-energy ensemble's: the hull is DFT data), the competing phases and, where
+        there is no number, why."""
+        if "formation_energy" not in df and "formation_energy" in self.models:
+            df["formation_energy"], df["formation_energy_std"] = \
+                self.models["formation_energy"].predict_amounts(counts)
+        if self.hulls is None or "formation_energy" not in df:
+            why = ("no known-phase data (discover data fetch)" if self.hulls is None
+                   else "no formation-energy model")
+            df["e_hull"], df["e_hull_std"], df["decomposition"], df["e_hull_note"] = np.nan, np.nan, "", why
+            return df
+        res = self.hulls.evaluate(counts, df["formation_energy"].to_numpy())
+        df["e_hull"], df["e_hull_std"] = res.e_hull, df["formation_energy_std"].to_numpy()
+        df["decomposition"], df["e_hull_note"] = res.decomposition, res.note
+        return df
 
     def _screen(self, counts, keys, inc, exc, spec: RunSpec) -> np.ndarray:
         """Built-in filters on unique reduced counts: the stage each composition reaches."""
@@ -333,7 +374,9 @@ def merge_partitions(outputs: Sequence[PartitionOutput], spec: RunSpec, models: 
 def _empty(models: Iterable[str], with_key: bool = False) -> pd.DataFrame:
     cols = ["formula", "n_elements", *(["key"] if with_key else [])]
     cols += [c for p in models for c in (p, f"{p}_std")]
-    dtypes = {"formula": object, "n_elements": np.int64, "key": np.uint64}
+    cols += list(STABILITY_COLUMNS)
+    dtypes = {"formula": object, "n_elements": np.int64, "key": np.uint64, "decomposition": object,
+              "e_hull_note": object}
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, float)) for c in cols})
 
 

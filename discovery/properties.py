@@ -27,10 +27,10 @@ from discovery.featurizers import (
 )
 from discovery.gan.io import ModelFileError
 from discovery.regressors import Ensemble, write_card
-from discovery.targets import PROPERTIES
+from discovery.targets import MODEL_PROPERTIES
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-PROPERTY_UNITS = PROPERTIES  # name -> unit, one source of truth with the target language
+PROPERTY_UNITS = MODEL_PROPERTIES  # name -> unit, one source of truth with the target language
 
 
 class PropertyModel:

@@ -29,6 +29,9 @@ def csv_frame(candidates: pd.DataFrame, sort_prop: str) -> pd.DataFrame:
         if p in candidates:
             cols[p] = f"{p} [{unit}]"
             cols[f"{p}_std"] = f"{p}_std [{unit}]"
+    for c in ("decomposition", "e_hull_note"):  # competing phases at e_hull; why e_hull is empty
+        if c in candidates:
+            cols[c] = c
     cols["score"] = f"score [{PROPERTIES[sort_prop]}]"
     return candidates[list(cols)].rename(columns=cols)
 
@@ -65,8 +68,9 @@ def write_summary(result, path: Path, models: dict, extra: dict | None = None) -
 
 
 def plot_run(result, path: Path) -> None:
-    """Funnel bars, and the sort property against predicted formation energy with error bars
-    and the Pareto front (best target, most stable) marked."""
+    """Funnel bars, and the sort property against the stability measure with error bars and
+    the Pareto front (best target, most stable) marked: ``e_hull`` (distance to the hull of
+    known phases) where it was computed, else the predicted formation energy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,18 +86,22 @@ def plot_run(result, path: Path) -> None:
         ax1.text(v, i, f" {v:,}", va="center", fontsize=8)
     prop, descending = result.sort
     df = result.candidates
-    if len(df) and "formation_energy" in df and prop != "formation_energy":
-        x, y = df["formation_energy"].to_numpy(), df[prop].to_numpy()
-        ax2.errorbar(x, y, xerr=df["formation_energy_std"], yerr=df[f"{prop}_std"], fmt="o", ms=3,
+    has_hull = "e_hull" in df and bool(df["e_hull"].notna().any())
+    stab = "e_hull" if has_hull and prop != "e_hull" else "formation_energy"
+    if len(df) and stab in df and prop != stab:
+        df = df[df[stab].notna()]
+        x, y = df[stab].to_numpy(), df[prop].to_numpy()
+        ax2.errorbar(x, y, xerr=df[f"{stab}_std"], yerr=df[f"{prop}_std"], fmt="o", ms=3,
                      alpha=0.4, elinewidth=0.5, color="tab:gray", label="candidates")
         front = pareto_front(x, y if descending else -y)
         ax2.plot(x[front], y[front], "o-", color="tab:red", label="Pareto front")
         for i in np.flatnonzero(front)[:15]:
             ax2.annotate(df["formula"].iloc[i], (x[i], y[i]), fontsize=7)
         ax2.legend()
-    ax2.set_xlabel(f"predicted formation energy [{PROPERTIES['formation_energy']}]")
+    ax2.set_xlabel("predicted distance to the hull of known phases, e_hull [eV/atom]" if stab == "e_hull"
+                   else f"predicted formation energy [{PROPERTIES['formation_energy']}]")
     ax2.set_ylabel(f"predicted {prop} [{PROPERTIES[prop]}]")
-    ax2.set_title(f"{len(df):,} candidates meeting {result.target.describe()}")
+    ax2.set_title(f"{len(result.candidates):,} candidates meeting {result.target.describe()}")
     fig.tight_layout()
     _atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)

@@ -23,8 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-PROPERTIES: dict[str, str] = {"bandgap": "eV", "formation_energy": "eV/atom", "tc": "K"}
-"""Predicted properties a target may name, with their units."""
+MODEL_PROPERTIES: dict[str, str] = {"bandgap": "eV", "formation_energy": "eV/atom", "tc": "K"}
+"""Properties a shipped model predicts, with their units."""
+DERIVED_PROPERTIES: dict[str, str] = {"e_hull": "eV/atom"}
+"""Properties computed from predictions: ``e_hull``, predicted formation energy minus the convex
+hull of known phases at the same composition (``discovery.stability``)."""
+PROPERTIES: dict[str, str] = {**MODEL_PROPERTIES, **DERIVED_PROPERTIES}
+"""Everything a target or sort may name, with its unit."""
 
 TARGET_SYNTAX = "PROP>X, PROP<=X, LO<PROP<HI, joined by 'and' or ','"
 SORT_SYNTAX = "PROP (descending), PROP:desc, PROP:asc, -PROP (ascending)"

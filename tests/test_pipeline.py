@@ -107,7 +107,8 @@ def test_cli_run_is_deterministic_and_writes_reports(tmp_path, crabnet_cache):
     df = pd.read_csv(a)
     assert list(df.columns) == ["rank", "formula", "n_elements", "bandgap [eV]", "bandgap_std [eV]",
                                 "formation_energy [eV/atom]", "formation_energy_std [eV/atom]",
-                                "tc [K]", "tc_std [K]", "score [eV/atom]"]
+                                "tc [K]", "tc_std [K]", "e_hull [eV/atom]", "e_hull_std [eV/atom]",
+                                "decomposition", "e_hull_note", "score [eV/atom]"]
     assert (df["formation_energy [eV/atom]"] < -0.5).all() and df["score [eV/atom]"].is_monotonic_increasing
     assert a.with_suffix(".png").stat().st_size > 10_000 and not b.with_suffix(".png").exists()
     import json
@@ -135,3 +136,19 @@ def test_missing_model_file(monkeypatch, tmp_path):
     monkeypatch.setattr(sampler, "SHIPPED_GAN_DIR", tmp_path)
     r = runner.invoke(app, ["run", "--n", "10"])
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
+
+
+def test_e_hull_target_and_sort(pipe):
+    """e_hull is the predicted formation energy minus the hull of known phases, usable in targets
+    and sorts; rows that fail the band-gap condition never reach the hull."""
+    res = pipe.run(3000, "bandgap>1 and e_hull<0.15", sort="e_hull:asc", batch_size=1024)
+    c = res.candidates
+    assert len(c) > 0 and (c["e_hull"] < 0.15).all() and (c["bandgap"] > 1).all()
+    amounts = parse_formulas(c["formula"].tolist()).amounts
+    hull = pipe.hulls.hull_energy(amounts)
+    np.testing.assert_allclose(c["e_hull"], c["formation_energy"] - hull, atol=1e-9)
+    np.testing.assert_allclose(c["e_hull_std"], c["formation_energy_std"])
+    assert np.all(np.diff(c["score"].to_numpy()) >= 0)  # ascending: most stable first
+    assert (c["decomposition"].str.len() > 0).all() and (c["e_hull_note"] == "").all()
+    loose = pipe.run(3000, "bandgap>1", batch_size=1024).candidates  # same samples, no e_hull condition
+    assert set(c["formula"]) == set(loose.loc[loose["e_hull"] < 0.15, "formula"])

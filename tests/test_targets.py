@@ -80,7 +80,7 @@ def test_properties_in_first_appearance_order() -> None:
 
 
 def test_property_units() -> None:
-    assert PROPERTIES == {"bandgap": "eV", "formation_energy": "eV/atom", "tc": "K"}
+    assert PROPERTIES == {"bandgap": "eV", "formation_energy": "eV/atom", "tc": "K", "e_hull": "eV/atom"}
 
 
 def test_custom_properties() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from discovery.engines.store import RunStore, write_partition
 from discovery.errors import ConfigError
 from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
-from discovery.targets import PROPERTIES
+from discovery.targets import MODEL_PROPERTIES
 
 _WORKER_PIPELINES: dict[int, Pipeline] = {}
 
@@ -98,4 +98,4 @@ class DaskEngine:
         if missing:
             raise ConfigError(f"partitions {missing[:5]} did not complete; "
                               f"rerun with --resume {self.run_dir}")
-        return merge_partitions(list(outputs.values()), spec, PROPERTIES)  # the workers' default models
+        return merge_partitions(list(outputs.values()), spec, MODEL_PROPERTIES)  # the workers' default models

@@ -1,0 +1,361 @@
+"""Decomposition energy: how far a composition's energy lies from the convex hull of known phases.
+
+For a candidate of chemical system S (its set of elements) the hull is the lower convex hull
+of every known phase whose elements lie within S, elements at 0 eV/atom, in the space of atomic
+fractions × formation energy per atom. ``e_hull = E_f(candidate) − E_hull(x)``: positive, the
+candidate would decompose into the hull's phases at x by that much energy per atom; negative, it
+lies below every known mix (a predicted new stable compound).
+
+Speed: the lower hull is a convex piecewise-linear function, so its value at x is the largest of
+its facets' planes there, ``max_j μ_j · x``, where μ_j are the facet's chemical potentials. Each
+chemical system's facets are computed once with qhull (as pymatgen's ``PhaseDiagram`` does:
+negative-energy phases and the elements, plus one point above to keep the hull full-dimensional)
+and cached, and every candidate of that system costs one small matrix product. The answers equal
+``PhaseDiagram.get_decomp_and_e_above_hull(..., allow_negative=True)`` (tested to 1e-6 eV/atom).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import ConvexHull, QhullError
+
+from discovery.elements import ELEMENTS, N_ELEMENTS
+from discovery.encoding import parse_formulas
+
+log = logging.getLogger(__name__)
+
+# |ΔHf| beyond this is a data error, not chemistry: the most exothermic real compounds (rare-earth
+# fluorides, EuF2 −4.57 eV/atom in OQMD) stay above −5; the OQMD tables also hold Mg2Tc at −198.7
+# and CuPaU2 at +43.5 eV/atom.
+FORMATION_LIMIT = 5.0
+MAX_ELEMENTS = 8
+_FORMATION_TOL = 1e-11  # pymatgen's PhaseDiagram.formation_energy_tol
+_DECOMP_TOL = 1e-8  # pymatgen's PhaseDiagram.numerical_tol
+_CACHE_VERSION = 1
+_BITS = (np.uint64(1) << np.arange(64, dtype=np.uint64))
+
+
+def system_masks(present: np.ndarray) -> np.ndarray:
+    """Chemical systems as two uint64 words [N, 2] (bits of elements 0..63 and 64..84)."""
+    present = np.asarray(present, dtype=bool)
+    lo = (present[:, :64] * _BITS).sum(axis=1, dtype=np.uint64)
+    hi = (present[:, 64:] * _BITS[: N_ELEMENTS - 64]).sum(axis=1, dtype=np.uint64)
+    return np.stack([lo, hi], axis=1)
+
+
+def _as_int(mask: np.ndarray) -> int:
+    return int(mask[0]) | (int(mask[1]) << 64)
+
+
+def _elements_of(system: int) -> list[int]:
+    return [e for e in range(N_ELEMENTS) if system >> e & 1]
+
+
+@dataclass
+class SystemHull:
+    """The lower hull of one chemical system: its elements and, per facet, the chemical
+    potentials μ [F, k] and the phases at its vertices [F, k] (−1 − e for element e)."""
+
+    elements: np.ndarray  # [k] element indices
+    mu: np.ndarray  # [F, k]
+    vertices: np.ndarray  # [F, k]
+    vertex_fractions: np.ndarray  # [F, k, k]: row v = fractions of vertex v over the k elements
+
+
+@dataclass
+class StabilityResult:
+    """Per composition: the hull energy, ``e_hull`` (NaN where it cannot be computed, with the
+    reason in ``note``), and the decomposition into competing phases."""
+
+    hull_energy: np.ndarray
+    e_hull: np.ndarray
+    decomposition: list[str]
+    note: list[str]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"hull_energy": self.hull_energy, "e_hull": self.e_hull,
+                             "decomposition": self.decomposition, "note": self.note})
+
+
+def _pretty_names(amounts: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Reduced formulas in the codec's order (Li2O, not Li2O1), where the amounts are integers."""
+    from discovery.encoding import counts_to_formulas, reduce_counts
+
+    names = np.asarray(fallback, dtype=object).copy()
+    integer = np.all(np.abs(amounts - np.rint(amounts)) < 1e-6, axis=1)
+    names[integer] = counts_to_formulas(reduce_counts(np.rint(amounts[integer]).astype(np.int64)))
+    return names
+
+
+def clean_formation_energies(df: pd.DataFrame, column: str = "formation_enthalpy",
+                             limit: float = FORMATION_LIMIT) -> tuple[pd.DataFrame, int]:
+    """Drop rows with |ΔHf| > ``limit`` eV/atom (data errors); returns (kept, dropped count)."""
+    bad = ~(df[column].abs() <= limit)  # NaN counts as bad
+    return df[~bad].reset_index(drop=True), int(bad.sum())
+
+
+class PhaseHulls:
+    """Known phases (compositions and formation energies per atom) and their convex hulls.
+
+    ``amounts`` [M, 85] need not be normalised; energies are eV/atom relative to the elements.
+    Phases are stored sparsely (≤ 8 elements a row), so a third of a million cost a few MB.
+    """
+
+    def __init__(self, amounts: np.ndarray, energies: np.ndarray, names: Sequence[str] | None = None,
+                 sources: dict | None = None):
+        a = np.asarray(amounts, dtype=np.float64)
+        e = np.asarray(energies, dtype=np.float64)
+        if a.ndim != 2 or a.shape[1] != N_ELEMENTS or len(a) != len(e):
+            raise ValueError(f"need amounts [M, {N_ELEMENTS}] and energies [M], got {a.shape} and {e.shape}")
+        total = a.sum(axis=1)
+        ok = (total > 0) & np.isfinite(e) & ((a > 0).sum(axis=1) <= MAX_ELEMENTS)
+        raw, a, e = a[ok], a[ok] / total[ok, None], e[ok]
+        if names is None:  # formulas of the amounts where they are integers
+            names = _pretty_names(raw, np.array([f"phase{i}" for i in np.flatnonzero(ok)], dtype=object))
+        else:
+            names = np.asarray(names, dtype=object)[ok]
+        self.names = names
+        self.sources = dict(sources or {})
+        self.covered = (a > 0).any(axis=0)  # elements that occur in some known phase
+        neg = e < -_FORMATION_TOL  # only phases below the elements can be on a lower hull
+        a, e, self.names = a[neg], e[neg], self.names[neg]
+        self.energies = e
+        order = np.argsort(~(a > 0), axis=1, kind="stable")[:, :MAX_ELEMENTS]
+        self.el = np.where(np.take_along_axis(a, order, 1) > 0, order, -1).astype(np.int16)  # [M, 8]
+        self.frac = np.take_along_axis(a, order, 1)  # [M, 8]
+        masks = system_masks(a > 0)
+        self._by_system: dict[int, np.ndarray] = {}
+        if len(masks):
+            uniq, inverse = np.unique(masks, axis=0, return_inverse=True)
+            inverse = inverse.ravel()
+            by = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[by], np.arange(len(uniq) + 1))
+            for j, m in enumerate(uniq):
+                self._by_system[_as_int(m)] = by[bounds[j]:bounds[j + 1]]
+        self._cache: dict[int, SystemHull] = {}
+
+    def __len__(self) -> int:
+        return len(self.energies)
+
+    @classmethod
+    def from_formulas(cls, formulas: Iterable[object], energies: Iterable[float],
+                      sources: dict | None = None) -> PhaseHulls:
+        """Phases from formulas; unparsable rows raise (use ``from_table`` to clean and count)."""
+        formulas = list(formulas)
+        batch = parse_formulas(formulas)
+        batch.raise_first()
+        return cls(batch.amounts, np.asarray(list(energies), float), [str(f) for f in formulas], sources)
+
+    @classmethod
+    def from_table(cls, df: pd.DataFrame, column: str = "formation_enthalpy",
+                   limit: float = FORMATION_LIMIT, source: str = "table") -> PhaseHulls:
+        """Phases from a ``formula`` / energy table, dropping |ΔHf| > ``limit`` and unparsable
+        rows; what was dropped is counted in ``sources``."""
+        kept, outliers = clean_formation_energies(df, column, limit)
+        batch = parse_formulas(kept["formula"].tolist())
+        sources = {"source": source, "rows": int(len(df)), "outliers_dropped": outliers,
+                   "limit_ev_per_atom": limit, "unparsable_dropped": int((~batch.valid).sum())}
+        if outliers:
+            log.info("%s: dropped %d phases with |formation energy| > %g eV/atom", source, outliers, limit)
+        a, ok = batch.amounts[batch.valid], batch.valid
+        return cls(a, kept[column].to_numpy()[ok], _pretty_names(a, kept["formula"].to_numpy()[ok]), sources)
+
+    @classmethod
+    def oqmd(cls, splits: Sequence[str] = ("train", "val", "test"), cache: Path | None = None) -> PhaseHulls:
+        """The known phases of the run: crabnet's OQMD formation enthalpies (DFT), cleaned."""
+        from discovery.data import load_oqmd_formation_enthalpy
+
+        df = pd.concat([load_oqmd_formation_enthalpy(s, cache) for s in splits], ignore_index=True)
+        # one entry per reduced formula across splits (the splits are disjoint; kept for safety)
+        df = df.sort_values("formation_enthalpy", kind="stable").drop_duplicates("formula")
+        return cls.from_table(df, source=f"crabnet OQMD_Formation_Enthalpy ({'+'.join(splits)})")
+
+    # ------------------------------------------------------------------ hulls
+    def _phases_in(self, system: int) -> np.ndarray:
+        ids = []
+        sub = system
+        while sub:  # every non-empty subset of the system's elements
+            hit = self._by_system.get(sub)
+            if hit is not None:
+                ids.append(hit)
+            sub = (sub - 1) & system
+        return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+
+    def system_hull(self, system: int) -> SystemHull:
+        """The (cached) lower hull of a chemical system given as an element bitmask."""
+        hull = self._cache.get(system)
+        if hull is None:
+            hull = self._compute(system)
+            if len(self._cache) > 500_000:  # bound memory on very long runs
+                self._cache.clear()
+            self._cache[system] = hull
+        return hull
+
+    def _compute(self, system: int) -> SystemHull:
+        els = np.array(_elements_of(system))
+        k = len(els)
+        ids = self._phases_in(system)
+        col = np.full(N_ELEMENTS, -1)
+        col[els] = np.arange(k)
+        frac = np.zeros((len(ids), k))
+        rows = np.repeat(np.arange(len(ids)), MAX_ELEMENTS)
+        e_idx = self.el[ids].ravel()
+        keep = e_idx >= 0
+        frac[rows[keep], col[e_idx[keep]]] = self.frac[ids].ravel()[keep]
+        pts = np.vstack([np.eye(k), frac])  # elements first
+        energy = np.concatenate([np.zeros(k), self.energies[ids]])
+        labels = np.concatenate([-1 - els, ids])
+        if k == 1 or len(ids) == 0:  # the elements' plane
+            v = np.arange(k)[None, :]
+            return SystemHull(els, np.zeros((1, k)), labels[v], pts[v])
+        data = np.column_stack([pts[:, 1:], energy])
+        extra = np.full(k, 1.0 / k)
+        extra[-1] = energy.max() + 1
+        data = np.vstack([data, extra])
+        try:
+            facets = ConvexHull(data, qhull_options="Qt i").simplices
+        except QhullError:
+            facets = ConvexHull(data, qhull_options="QJ i").simplices
+        facets = facets[(facets != len(data) - 1).all(axis=1)]
+        vf = pts[facets]  # [F, k, k]
+        mat = data[facets].copy()
+        mat[..., -1] = 1.0
+        facets, vf = facets[np.abs(np.linalg.det(mat)) > 1e-14], vf[np.abs(np.linalg.det(mat)) > 1e-14]
+        mu = np.linalg.solve(vf, energy[facets][..., None])[..., 0]  # chemical potentials
+        return SystemHull(els, mu, labels[facets], vf)
+
+    # ------------------------------------------------------------------ queries
+    def evaluate(self, amounts: np.ndarray, energies: np.ndarray | None = None,
+                 decompose: bool = True) -> StabilityResult:
+        """Hull energy, e_hull (when ``energies`` are given) and decomposition per composition.
+
+        A composition with an element that no known phase contains gets NaN and the reason in
+        ``note``: its hull would be that element alone, and the number would mean nothing.
+        """
+        a = np.asarray(amounts, dtype=np.float64)
+        n = len(a)
+        total = a.sum(axis=1)
+        hull = np.full(n, np.nan)
+        decomp = [""] * n
+        note = [""] * n
+        present = a > 0
+        n_el = present.sum(axis=1)
+        uncovered = present & ~self.covered
+        ok = (total > 0) & ~uncovered.any(axis=1) & (n_el <= MAX_ELEMENTS)
+        for i in np.flatnonzero(~ok):
+            if total[i] <= 0:
+                note[i] = "empty composition"
+            elif n_el[i] > MAX_ELEMENTS:
+                note[i] = f"more than {MAX_ELEMENTS} elements"
+            else:
+                missing = ", ".join(ELEMENTS[e] for e in np.flatnonzero(uncovered[i]))
+                note[i] = f"no known phase contains {missing}: no hull to measure against"
+        idx = np.flatnonzero(ok)
+        if len(idx):
+            x_all = a[idx] / total[idx, None]
+            masks = system_masks(present[idx])
+            uniq, inverse = np.unique(masks, axis=0, return_inverse=True)
+            inverse = inverse.ravel()
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+            for j, m in enumerate(uniq):
+                rows = order[bounds[j]:bounds[j + 1]]
+                h = self.system_hull(_as_int(m))
+                x = x_all[rows][:, h.elements]
+                planes = x @ h.mu.T  # [r, F]
+                best = planes.argmax(axis=1)
+                hull[idx[rows]] = planes[np.arange(len(rows)), best]
+                if decompose:
+                    for r, f in zip(rows, best, strict=True):
+                        decomp[idx[r]] = self._describe(h, f, x_all[r][h.elements])
+        e_hull = np.asarray(energies, dtype=np.float64) - hull if energies is not None else np.full(n, np.nan)
+        return StabilityResult(hull, e_hull, decomp, note)
+
+    def _describe(self, h: SystemHull, facet: int, x: np.ndarray) -> str:
+        w = np.linalg.solve(h.vertex_fractions[facet].T, x)  # barycentric: atom fractions per phase
+        parts = []
+        for lab, wt in sorted(zip(h.vertices[facet], w, strict=True), key=lambda t: -t[1]):
+            if wt > _DECOMP_TOL:
+                name = ELEMENTS[-1 - lab] if lab < 0 else str(self.names[lab])
+                parts.append(f"{name} ({wt:.3f})")
+        return " + ".join(parts)
+
+    def hull_energy(self, amounts: np.ndarray) -> np.ndarray:
+        """Energy of the lowest mix of known phases at each composition (eV/atom)."""
+        return self.evaluate(amounts, decompose=False).hull_energy
+
+    def e_above_hull(self, amounts: np.ndarray, energies: np.ndarray) -> np.ndarray:
+        """``energies − hull_energy(amounts)`` (eV/atom), negative below the hull."""
+        return self.evaluate(amounts, energies, decompose=False).e_hull
+
+    def save(self, path: Path) -> None:
+        """The phases as a compressed .npz (atomic write), for a fast ``load``."""
+        import json
+        import os
+
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, el=self.el, frac=self.frac, energies=self.energies,
+                                names=self.names.astype(str), covered=self.covered,
+                                sources=np.array(json.dumps(self.sources)))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> PhaseHulls:
+        import json
+
+        with np.load(path, allow_pickle=False) as z:
+            a = np.zeros((len(z["energies"]), N_ELEMENTS))
+            rows = np.repeat(np.arange(len(a)), z["el"].shape[1])
+            el = z["el"].ravel()
+            a[rows[el >= 0], el[el >= 0]] = z["frac"].ravel()[el >= 0]
+            out = cls(a, z["energies"], z["names"].astype(object), json.loads(str(z["sources"])))
+            out.covered = z["covered"]
+        return out
+
+    def without(self, phase_ids: np.ndarray) -> PhaseHulls:
+        """A copy without the given phases (by position in this object), e.g. leave-one-out."""
+        keep = np.ones(len(self), dtype=bool)
+        keep[np.asarray(phase_ids, dtype=np.int64)] = False
+        out = object.__new__(PhaseHulls)
+        out.__dict__.update(self.__dict__)
+        out.energies, out.el, out.frac, out.names = (self.energies[keep], self.el[keep],
+                                                     self.frac[keep], self.names[keep])
+        remap = np.cumsum(keep) - 1
+        out._by_system = {m: remap[ids[keep[ids]]] for m, ids in self._by_system.items()
+                          if keep[ids].any()}
+        out._cache = {}
+        return out
+
+
+def default_hulls(cache: Path | None = None) -> PhaseHulls | None:
+    """The run's known phases (``PhaseHulls.oqmd``), parsed once into the data cache; None with
+    a one-line warning when the crabnet tables have not been fetched."""
+    from discovery.data import DataError, cache_dir
+
+    cache = cache or cache_dir()
+    tables = [cache / "crabnet" / f"oqmd_formation_enthalpy_{s}.parquet" for s in ("train", "val", "test")]
+    if not all(t.is_file() for t in tables):
+        log.warning("no OQMD formation energies in %s: e_hull is left empty (run `discover data fetch`)",
+                    cache)
+        return None
+    saved = cache / f"phase_hulls_v{_CACHE_VERSION}.npz"
+    newest = max(t.stat().st_mtime for t in tables)
+    if saved.is_file() and saved.stat().st_mtime >= newest:
+        try:
+            return PhaseHulls.load(saved)
+        except Exception as exc:  # a damaged cache is rebuilt, not fatal
+            log.warning("%s unreadable (%s); rebuilding it", saved, exc)
+    try:
+        hulls = PhaseHulls.oqmd(cache=cache)
+    except DataError as exc:
+        log.warning("e_hull is left empty: %s", exc)
+        return None
+    hulls.save(saved)
+    return hulls

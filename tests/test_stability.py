@@ -1,0 +1,139 @@
+"""Decomposition energy against pymatgen's PhaseDiagram, edge cases, and e_hull in a run."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition
+
+from discovery.elements import ELEMENTS, INDEX
+from discovery.encoding import parse_formulas
+from discovery.stability import PhaseHulls, clean_formation_energies
+
+
+def _comp(row: np.ndarray) -> Composition:
+    return Composition({ELEMENTS[j]: row[j] for j in np.flatnonzero(row)})
+
+
+def _random_system(rng, k: int, m: int):
+    els = rng.choice(len(ELEMENTS), k, replace=False)
+    a = np.zeros((m, len(ELEMENTS)))
+    for i in range(m):
+        sub = rng.choice(els, rng.integers(2, k + 1), replace=False)
+        a[i, sub] = rng.integers(1, 6, len(sub))
+    return els, a, rng.normal(-0.5, 0.6, m)
+
+
+def _pymatgen(els, a, e) -> PhaseDiagram:
+    entries = [PDEntry(Composition(ELEMENTS[x]), 0.0) for x in els]
+    entries += [PDEntry(_comp(r), en * _comp(r).num_atoms) for r, en in zip(a, e, strict=True)]
+    return PhaseDiagram(entries)
+
+
+def test_equals_pymatgen_on_random_systems():
+    """Binary to quaternary systems, candidates above and below the hull, and in subsystems."""
+    rng = np.random.default_rng(0)
+    compared = below = 0
+    for _ in range(90):
+        k = int(rng.integers(2, 5))
+        els, a, e = _random_system(rng, k, int(rng.integers(1, 25)))
+        hulls, pd_ = PhaseHulls(a, e), _pymatgen(els, a, e)
+        cand = np.zeros((30, len(ELEMENTS)))
+        cand[:, els] = rng.integers(0, 6, (30, k))
+        cand[cand.sum(axis=1) == 0, els[0]] = 1
+        ec = rng.normal(-0.6, 0.8, 30)
+        res = hulls.evaluate(cand, ec)
+        for row, en, mine, dec in zip(cand, ec, res.e_hull, res.decomposition, strict=True):
+            if not np.isfinite(mine):  # an element without a phase: checked elsewhere
+                continue
+            c = _comp(row)
+            ref_dec, ref = pd_.get_decomp_and_e_above_hull(PDEntry(c, en * c.num_atoms), allow_negative=True)
+            assert mine == pytest.approx(ref, abs=1e-6)
+            ref_amounts = {e.composition.reduced_formula: amt for e, amt in ref_dec.items()}
+            mine_amounts = {Composition(p.split(" (")[0]).reduced_formula: float(p.split("(")[1][:-1])
+                            for p in dec.split(" + ")}
+            assert set(mine_amounts) == set(ref_amounts)
+            for name, amt in ref_amounts.items():
+                assert mine_amounts[name] == pytest.approx(amt, abs=1e-3)
+            compared += 1
+            below += mine < 0
+    assert compared > 2000 and 100 < below < compared - 100
+
+
+def test_edge_cases():
+    a = parse_formulas(["Li2O", "LiO2"]).amounts
+    hulls = PhaseHulls(a, np.array([-2.0, -1.5]))
+    q = parse_formulas(["Li", "Na", "NaCl", "LiO", "LiCl", "Li2O"]).amounts
+    res = hulls.evaluate(q, np.array([0.0, 0.0, -1.0, -1.0, -0.7, -2.0]))
+    assert res.e_hull[0] == 0.0 and res.hull_energy[0] == 0.0  # an element alone sits on its hull
+    assert res.decomposition[0] == "Li (1.000)"
+    # Na and Cl occur in no known phase: no number, and the reason names them
+    assert np.isnan(res.e_hull[1]) and "Na" in res.note[1]
+    assert np.isnan(res.e_hull[2]) and "Cl" in res.note[2] and "Na" in res.note[2]
+    # LiO lies between Li2O (-2.0) and LiO2 (-1.5, below the Li2O-O line): their mix is the hull
+    w = np.linalg.solve([[2 / 3, 1 / 3], [1 / 3, 2 / 3]], [0.5, 0.5])  # atom shares of Li2O, LiO2
+    assert res.hull_energy[3] == pytest.approx(w @ [-2.0, -1.5])
+    assert res.note[3] == ""
+    # a known phase on its own composition: e_hull 0 at its own energy
+    assert res.e_hull[5] == pytest.approx(0.0)
+
+
+def test_system_without_phases_measures_against_the_elements():
+    hulls = PhaseHulls(parse_formulas(["FeO", "NiS"]).amounts, np.array([-1.4, -0.5]))
+    res = hulls.evaluate(parse_formulas(["FeNi", "FeS", "FeNiS2"]).amounts, np.array([-0.2, 0.3, -0.3]))
+    np.testing.assert_allclose(res.hull_energy[:2], 0.0)  # no Fe-Ni or Fe-S phase: the elements' line
+    np.testing.assert_allclose(res.e_hull[:2], [-0.2, 0.3])
+    assert res.hull_energy[2] == pytest.approx(-0.5 * 0.5)  # FeNiS2 = 1/2 NiS + Fe + S by atoms
+
+
+def test_outliers_are_dropped_and_counted():
+    df = pd.DataFrame({"formula": ["Mg2Tc", "CuPaU2", "NaCl", "Fe2O3"],
+                       "formation_enthalpy": [-198.7, 43.5, -2.05, -1.65]})
+    kept, dropped = clean_formation_energies(df)
+    assert dropped == 2 and kept["formula"].tolist() == ["NaCl", "Fe2O3"]
+    hulls = PhaseHulls.from_table(df)
+    assert hulls.sources["outliers_dropped"] == 2 and len(hulls) == 2
+    res = hulls.evaluate(parse_formulas(["Mg2Tc"]).amounts, np.array([-0.1]))
+    assert np.isnan(res.e_hull[0]) and "Mg" in res.note[0]  # the outlier did not make Mg known
+
+
+def test_save_load_and_leave_one_out(tmp_path):
+    rng = np.random.default_rng(3)
+    els, a, e = _random_system(rng, 3, 20)
+    hulls = PhaseHulls(a, e)
+    cand = np.zeros((50, len(ELEMENTS)))
+    cand[:, els] = rng.integers(1, 5, (50, 3))
+    hulls.save(tmp_path / "h.npz")
+    back = PhaseHulls.load(tmp_path / "h.npz")
+    np.testing.assert_array_equal(back.hull_energy(cand), hulls.hull_energy(cand))
+    stable = np.flatnonzero(e < 0)[:3]
+    loo = hulls.without(stable)
+    keep = np.setdiff1d(np.arange(len(hulls)), stable)  # positions among the negative phases
+    ref = PhaseHulls(a[e < -1e-11][keep], e[e < -1e-11][keep])
+    np.testing.assert_allclose(loo.hull_energy(cand), ref.hull_energy(cand), atol=1e-12)
+    assert not np.allclose(loo.hull_energy(cand), hulls.hull_energy(cand))  # removal mattered
+
+
+def test_real_oqmd_phases_equal_pymatgen(crabnet_cache):
+    """On OQMD's phases: random ternary and quaternary candidates of real chemical systems."""
+    from discovery.stability import default_hulls
+
+    hulls = default_hulls(crabnet_cache)
+    rng = np.random.default_rng(1)
+    systems = [("Li", "Fe", "O"), ("Ba", "Y", "Cu", "O"), ("Al", "Te"), ("Na", "Mn", "P", "O")]
+    for system in systems:
+        els = np.array([INDEX[s] for s in system])
+        ids = hulls._phases_in(sum(1 << int(x) for x in els))
+        el, frac = hulls.el[ids].ravel(), hulls.frac[ids].ravel()
+        rows = np.repeat(np.arange(len(ids)), hulls.el.shape[1])
+        a = np.zeros((len(ids), len(ELEMENTS)))
+        a[rows[el >= 0], el[el >= 0]] = frac[el >= 0]
+        pd_ = _pymatgen(els, a, hulls.energies[ids])
+        cand = np.zeros((40, len(ELEMENTS)))
+        cand[:, els] = rng.integers(1, 6, (40, len(els)))
+        ec = rng.normal(-1.0, 0.5, 40)
+        res = hulls.evaluate(cand, ec, decompose=False)
+        for row, en, mine in zip(cand, ec, res.e_hull, strict=True):
+            c = _comp(row)
+            ref = pd_.get_e_above_hull(PDEntry(c, en * c.num_atoms), allow_negative=True)
+            assert mine == pytest.approx(ref, abs=1e-6)
