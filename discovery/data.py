@@ -168,6 +168,11 @@ CRABNET_TABLES: tuple[CrabnetTable, ...] = tuple(
     ]
     + [CrabnetTable(f"mp_e_hull_{s}", f"crabnet/data/benchmark_data/mp_e_hull/{s}.csv",
                     "e_hull", False) for s in ("train", "val", "test")]
+    # Bartel et al. 2020 (npj Comput. Mater. 6, 97): MP formation and decomposition energies
+    + [CrabnetTable(f"critexam_{t.lower()}_{s}", f"crabnet/data/benchmark_data/CritExam__{t}/{s}.csv",
+                    col, False)
+       for t, col in (("Ef", "formation_energy"), ("Ed", "decomposition_energy"))
+       for s in ("train", "val", "test")]
 )
 
 

@@ -59,6 +59,8 @@ class PropertyModel:
 
     @classmethod
     def load(cls, directory: Path | str) -> PropertyModel:
+        import discovery.attention  # noqa: F401  (registers the attention model's Keras layers)
+
         d = Path(directory)
         card_file = d / "card.json"
         if not card_file.is_file():

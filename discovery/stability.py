@@ -187,8 +187,11 @@ class PhaseHulls:
             sub = (sub - 1) & system
         return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
 
-    def system_hull(self, system: int) -> SystemHull:
-        """The (cached) lower hull of a chemical system given as an element bitmask."""
+    def system_hull(self, system: int, exclude: int | None = None) -> SystemHull:
+        """The (cached) lower hull of a chemical system given as an element bitmask; with
+        ``exclude``, the hull without that phase (by position; not cached)."""
+        if exclude is not None:
+            return self._compute(system, exclude)
         hull = self._cache.get(system)
         if hull is None:
             hull = self._compute(system)
@@ -197,10 +200,12 @@ class PhaseHulls:
             self._cache[system] = hull
         return hull
 
-    def _compute(self, system: int) -> SystemHull:
+    def _compute(self, system: int, exclude: int | None = None) -> SystemHull:
         els = np.array(_elements_of(system))
         k = len(els)
         ids = self._phases_in(system)
+        if exclude is not None:
+            ids = ids[ids != exclude]
         col = np.full(N_ELEMENTS, -1)
         col[els] = np.arange(k)
         frac = np.zeros((len(ids), k))
@@ -286,6 +291,22 @@ class PhaseHulls:
                 parts.append(f"{name} ({wt:.3f})")
         return " + ".join(parts)
 
+    def leave_one_out_hull_energy(self, amounts: np.ndarray, energies: np.ndarray) -> np.ndarray:
+        """Hull energy of each known composition on the hull of all *other* phases (Bartel et
+        al.'s decomposition energy is E_f − this). A phase above the hull does not shape it, so
+        only compositions on the hull get a hull of their own, without their own phase."""
+        a = np.asarray(amounts, dtype=np.float64)
+        x = a / a.sum(axis=1, keepdims=True)
+        hull = self.hull_energy(x)
+        masks = system_masks(x > 0)
+        for i in np.flatnonzero(np.asarray(energies) <= hull + 1e-9):  # on the hull
+            system = _as_int(masks[i])
+            own = [j for j in self._by_system.get(system, ())
+                   if np.allclose(self.frac[j], np.where(self.el[j] >= 0, x[i, self.el[j]], 0), atol=1e-9)]
+            h = self.system_hull(system, exclude=int(own[0]) if own else None)
+            hull[i] = (x[i, h.elements] @ h.mu.T).max()
+        return hull
+
     def hull_energy(self, amounts: np.ndarray) -> np.ndarray:
         """Energy of the lowest mix of known phases at each composition (eV/atom)."""
         return self.evaluate(amounts, decompose=False).hull_energy
@@ -359,3 +380,22 @@ def default_hulls(cache: Path | None = None) -> PhaseHulls | None:
         return None
     hulls.save(saved)
     return hulls
+
+
+def stability_metrics(ef_true: np.ndarray, ef_pred: np.ndarray, hull_energy: np.ndarray,
+                      threshold: float = 0.0) -> dict[str, float]:
+    """Bartel et al.'s figures: formation-energy MAE, decomposition-energy MAE, and stability
+    classification (stable: ΔHd = E_f − hull ≤ ``threshold``) precision, recall, F1, accuracy,
+    and the discovery acceleration factor (precision ÷ the share of truly stable ones)."""
+    ef_true, ef_pred, hull = (np.asarray(v, dtype=np.float64) for v in (ef_true, ef_pred, hull_energy))
+    d_true, d_pred = ef_true - hull, ef_pred - hull
+    t, p = d_true <= threshold, d_pred <= threshold
+    tp, fp, fn = int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum())
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    return {"n": int(len(t)), "ef_mae": float(np.abs(ef_pred - ef_true).mean()),
+            "ed_mae": float(np.abs(d_pred - d_true).mean()), "stable_share": float(t.mean()),
+            "precision": precision, "recall": recall, "f1": f1, "accuracy": float((t == p).mean()),
+            "daf": precision / t.mean() if t.any() else float("nan"),
+            "f1_all_stable": 2 * t.mean() / (1 + t.mean()) if t.any() else 0.0}

@@ -1,0 +1,180 @@
+"""An attention regressor over element tokens (the CrabNet / Roost family), in Keras.
+
+Each element present is a token: its row of the atom embedding T (the GAN critic's, trainable,
+so the seed paper's representation is the starting point) projected to the model width, plus an
+encoding of its fraction (linear, logarithmic and sinusoidal, as CrabNet's fractional encoding).
+A few pre-norm self-attention blocks let elements see each other; a fraction-weighted mean pools
+the tokens; a residual MLP head predicts the target. Inputs are element amounts [B, 85] (the
+``OneHot(amounts='fractions')`` featurizer), so a trained model drops into ``PropertyModel`` and
+``Ensemble`` like the MLP, and saves as one ``.keras`` file. Only backend-neutral ``keras.ops``
+are used, so the same model trains on Keras' JAX backend on a GPU.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from discovery.elements import N_ELEMENTS
+from discovery.regressors import _check_xy, predict_model
+
+MAX_TOKENS = 8
+
+
+@keras.saving.register_keras_serializable(package="discovery")
+class ElementTokens(layers.Layer):
+    """Amounts [B, 85] -> (element indices [B, k], fractions [B, k]), largest first; absent
+    slots have fraction 0."""
+
+    def __init__(self, max_tokens: int = MAX_TOKENS, **kw):
+        super().__init__(**kw)
+        self.max_tokens = max_tokens
+
+    def call(self, x):
+        x = ops.maximum(x, 0.0)
+        frac = x / ops.maximum(ops.sum(x, axis=-1, keepdims=True), 1e-12)
+        values, idx = ops.top_k(frac, self.max_tokens)
+        return idx, values
+
+    def get_config(self):
+        return {**super().get_config(), "max_tokens": self.max_tokens}
+
+
+@keras.saving.register_keras_serializable(package="discovery")
+class FractionEncoding(layers.Layer):
+    """Fractions [B, k] -> features [B, k, 2 + 2·n_freq]: x, log x, sin/cos(2π f x)."""
+
+    def __init__(self, n_freq: int = 8, **kw):
+        super().__init__(**kw)
+        self.n_freq = n_freq
+
+    def call(self, frac):
+        f = ops.expand_dims(frac, -1)
+        freqs = ops.reshape(ops.arange(1, self.n_freq + 1, dtype="float32"), (1, 1, -1)) * (2 * np.pi)
+        logf = ops.log(ops.maximum(f, 1e-4)) / 4.0
+        return ops.concatenate([f, logf, ops.sin(f * freqs), ops.cos(f * freqs)], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "n_freq": self.n_freq}
+
+
+@keras.saving.register_keras_serializable(package="discovery")
+class PresentMask(layers.Layer):
+    """Fractions [B, k] -> attention mask [B, k, k] (token pairs both present) and the pooling
+    weights [B, k, 1] (the fractions)."""
+
+    def call(self, frac):
+        present = ops.cast(frac > 0, "float32")
+        mask = ops.expand_dims(present, -1) * ops.expand_dims(present, -2)
+        return ops.cast(mask, "bool"), ops.expand_dims(frac, -1)
+
+
+def build_attention_model(embedding: np.ndarray, y_mean: float, y_std: float, width: int = 128,
+                          heads: int = 4, blocks: int = 3, ff: int = 256, head_widths=(256, 128, 64),
+                          dropout: float = 0.0) -> keras.Model:
+    """Amounts [B, 85] -> target [B, 1] (target units); ``embedding`` is T [85, d], trainable."""
+    t = np.asarray(embedding, dtype=np.float32)
+    if t.shape[0] != N_ELEMENTS:
+        raise ValueError(f"embedding must have {N_ELEMENTS} rows, got {t.shape}")
+    x = keras.Input((N_ELEMENTS,), name="amounts")
+    idx, frac = ElementTokens(name="tokens")(x)
+    mask, weights = PresentMask(name="mask")(frac)
+    emb = layers.Embedding(N_ELEMENTS, t.shape[1], embeddings_initializer=keras.initializers.Constant(t),
+                           name="atom_embedding")(idx)
+    h = layers.Dense(width, name="embed_projection")(emb)
+    h = h + layers.Dense(width, name="fraction_projection")(FractionEncoding(name="fraction_encoding")(frac))
+    for b in range(blocks):
+        a = layers.LayerNormalization(name=f"ln_attn_{b}")(h)
+        a = layers.MultiHeadAttention(heads, width // heads, dropout=dropout, name=f"attention_{b}")(
+            a, a, attention_mask=mask)
+        h = h + a
+        f = layers.LayerNormalization(name=f"ln_ff_{b}")(h)
+        f = layers.Dense(ff, activation="gelu", name=f"ff_in_{b}")(f)
+        f = layers.Dense(width, name=f"ff_out_{b}")(f)
+        h = h + f
+    h = layers.LayerNormalization(name="ln_out")(h)
+    pooled = ops.sum(h * weights, axis=1)  # fraction-weighted mean (fractions sum to 1)
+    z = pooled
+    for i, w in enumerate(head_widths):  # residual head (Roost's ResidualNetwork)
+        skip = layers.Dense(w, use_bias=False, name=f"head_skip_{i}")(z)
+        z = layers.Dense(w, activation="relu", name=f"head_{i}")(z) + skip
+    out = layers.Dense(1, name="head_out")(z)
+    y = layers.Rescaling(scale=float(y_std), offset=float(y_mean), name="to_target_units")(out)
+    return keras.Model(x, y, name="element_attention")
+
+
+@dataclass
+class AttentionRegressor:
+    """scikit-learn-style fit/predict; early stopping on a validation split, best weights kept.
+
+    With ``checkpoint_dir`` the fit saves its state every epoch and resumes from it when run
+    again (Keras' BackupAndRestore): a killed training loses at most one epoch.
+    """
+
+    embedding: np.ndarray = field(repr=False, default=None)
+    width: int = 128
+    heads: int = 4
+    blocks: int = 3
+    ff: int = 256
+    head_widths: tuple[int, ...] = (256, 128, 64)
+    learning_rate: float = 5e-4
+    batch_size: int = 256
+    max_epochs: int = 200
+    patience: int = 20
+    lr_patience: int = 8
+    loss: str = "mae"
+    seed: int = 0
+    max_minutes: float = 0.0  # > 0: stop after this much wall time (best weights kept)
+    checkpoint_dir: Path | None = None
+    verbose: int = 0
+    history_: dict = field(default_factory=dict, repr=False)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> AttentionRegressor:
+        from discovery.featurizers import load_embedding
+
+        x, y = _check_xy(x, y)
+        x_val, y_val = _check_xy(x_val, y_val)
+        keras.utils.set_random_seed(self.seed)
+        t = load_embedding(self.embedding)
+        self.model_ = build_attention_model(t, float(y.mean()), float(y.std() or 1.0), self.width,
+                                            self.heads, self.blocks, self.ff, tuple(self.head_widths))
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
+        callbacks: list = [keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True),
+                           keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=self.lr_patience,
+                                                             min_lr=self.learning_rate / 64)]
+        if self.max_minutes:
+            callbacks.append(_WallClock(self.max_minutes * 60))
+        if self.checkpoint_dir is not None:
+            callbacks.append(keras.callbacks.BackupAndRestore(str(self.checkpoint_dir),
+                                                              delete_checkpoint=False))
+        t0 = time.perf_counter()
+        hist = self.model_.fit(x, y, validation_data=(x_val, y_val), epochs=self.max_epochs,
+                               batch_size=self.batch_size, callbacks=callbacks, verbose=self.verbose,
+                               shuffle=True)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1 if self.history_ else 0
+        return self
+
+    def predict(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        return predict_model(self.model_, np.asarray(x, dtype=np.float32), batch_size)
+
+
+class _WallClock(keras.callbacks.Callback):
+    """Stop training after a wall-clock budget (EarlyStopping still restores the best weights)."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_begin(self, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.perf_counter() - self.t0 > self.seconds:
+            self.model.stop_training = True

@@ -1,0 +1,231 @@
+"""Stability from composition: formation energy, decomposition energy and stable/unstable calls.
+
+Two protocols (results in pipelines/reports/bench_stability.{json,md}, one row per protocol ×
+model; finished rows are kept, so the benchmark continues across sessions):
+
+- ``bartel`` (Bartel et al., npj Comput. Mater. 6, 97 (2020), data ``CritExam__Ef/Ed`` in the
+  crabnet wheel): train on the train split (validation split for early stopping), predict the
+  test compositions' E_f, place each on the hull of all *other* compositions' DFT E_f, and score
+  E_f MAE, decomposition-energy (ΔHd) MAE, stability precision / recall / F1 / accuracy at
+  ΔHd ≤ 0 and the discovery acceleration factor (precision ÷ share of stable ones).
+- ``oqmd``: the hull of crabnet's OQMD training split (DFT, |ΔHf| > 5 eV/atom dropped), the test
+  compositions placed on it with predicted and with DFT energies, the same metrics.
+
+Models: ``shipped`` (the shipped formation-energy ensemble; OQMD-trained, so OQMD protocol
+only), ``tmlp`` (the shipped recipe: MLP with T fine-tuned, fractions in), ``attention``
+(discovery.attention, element tokens on T), ``magpie-gbt`` (Magpie features + scikit-learn's
+gradient-boosted trees). Trained models are kept under --runs and reused.
+
+    python pipelines/bench_stability.py --protocol oqmd --models shipped
+    python pipelines/bench_stability.py --protocol bartel --models tmlp,magpie-gbt --members 2
+    python pipelines/bench_stability.py --protocol bartel --models attention --members 2 --budget-min 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from discovery.data import load_crabnet_table, load_oqmd_formation_enthalpy
+from discovery.encoding import parse_formulas
+from discovery.featurizers import OneHot, load_embedding
+from discovery.regressors import Ensemble, regression_metrics
+from discovery.runtime import set_threads
+from discovery.stability import PhaseHulls, clean_formation_energies, stability_metrics
+
+REPORTS = Path("pipelines/reports")
+PUBLISHED = [  # Bartel et al. 2020, Table 1 / Fig. 2 (composition-only models, MP)
+    {"model": "Magpie (published)", "ef_mae": 0.13, "ed_mae": 0.12, "f1": 0.57},
+    {"model": "ElemNet (published)", "ef_mae": 0.10, "ed_mae": 0.10, "f1": 0.60},
+    {"model": "Roost (published)", "ef_mae": 0.06, "ed_mae": 0.06, "f1": 0.72},
+]
+
+
+def bartel_data() -> dict[str, pd.DataFrame]:
+    out = {}
+    for s in ("train", "val", "test"):
+        ef = load_crabnet_table(f"critexam_ef_{s}")
+        ed = load_crabnet_table(f"critexam_ed_{s}")
+        if not (ef["formula"].to_numpy() == ed["formula"].to_numpy()).all():
+            raise SystemExit(f"error: CritExam Ef and Ed {s} splits list different formulas")
+        out[s] = ef.assign(ed_bartel=ed["decomposition_energy"].to_numpy()).rename(
+            columns={"formation_energy": "y"})
+    return out
+
+
+def oqmd_data() -> dict[str, pd.DataFrame]:
+    return {s: load_oqmd_formation_enthalpy(s).rename(columns={"formation_enthalpy": "y"})
+            for s in ("train", "val", "test")}
+
+
+def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
+    """A fitted predictor ``f(formulas) -> E_f``; trained once and kept under ``run_dir``."""
+    from discovery.properties import PropertyModel, load_property_model
+
+    if name == "shipped":
+        model = load_property_model("formation_energy")
+        info = {"card": model.card.get("version")}
+        return lambda f: model.predict_amounts(parse_formulas(f).amounts)[0], info
+    if name == "magpie-gbt":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        from discovery.featurizers import Magpie
+
+        feat = Magpie()
+        x_tr, x_va = feat.transform(data["train"]["formula"]), feat.transform(data["val"]["formula"])
+        y_tr, y_va = data["train"]["y"].to_numpy(), data["val"]["y"].to_numpy()
+        # early stopping on the validation split (scikit-learn's own would hold out training rows)
+        gbt = HistGradientBoostingRegressor(max_iter=0, learning_rate=0.1, early_stopping=False,
+                                            warm_start=True, loss="absolute_error", random_state=args.seed)
+        best, best_mae = 0, np.inf
+        while gbt.max_iter < 3000 and gbt.max_iter - best < 300:
+            gbt.set_params(max_iter=gbt.max_iter + 100).fit(x_tr, y_tr)
+            mae = float(np.abs(gbt.predict(x_va) - y_va).mean())
+            if mae < best_mae - 1e-5:
+                best, best_mae = gbt.max_iter, mae
+        gbt.set_params(warm_start=False, max_iter=best).fit(x_tr, y_tr)
+        return lambda f: gbt.predict(feat.transform(f)), {"iterations": best, "val_mae": best_mae}
+    member_dir = run_dir / name
+    card_file = member_dir / "card.json"
+    if card_file.is_file():
+        model = PropertyModel.load(member_dir)
+        info = json.loads(card_file.read_text()).get("training", {})
+    else:
+        feat = OneHot(amounts="fractions")
+        x = {s: feat.transform(data[s]["formula"]) for s in ("train", "val")}
+        y = {s: data[s]["y"].to_numpy() for s in ("train", "val")}
+        t = load_embedding(None)
+        t0 = time.perf_counter()
+        if name == "tmlp":
+            ens = Ensemble.fit(x["train"], y["train"], x["val"], y["val"], k=args.members, seed=args.seed,
+                               max_epochs=args.max_epochs, batch_size=1024, lr_patience=10, patience=30,
+                               embedding=t)
+        elif name == "attention":
+            from discovery.attention import AttentionRegressor
+
+            regs = []
+            for i in range(args.members):
+                r = AttentionRegressor(embedding=t, width=args.width, blocks=args.blocks, ff=2 * args.width,
+                                       batch_size=args.batch_size, max_epochs=args.max_epochs,
+                                       seed=args.seed + i,
+                                       max_minutes=args.budget_min / args.members,
+                                       checkpoint_dir=run_dir / f"{name}_ckpt_{i}")
+                regs.append(r.fit(x["train"], y["train"], x["val"], y["val"]))
+            ens = Ensemble([r.model_ for r in regs])
+            ens.fit_info = {"best_epochs": [r.best_epoch_ for r in regs],
+                            "epochs": [len(r.history_.get("loss", [])) for r in regs]}
+        else:
+            raise SystemExit(f"error: unknown model {name!r}; use shipped, tmlp, attention or magpie-gbt")
+        info = {**ens.fit_info, "wall_seconds": round(time.perf_counter() - t0, 1), "members": args.members}
+        model = PropertyModel("formation_energy", "eV/atom", feat, ens)
+        model.save(member_dir, {"version": f"bench-{name}", "training": info})
+    return lambda f: model.predict_amounts(parse_formulas(f).amounts)[0], info
+
+
+def evaluate(protocol: str, name: str, args) -> dict:
+    data = bartel_data() if protocol == "bartel" else oqmd_data()
+    test = data["test"]
+    t0 = time.perf_counter()
+    if protocol == "bartel":
+        every = pd.concat([data[s] for s in ("train", "val", "test")], ignore_index=True)
+        hulls = PhaseHulls.from_table(every, column="y", source="CritExam train+val+test")
+        hull = hulls.leave_one_out_hull_energy(parse_formulas(test["formula"].tolist()).amounts,
+                                               test["y"].to_numpy())
+        check = np.abs((test["y"].to_numpy() - hull) - test["ed_bartel"].to_numpy())
+        extra = {"ed_vs_bartel_mean_abs": float(check.mean()), "ed_vs_bartel_max_abs": float(check.max())}
+    else:
+        hulls = PhaseHulls.from_table(data["train"], column="y", source="OQMD train")
+        kept, dropped = clean_formation_energies(test, "y")
+        extra = {"test_outliers_dropped": dropped, "hull_source": hulls.sources}
+        hull = hulls.hull_energy(parse_formulas(kept["formula"].tolist()).amounts)
+    hull_seconds = time.perf_counter() - t0
+    predict, info = train_model(name, data, args, Path(args.runs) / protocol)
+    pred_all = predict(test["formula"].tolist())
+    ef_all = regression_metrics(test["y"].to_numpy(), pred_all)
+    if protocol == "oqmd":
+        keep = test["y"].abs() <= 5.0
+        pred, true = pred_all[keep.to_numpy()], kept["y"].to_numpy()
+    else:
+        pred, true = pred_all, test["y"].to_numpy()
+    row = {"protocol": protocol, "model": name, **stability_metrics(true, pred, hull),
+           "ef_mae_all_test": ef_all["mae"], "ef_rmse_all_test": ef_all["rmse"],
+           "hull_seconds": round(hull_seconds, 1), "training": info, **extra}
+    return row
+
+
+def write_report(rows: list[dict], commands: list[str]) -> None:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "bench_stability.json").write_text(json.dumps(rows, indent=2, default=float) + "\n")
+    lines = ["# Stability from composition (`pipelines/bench_stability.py`)", "",
+             "Decomposition energy ΔHd = E_f − (hull of the other known phases at the same composition);",
+             "stable means ΔHd ≤ 0. DAF: precision ÷ share of stable compounds. 'all stable' is the F1",
+             "of calling every compound stable.", ""]
+    for protocol, title in (("bartel", "Bartel protocol (CritExam, MP, 12,753 test compositions)"),
+                            ("oqmd", "OQMD protocol (hull of the crabnet train split; test placed on it)")):
+        sel = [r for r in rows if r["protocol"] == protocol]
+        if not sel and protocol != "bartel":
+            continue
+        lines += [f"## {title}", "",
+                  "| model | E_f MAE | ΔHd MAE | precision | recall | F1 | accuracy | DAF | stable share | "
+                  "F1 all stable |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in sel:
+            lines.append(f"| {r['model']} | {r['ef_mae']:.4f} | {r['ed_mae']:.4f} | {r['precision']:.3f} | "
+                         f"{r['recall']:.3f} | {r['f1']:.3f} | {r['accuracy']:.3f} | {r['daf']:.2f} | "
+                         f"{r['stable_share']:.3f} | {r['f1_all_stable']:.3f} |")
+        if protocol == "bartel":
+            for p in PUBLISHED:
+                lines.append(f"| {p['model']} | {p['ef_mae']:.2f} | {p['ed_mae']:.2f} | | | {p['f1']:.2f} "
+                             "| | | | |")
+            chk = [r for r in sel if "ed_vs_bartel_mean_abs" in r]
+            if chk:
+                lines += ["", f"Our leave-one-out hull reproduces Bartel's DFT ΔHd (CritExam__Ed) to "
+                              f"{chk[0]['ed_vs_bartel_mean_abs']:.1e} eV/atom on average "
+                              f"(max {chk[0]['ed_vs_bartel_max_abs']:.1e})."]
+        lines.append("")
+    lines += ["Commands:", "", *[f"    {c}" for c in commands], ""]
+    (REPORTS / "bench_stability.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--protocol", choices=["bartel", "oqmd"], required=True)
+    ap.add_argument("--models", default="tmlp")
+    ap.add_argument("--members", type=int, default=2)
+    ap.add_argument("--max-epochs", type=int, default=300)
+    ap.add_argument("--budget-min", type=float, default=60.0, help="attention: wall-clock minutes in all")
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--blocks", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", default="runs/bench_stability")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--force", action="store_true", help="recompute rows already in the report")
+    args = ap.parse_args()
+    set_threads(args.threads)
+    out = REPORTS / "bench_stability.json"
+    rows = json.loads(out.read_text()) if out.is_file() else []
+    cmd_file = REPORTS / "bench_stability_commands.txt"
+    commands = cmd_file.read_text().splitlines() if cmd_file.is_file() else []
+    import sys
+
+    cmd = "python pipelines/bench_stability.py " + " ".join(sys.argv[1:])
+    for name in args.models.split(","):
+        if not args.force and any(r["protocol"] == args.protocol and r["model"] == name for r in rows):
+            print(f"{args.protocol}/{name}: already in {out} (--force recomputes)")
+            continue
+        row = evaluate(args.protocol, name, args)
+        rows = [r for r in rows if not (r["protocol"] == args.protocol and r["model"] == name)] + [row]
+        if cmd not in commands:
+            commands.append(cmd)
+        cmd_file.write_text("\n".join(commands) + "\n")
+        write_report(rows, commands)
+        print(json.dumps({k: v for k, v in row.items() if k != "training"}, default=float))
+
+
+if __name__ == "__main__":
+    main()
