@@ -2,6 +2,7 @@
 
     python pipelines/bench_run.py --n 1000000               # seconds per stage, samples/s, peak RSS
     python pipelines/bench_run.py --compare 100000,1000000  # each n in a fresh process (RSS vs n)
+    python pipelines/bench_run.py --n 1000000 --no-e-hull   # the same run without the hull stage
 
 Writes pipelines/reports/bench_run.json (appends one record per run).
 """
@@ -19,17 +20,20 @@ from pathlib import Path
 REPORTS = Path(__file__).resolve().parent / "reports"
 
 
-def one(n: int, target: str, batch_size: int) -> dict:
+def one(n: int, target: str, batch_size: int, e_hull: bool = True) -> dict:
     from discovery.pipeline import Pipeline
 
     t0 = time.perf_counter()
     pipe = Pipeline.default(seed=0)
+    if not e_hull:
+        pipe.hulls = None  # candidates get empty e_hull columns
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = pipe.run(n, target, batch_size=batch_size)
     wall = time.perf_counter() - t0
     gen = res.seconds["generate"]
-    return {"n": n, "target": target, "batch_size": batch_size, "load_seconds": round(load, 2),
+    return {"n": n, "target": target, "batch_size": batch_size, "e_hull": e_hull,
+            "load_seconds": round(load, 2),
             "wall_seconds": round(wall, 2), "seconds": {k: round(v, 2) for k, v in res.seconds.items()},
             "samples_per_second": round(n / wall),
             # Wall time beyond the generator's own, over the generator's: what the other
@@ -48,13 +52,15 @@ def main() -> None:
     ap.add_argument("--compare", default=None, help="comma-separated n values, each in a fresh process")
     ap.add_argument("--target", default="bandgap>1.5")
     ap.add_argument("--batch-size", type=int, default=8192)
+    ap.add_argument("--no-e-hull", action="store_true", help="skip the convex-hull stage (for comparison)")
     args = ap.parse_args()
     if args.compare:
         for n in args.compare.split(","):
             subprocess.run([sys.executable, __file__, "--n", n, "--target", args.target,
-                            "--batch-size", str(args.batch_size)], check=True)
+                            "--batch-size", str(args.batch_size),
+                            *(["--no-e-hull"] if args.no_e_hull else [])], check=True)
         return
-    rec = one(args.n, args.target, args.batch_size)
+    rec = one(args.n, args.target, args.batch_size, not args.no_e_hull)
     print(json.dumps(rec, indent=2))
     REPORTS.mkdir(parents=True, exist_ok=True)
     with open(REPORTS / "bench_run.json", "a") as f:
