@@ -137,3 +137,34 @@ def test_real_oqmd_phases_equal_pymatgen(crabnet_cache):
             c = _comp(row)
             ref = pd_.get_e_above_hull(PDEntry(c, en * c.num_atoms), allow_negative=True)
             assert mine == pytest.approx(ref, abs=1e-6)
+
+
+def test_stability_metrics_on_a_hand_made_case():
+    from discovery.stability import stability_metrics
+
+    hull = np.zeros(6)
+    ef_true = np.array([-0.1, -0.2, 0.1, 0.3, -0.05, 0.2])  # stable: rows 0, 1, 4
+    ef_pred = np.array([-0.2, 0.1, -0.1, 0.2, -0.05, 0.3])  # called stable: rows 0, 2, 4
+    m = stability_metrics(ef_true, ef_pred, hull)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3) and m["accuracy"] == pytest.approx(4 / 6)
+    assert m["daf"] == pytest.approx((2 / 3) / 0.5) and m["stable_share"] == 0.5
+    assert m["ef_mae"] == pytest.approx(np.abs(ef_pred - ef_true).mean())
+    assert m["f1_all_stable"] == pytest.approx(2 * 0.5 / 1.5)
+
+
+def test_leave_one_out_hull_excludes_only_the_compound_itself():
+    # Li2O on the hull; LiO2 above it: Li2O's own hull (without itself) is the Li-LiO2-O one
+    a = parse_formulas(["Li2O", "LiO2", "Li3O"]).amounts
+    e = np.array([-2.0, -0.5, -1.0])
+    hulls = PhaseHulls(a, e)
+    loo = hulls.leave_one_out_hull_energy(a, e)
+    assert hulls.hull_energy(a[:1])[0] == pytest.approx(-2.0)  # with itself: on the hull
+    assert loo[0] == pytest.approx(_line(-0.5, 1 / 3, -1.0, 3 / 4, 2 / 3))  # = -0.9: LiO2 + Li3O
+    assert loo[1] == pytest.approx(hulls.hull_energy(a[1:2])[0])  # above the hull: unchanged
+    assert loo[1] == pytest.approx(-1.0) and e[1] - loo[1] > 0
+
+
+def _line(e1: float, x1: float, e2: float, x2: float, x: float) -> float:
+    """Energy at Li fraction x on the tie line between (x1, e1) and (x2, e2)."""
+    return e1 + (e2 - e1) * (x - x1) / (x2 - x1)
