@@ -77,7 +77,8 @@ def data_info() -> None:
     out.print(f"shared data: {shared_data_dir(required=False) or 'not found'}")
     out.print(f"cache: {cache_dir()}")
     known = KnownMaterials.default()
-    out.print(f"known compositions (unique reduced): {len(known):,}")
+    out.print(f"known compositions (unique reduced): {len(known):,} "
+              f"(shipped {known.origin['shipped']:,}, added by local data {known.origin['added_locally']:,})")
     for name, n in known.sources.items():
         out.print(f"  {name}: {n:,}")
     if known.skipped:
@@ -155,7 +156,8 @@ def run_cmd(
     write_csv(result.candidates, result.sort[0], path)
     models = {"generator": pipe.sampler.card.get("version", "unknown"),
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
-    write_summary(result, path.with_suffix(".summary.json"), models)
+    write_summary(result, path.with_suffix(".summary.json"), models,
+                  {"known_index": pipe.known.describe()})
     if plot:
         plot_run(result, path.with_suffix(".png"))
     out_console = Console()

@@ -176,6 +176,7 @@ class Pipeline:
 
     def __init__(self, sampler, known, property_models: dict, seed: int = 0):
         self.sampler, self.known, self.models, self.seed = sampler, known, property_models, seed
+        known.warn_if_smaller_than_shipped()  # novelty would pass known compounds
 
     @classmethod
     def default(cls, seed: int = 0) -> Pipeline:
