@@ -64,9 +64,16 @@ def friendly_errors(fn):
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def _main(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also show info logs and TensorFlow's start-up and tracing messages "
+        "(by default the console shows the progress bar, warnings, the funnel and the tables).")] = False,
+) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        from discovery.runtime import quiet_tensorflow
+
+        quiet_tensorflow()
 
 
 @data_app.command("fetch")
