@@ -30,5 +30,15 @@ def predict(formulas, properties=("bandgap", "formation_energy", "tc"), errors: 
     return _predict(formulas, properties, errors)
 
 
-__all__ = ["ELEMENTS", "predict", "sample"]
+def __getattr__(name: str):
+    """``Pipeline`` and ``composition_filter`` on first use: importing discovery stays light
+    (TensorFlow loads only when a model is needed)."""
+    if name in ("Pipeline", "composition_filter"):
+        from discovery import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'discovery' has no attribute {name!r}")
+
+
+__all__ = ["ELEMENTS", "Pipeline", "composition_filter", "predict", "sample"]
 __version__ = "0.1.0"
