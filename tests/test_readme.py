@@ -66,7 +66,7 @@ def test_unknown_option_is_caught():
     assert parse(["data", "fetch", "--force"]).params["force"] is True
 
 
-def test_readme_examples_run(tmp_path, monkeypatch, crabnet_cache):
+def test_readme_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     ran = 0
