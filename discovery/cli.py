@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from discovery.targets import PROPERTIES
 
 app = typer.Typer(help="Screen inorganic composition space for new materials.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -20,6 +23,28 @@ train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 console = Console(stderr=True)
+
+_PROPERTY_HELP = ", ".join(f"{p} ({unit})" for p, unit in PROPERTIES.items())
+
+
+def _parse_count(value: str) -> int:
+    """A positive sample count: an integer or integer-valued scientific notation (1e6)."""
+    from discovery.errors import ConfigError
+
+    text = str(value).strip().replace("_", "")
+    try:
+        number = int(text)
+    except ValueError:
+        try:
+            x = float(text)
+        except ValueError:
+            raise ConfigError(f"--n must be a whole number such as 100000 or 1e6, got {value!r}") from None
+        if not math.isfinite(x) or x != int(x):
+            raise ConfigError(f"--n must be a whole number of samples, got {value!r}") from None
+        number = int(x)
+    if number <= 0:
+        raise ConfigError(f"--n must be a positive number of samples, got {value!r}")
+    return number
 
 
 def friendly_errors(fn):
@@ -39,9 +64,16 @@ def friendly_errors(fn):
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def _main(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also show info logs and TensorFlow's start-up and tracing messages "
+        "(by default the console shows the progress bar, warnings, the funnel and the tables).")] = False,
+) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        from discovery.runtime import quiet_tensorflow
+
+        quiet_tensorflow()
 
 
 @data_app.command("fetch")
@@ -77,7 +109,8 @@ def data_info() -> None:
     out.print(f"shared data: {shared_data_dir(required=False) or 'not found'}")
     out.print(f"cache: {cache_dir()}")
     known = KnownMaterials.default()
-    out.print(f"known compositions (unique reduced): {len(known):,}")
+    out.print(f"known compositions (unique reduced): {len(known):,} "
+              f"(shipped {known.origin['shipped']:,}, added by local data {known.origin['added_locally']:,})")
     for name, n in known.sources.items():
         out.print(f"  {name}: {n:,}")
     if known.skipped:
@@ -87,11 +120,13 @@ def data_info() -> None:
 @app.command("run")
 @friendly_errors
 def run_cmd(
-    n: Annotated[int, typer.Option("--n", help="Compositions to sample.")] = 100_000,
-    target: Annotated[str, typer.Option(help="e.g. 'bandgap>1.5', '1<bandgap<3 and formation_energy<0'.")]
+    n: Annotated[str, typer.Option("--n", metavar="N",
+                                   help="Compositions to sample: 100000, 1e6, 2.5e5.")] = "100000",
+    target: Annotated[str, typer.Option(help=f"e.g. 'bandgap>1.5', '1<bandgap<3 and formation_energy<0'; "
+                                        f"properties: {_PROPERTY_HELP}.")]
     = "bandgap>1.5",
     seed: int = 0,
-    sort: Annotated[str | None, typer.Option(help="PROP, PROP:asc, PROP:desc (default: first target).")]
+    sort: Annotated[str | None, typer.Option(help="PROP, PROP:asc, PROP:desc (default: first target's).")]
     = None,
     out: Annotated[Path | None, typer.Option(help="CSV path (default: candidates/<target>_n<N>_seed<S>.csv)")]
     = None,
@@ -117,23 +152,19 @@ def run_cmd(
 ) -> None:
     """Sample compositions, keep plausible new ones, predict properties, rank those meeting TARGET."""
     from discovery.errors import ConfigError
-    from discovery.pipeline import Pipeline, load_filter
-    from discovery.report import console_tables, default_report_path, plot_run, write_csv, write_summary
-    from discovery.targets import parse_sort, parse_target
+    from discovery.pipeline import build_spec, load_filter
 
-    if n <= 0:
-        raise ConfigError(f"--n must be a positive number of samples, got {n}")
-    parse_target(target)  # fail fast, before loading models
-    if sort:
-        parse_sort(sort)
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     filters = [load_filter(spec) for spec in (filter or [])]
+    # every argument is checked before anything loads (the models take seconds)
+    spec = build_spec(_parse_count(n), target, seed, filters, sort, include.split(","), exclude.split(","),
+                      max_elements, oxidation_states, batch_size, kappa, partition_size)
+    from discovery.pipeline import Pipeline
+    from discovery.report import console_tables, default_report_path, plot_run, write_csv, write_summary
+
     pipe = Pipeline.default(seed=seed)
-    spec = pipe.spec(n, target, filters=filters, sort=sort, include=include.split(","),
-                     exclude=exclude.split(","), max_elements=max_elements,
-                     oxidation_states=oxidation_states, batch_size=batch_size, kappa=kappa,
-                     partition_size=partition_size)
+    pipe.check_models(spec)
     directory = resume or run_dir
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
@@ -155,7 +186,8 @@ def run_cmd(
     write_csv(result.candidates, result.sort[0], path)
     models = {"generator": pipe.sampler.card.get("version", "unknown"),
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
-    write_summary(result, path.with_suffix(".summary.json"), models)
+    write_summary(result, path.with_suffix(".summary.json"), models,
+                  {"known_index": pipe.known.describe()})
     if plot:
         plot_run(result, path.with_suffix(".png"))
     out_console = Console()

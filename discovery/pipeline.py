@@ -117,14 +117,25 @@ class RunSpec:
         for name in ("batch_size", "partition_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.max_elements is not None and self.max_elements < 1:
-            raise ConfigError(f"--max-elements must be >= 1, got {self.max_elements}")
+        if self.max_elements is not None and self.max_elements < 2:
+            raise ConfigError(f"--max-elements must be >= 2 (a compound has at least two elements), "
+                              f"got {self.max_elements}")
+        if not np.isfinite(self.kappa) or self.kappa < 0:
+            raise ConfigError(f"--kappa must be a number >= 0 (score = mean -/+ kappa * std penalises "
+                              f"uncertainty), got {self.kappa}")
         tgt = parse_target(self.target)
         object.__setattr__(self, "target", tgt.describe())
         if self.sort is None:
             object.__setattr__(self, "sort", tgt.default_sort())
-        _element_indices(self.include, "--include")
+        inc = _element_indices(self.include, "--include")
         _element_indices(self.exclude, "--exclude")
+        both = [s for s in dict.fromkeys(self.include) if s in self.exclude]
+        if both:
+            raise ConfigError(f"--include and --exclude both name {','.join(both)}: no candidate can "
+                              "contain and lack an element")
+        if self.max_elements is not None and len(set(inc)) > self.max_elements:
+            raise ConfigError(f"--include names {len(set(inc))} elements but --max-elements is "
+                              f"{self.max_elements}: no candidate can satisfy both")
         smact_screen(np.zeros((1, len(ELEMENTS)), np.int64), self.oxidation_states)  # a known set?
 
     @property
@@ -174,6 +185,18 @@ class RunResult:
 STABILITY_COLUMNS = ("e_hull", "e_hull_std", "decomposition", "e_hull_note")
 
 
+def build_spec(n: int, target: str, seed: int = 0, filters: Sequence[Callable] = (),
+               sort: str | None = None, include: Iterable[str] = (), exclude: Iterable[str] = (),
+               max_elements: int | None = None, oxidation_states: str = "smact14",
+               batch_size: int = 8192, kappa: float = 1.0, partition_size: int = 250_000) -> RunSpec:
+    """Validate run arguments into a RunSpec without loading any model, so bad values fail in
+    milliseconds (one-line ConfigError/TargetError naming the value)."""
+    return RunSpec(n=n, target=target, seed=seed, partition_size=partition_size,
+                   batch_size=batch_size, sort=parse_sort(sort) if sort else None,
+                   include=tuple(s.strip() for s in include if s.strip()),
+                   exclude=tuple(s.strip() for s in exclude if s.strip()), max_elements=max_elements,
+                   oxidation_states=oxidation_states, kappa=float(kappa), filters=tuple(filters))
+
 class Pipeline:
     """Composable run: a sampler, the known-materials index, property models and, for
     ``e_hull``, the convex hulls of known phases (``discovery.stability.PhaseHulls``)."""
@@ -181,6 +204,7 @@ class Pipeline:
     def __init__(self, sampler, known, property_models: dict, seed: int = 0, hulls=None):
         self.sampler, self.known, self.models, self.seed = sampler, known, property_models, seed
         self.hulls = hulls
+        known.warn_if_smaller_than_shipped()  # novelty would pass known compounds
 
     @classmethod
     def default(cls, seed: int = 0) -> Pipeline:
@@ -198,11 +222,14 @@ class Pipeline:
              oxidation_states: str = "smact14", batch_size: int = 8192, kappa: float = 1.0,
              partition_size: int = 250_000) -> RunSpec:
         """Validate the arguments into a RunSpec (one-line errors for bad values)."""
-        spec = RunSpec(n=n, target=target, seed=self.seed, partition_size=partition_size,
-                       batch_size=batch_size, sort=parse_sort(sort) if sort else None,
-                       include=tuple(s.strip() for s in include if s.strip()),
-                       exclude=tuple(s.strip() for s in exclude if s.strip()), max_elements=max_elements,
-                       oxidation_states=oxidation_states, kappa=kappa, filters=tuple(filters))
+        spec = build_spec(n, target, self.seed, filters, sort, include, exclude, max_elements,
+                          oxidation_states, batch_size, kappa, partition_size)
+        self.check_models(spec)
+        return spec
+
+    def check_models(self, spec: RunSpec) -> None:
+        """Raise ConfigError when the target or sort names a property no loaded model gives
+        (``e_hull`` needs the formation-energy model and the known phases' hulls)."""
         needed = [*parse_target(spec.target).properties, spec.sort[0]]
         if "e_hull" in needed:
             if self.hulls is None:
@@ -212,7 +239,6 @@ class Pipeline:
         missing = [p for p in needed if p not in self.models and p not in DERIVED_PROPERTIES]
         if missing:
             raise ConfigError(f"no model for {missing[0]!r}; loaded: {', '.join(self.models)}")
-        return spec
 
     def run(self, n: int, target: str, filters: Sequence[Callable] = (), sort: str | None = None,
             include: Iterable[str] = (), exclude: Iterable[str] = (), max_elements: int | None = None,

@@ -11,18 +11,19 @@ holds its own tuned copy of T as its first layer; there is no ``T.npy`` then, an
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from discovery.encoding import parse_formulas
 from discovery.errors import ConfigError
 from discovery.featurizers import (
     FEATURIZERS,
     CompositionFeaturizer,
     GanEmbedding,
-    as_amounts,
     make_featurizer,
 )
 from discovery.gan.io import ModelFileError
@@ -41,6 +42,16 @@ class PropertyModel:
         self.name, self.unit = name, unit
         self.featurizer, self.ensemble = featurizer, ensemble
         self.card = card or {}
+
+    def outside_domain(self, amounts: np.ndarray) -> np.ndarray:
+        """Rows beyond the training formulas (an element amount, the atom count or the
+        number of elements larger than any there); all False when the card records none."""
+        dom = self.card.get("domain")
+        a = np.asarray(amounts, dtype=np.float64)
+        if not dom:
+            return np.zeros(len(a), dtype=bool)
+        return ((a.max(axis=1, initial=0) > dom["max_amount"]) | (a.sum(axis=1) > dom["max_atoms"])
+                | ((a > 0).sum(axis=1) > dom["max_elements"]))
 
     def predict_amounts(self, amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) for amount or count vectors [N, 85]."""
@@ -100,14 +111,59 @@ def predict_amounts(amounts: np.ndarray, properties: Sequence[str]) -> pd.DataFr
     return pd.DataFrame(cols)
 
 
+class PredictionWarning(UserWarning):
+    """Rows ``predict`` skipped, or predicted outside the models' training data."""
+
+
+def training_domain(amounts: np.ndarray) -> dict:
+    """What training formulas span, for the model card: the largest amount of one element,
+    the most atoms and the most elements in a formula (as written, not reduced)."""
+    a = np.asarray(amounts, dtype=np.float64)
+    return {"max_amount": float(a.max()), "max_atoms": float(a.sum(axis=1).max()),
+            "max_elements": int((a > 0).sum(axis=1).max()), "rows": len(a)}
+
+
 def predict(formulas: Iterable[object],
-            properties: Sequence[str] = ("bandgap", "formation_energy", "tc")) -> pd.DataFrame:
+            properties: Sequence[str] = ("bandgap", "formation_energy", "tc"),
+            errors: str = "raise") -> pd.DataFrame:
     """Predicted properties (ensemble mean) and ``<property>_std`` for formulas or Compositions.
 
-    Raises CompositionError naming the first formula that does not parse.
+    ``errors="raise"`` raises CompositionError naming the first formula that does not parse;
+    ``errors="skip"`` predicts the others, keeps their input positions as the index and
+    reports the skipped rows in a PredictionWarning and in ``df.attrs["skipped"]`` (count by
+    reason, as the data loaders do) and ``df.attrs["skipped_rows"]`` ((index, formula, reason)).
+    Formulas beyond a model's training data (e.g. ``NaCl100``) are predicted with one
+    PredictionWarning naming them; ``df.attrs["outside_training"]`` maps property -> formulas.
     """
+    if errors not in ("raise", "skip"):
+        raise ConfigError(f"errors must be 'raise' or 'skip', got {errors!r}")
     items = list(formulas) if not isinstance(formulas, str) else [formulas]
-    a = as_amounts(items)
-    df = predict_amounts(a, properties)
-    df.insert(0, "formula", [str(x) for x in items])
+    batch = parse_formulas(items)
+    if errors == "raise":
+        batch.raise_first()
+    rows = np.flatnonzero(batch.valid)
+    amounts = batch.amounts[rows]
+    df = predict_amounts(amounts, properties)
+    df.index = rows
+    df.insert(0, "formula", [str(items[i]) for i in rows])
+    df.attrs["skipped"] = batch.failure_counts()
+    df.attrs["skipped_rows"] = [(f.index, f.formula, f.detail) for f in batch.failures]
+    if batch.failures:
+        shown = "; ".join(f.message() for f in batch.failures[:5])
+        more = f"; and {len(batch.failures) - 5} more" if len(batch.failures) > 5 else ""
+        warnings.warn(f"predict skipped {len(batch.failures)} of {len(items)} formulas: {shown}{more}",
+                      PredictionWarning, stacklevel=2)
+    outside = {}
+    for p in properties:
+        mask = load_property_model(p).outside_domain(amounts)
+        if mask.any():
+            outside[p] = df["formula"].to_numpy()[mask].tolist()
+    df.attrs["outside_training"] = outside
+    if outside:
+        names = sorted({f for fs in outside.values() for f in fs})
+        shown = ", ".join(repr(f) for f in names[:5])
+        shown += f" and {len(names) - 5} more" if len(names) > 5 else ""
+        warnings.warn(f"{shown} lie beyond the training data of the {', '.join(outside)} model(s) "
+                      "(larger amounts, more atoms or more elements than any training formula): "
+                      "those predictions are extrapolations", PredictionWarning, stacklevel=2)
     return df

@@ -71,6 +71,15 @@ def plot_run(result, path: Path) -> None:
     """Funnel bars, and the sort property against the stability measure with error bars and
     the Pareto front (best target, most stable) marked: ``e_hull`` (distance to the hull of
     known phases) where it was computed, else the predicted formation energy."""
+    import matplotlib.pyplot as plt
+
+    fig = run_figure(result)
+    _atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def run_figure(result):
+    """The report figure (matplotlib, Agg): funnel, and target vs e_hull (or formation energy)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,23 +97,72 @@ def plot_run(result, path: Path) -> None:
     df = result.candidates
     has_hull = "e_hull" in df and bool(df["e_hull"].notna().any())
     stab = "e_hull" if has_hull and prop != "e_hull" else "formation_energy"
+    ax2.set_xlabel("predicted distance to the hull of known phases, e_hull [eV/atom]" if stab == "e_hull"
+                   else f"predicted formation energy [{PROPERTIES['formation_energy']}]")
+    ax2.set_ylabel(f"predicted {prop} [{PROPERTIES[prop]}]")
+    ax2.set_title(f"{len(df):,} candidates meeting {result.target.describe()}")
+    fig.tight_layout()  # before labels are placed: they are placed in final display positions
     if len(df) and stab in df and prop != stab:
         df = df[df[stab].notna()]
         x, y = df[stab].to_numpy(), df[prop].to_numpy()
         ax2.errorbar(x, y, xerr=df[f"{stab}_std"], yerr=df[f"{prop}_std"], fmt="o", ms=3,
                      alpha=0.4, elinewidth=0.5, color="tab:gray", label="candidates")
-        front = pareto_front(x, y if descending else -y)
+        front = np.flatnonzero(pareto_front(x, y if descending else -y))
+        front = front[np.argsort(x[front], kind="stable")]
         ax2.plot(x[front], y[front], "o-", color="tab:red", label="Pareto front")
-        for i in np.flatnonzero(front)[:15]:
-            ax2.annotate(df["formula"].iloc[i], (x[i], y[i]), fontsize=7)
-        ax2.legend()
-    ax2.set_xlabel("predicted distance to the hull of known phases, e_hull [eV/atom]" if stab == "e_hull"
-                   else f"predicted formation energy [{PROPERTIES['formation_energy']}]")
-    ax2.set_ylabel(f"predicted {prop} [{PROPERTIES[prop]}]")
-    ax2.set_title(f"{len(result.candidates):,} candidates meeting {result.target.describe()}")
-    fig.tight_layout()
-    _atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
+        ax2.legend(loc="lower left", fontsize=8)
+        placed = place_labels(ax2, x[front], y[front], df["formula"].to_numpy()[front].tolist())
+        if placed < len(front):
+            ax2.text(0.99, 0.01, f"{len(front) - placed} front labels omitted (no free space)",
+                     transform=ax2.transAxes, ha="right", va="bottom", fontsize=7, color="tab:red")
+    return fig
+
+
+# Offsets (points) tried for a label, nearest first; labels further out get a leader line.
+_LABEL_OFFSETS = [(dx * r, dy * r) for r in (6, 16, 28, 42, 58)
+                  for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))]
+
+
+def place_labels(ax, x: np.ndarray, y: np.ndarray, labels: list[str], max_labels: int = 20,
+                 fontsize: int = 7) -> int:
+    """Annotate points so that no two labels, and no label and a labelled point, overlap.
+
+    Each label takes the nearest free offset around its point (leader lines beyond the
+    first ring); a label with no free spot inside the axes is left out. Returns how many
+    were placed. Call after the layout is final (positions are display coordinates).
+    """
+    from matplotlib.text import Text
+
+    fig = ax.figure
+    ax.autoscale_view()  # settle the data limits: positions below are final display pixels
+    renderer = fig.canvas.get_renderer()
+    ax_box = ax.get_window_extent(renderer)
+    pts = ax.transData.transform(np.column_stack([x, y])) if len(x) else np.zeros((0, 2))
+    marker = 3.0 * fig.dpi / 72  # half a marker, in pixels
+    obstacles = [(px - marker, py - marker, px + marker, py + marker) for px, py in pts]
+    placed = 0
+    for i, label in enumerate(labels[:max_labels]):
+        for dx, dy in _LABEL_OFFSETS:
+            far = abs(dx) > 6 or abs(dy) > 6
+            ann = ax.annotate(label, (x[i], y[i]), xytext=(dx, dy), textcoords="offset points",
+                              fontsize=fontsize, ha="left" if dx >= 0 else "right",
+                              va="bottom" if dy >= 0 else "top",
+                              arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.4"} if far else None)
+            ann.update_positions(renderer)
+            bb = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
+            box = (bb.x0, bb.y0, bb.x1, bb.y1)
+            inside = (bb.x0 >= ax_box.x0 and bb.x1 <= ax_box.x1 and bb.y0 >= ax_box.y0
+                      and bb.y1 <= ax_box.y1)
+            if inside and not any(_overlap(box, o) for o in obstacles):
+                obstacles.append(box)
+                placed += 1
+                break
+            ann.remove()
+    return placed
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def pareto_front(energy: np.ndarray, goodness: np.ndarray) -> np.ndarray:

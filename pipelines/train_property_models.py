@@ -2,6 +2,7 @@
 
     python pipelines/train_property_models.py --property bandgap [--members 5] [--amounts fractions]
     python pipelines/train_property_models.py --property all
+    python pipelines/train_property_models.py --domain-only   # only record the training domains
     python pipelines/train_property_models.py --property formation_energy --members 3 --finetune \
         --lr-patience 10 --patience 30 --batch-size 1024 --max-epochs 400
 
@@ -12,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from discovery.encoding import parse_formulas
 from discovery.featurizers import GanEmbedding, OneHot, load_embedding
-from discovery.properties import MODELS_DIR, PropertyModel
+from discovery.properties import MODELS_DIR, PropertyModel, training_domain
 from discovery.regressors import HIDDEN, Ensemble, regression_metrics
 from discovery.runtime import set_threads
 from discovery.tasks import load_task
@@ -53,6 +56,7 @@ def train_one(prop: str, members: int, amounts: str, t_path: Path | None, max_ep
                          "optimizer": "Adam 1e-3" + (f", halved after {lr_patience} epochs without "
                                                      "validation gain" if lr_patience else ""),
                          "early_stopping": f"validation loss, patience {patience}"},
+            "domain": training_domain(parse_formulas(task.train["formula"].tolist()).amounts),
             "metrics": metrics, "wall_seconds": round(wall, 1)}
     model.save(out_dir / prop, card)
     print(prop, metrics)
@@ -67,6 +71,18 @@ def _widths(text: str) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"--hidden must be positive integers like 512,256; got {text!r}")
     return widths
+
+
+def write_domain(prop: str, out_dir: Path) -> None:
+    """Record in the card what the training formulas span (``predict`` warns beyond it)."""
+    card_file = out_dir / prop / "card.json"
+    card = json.loads(card_file.read_text())
+    task = load_task(prop, split_seed=0)
+    card["domain"] = training_domain(parse_formulas(task.train["formula"].tolist()).amounts)
+    tmp = card_file.with_name(f".{card_file.name}.tmp")
+    tmp.write_text(json.dumps(card, indent=2, default=float))
+    tmp.replace(card_file)
+    print(prop, card["domain"])
 
 
 def main() -> None:
@@ -84,9 +100,15 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs)")
     ap.add_argument("--hidden", type=_widths, default=HIDDEN, help="hidden layer widths, e.g. 512,256,128,64")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
+    ap.add_argument("--domain-only", action="store_true",
+                    help="only (re)write each card's training domain (no training)")
     args = ap.parse_args()
     set_threads(args.threads)
     props = ["bandgap", "tc", "formation_energy"] if args.property == "all" else [args.property]
+    if args.domain_only:
+        for p in props:
+            write_domain(p, args.out)
+        return
     for p in props:
         train_one(p, args.members, args.amounts, args.embedding, args.max_epochs, args.seed, args.out,
                   args.batch_size, args.finetune, args.lr_patience, args.patience,

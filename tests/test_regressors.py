@@ -79,3 +79,19 @@ def test_finetuned_property_model_round_trip(tmp_path):
     assert loaded.card["featurizer"] == {"name": "onehot", "amounts": "fractions"}
     doubled = 2 * a[:5]  # fractions: the same composition twice over predicts the same
     np.testing.assert_allclose(loaded.predict_amounts(doubled)[0], pm.predict_amounts(a[:5])[0], rtol=1e-5)
+
+
+def test_ensemble_predict_traces_once_for_every_batch_size():
+    """Issue 16 item 15: chunks of varying size retraced the forward graph (and TensorFlow
+    warned about retracing once a run's ensembles had traced five times)."""
+    from discovery.regressors import build_mlp
+
+    rng = np.random.default_rng(0)
+    members = [build_mlp(4, np.zeros(4), np.ones(4), 0.0, 1.0, hidden=(3,)) for _ in range(2)]
+    ens = Ensemble(members)
+    for n in (5, 7, 9, 11, 13, 64, 1):
+        x = rng.normal(size=(n, 4)).astype(np.float32)
+        mean, std = ens.predict(x)
+        want = np.stack([np.asarray(m(x)).ravel() for m in members])
+        np.testing.assert_allclose(mean, want.mean(0), rtol=1e-5, atol=1e-6)
+    assert ens._forward.experimental_get_tracing_count() == 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import zipfile
 from pathlib import Path
 
 import keras
 
 from discovery.data import DataError
+
+log = logging.getLogger(__name__)
 
 
 class ModelFileError(DataError):
@@ -23,5 +27,26 @@ def load_keras_model(path: Path | str) -> keras.Model:
     try:
         return keras.models.load_model(p, compile=False)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"model file {str(p)!r} is corrupt or not a Keras model ({reason})") from None
+        # Keras' own text misleads here (a damaged file is reported as "File not found"), so
+        # the reason is what we can tell from the archive itself; Keras' text goes to the log.
+        log.debug("keras could not load %s: %s: %s", p, type(exc).__name__, exc)
+        raise ModelFileError(f"model file {str(p)!r} is corrupt or not a Keras model "
+                             f"({_archive_problem(p)})") from None
+
+
+def _archive_problem(path: Path) -> str:
+    """Why a ``.keras`` file (a zip archive) did not load, in the file's own terms."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+            names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return "not a zip archive: truncated or overwritten"
+    except Exception as exc:  # zlib errors while reading a member
+        return f"damaged zip archive ({type(exc).__name__})"
+    if bad is not None:
+        return f"damaged zip archive: member {bad!r} fails its checksum"
+    missing = {"config.json", "model.weights.h5"} - names
+    if missing:
+        return f"zip archive without {', '.join(sorted(missing))}"
+    return "its config or weights do not match a model this package builds"

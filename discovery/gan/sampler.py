@@ -102,8 +102,22 @@ class CompositionSampler:
         return np.concatenate(parts) if parts else np.zeros((0, 85), dtype=np.int8)
 
     def sample(self, n: int, seed: int = 0) -> list[str]:
-        """n formulas (not deduplicated; '' where a sample has no element)."""
-        return counts_to_formulas(self.sample_counts(n, seed))
+        """n formulas, none empty: a draw in which the generator marks no element is not a
+        composition, so it is skipped and the next draw of the seed's stream taken instead.
+
+        Not deduplicated; single elements (``'Fe'``) are kept. The same seed gives the same
+        list, and ``sample(m)`` starts with ``sample(n)`` for m > n.
+        """
+        if n < 0:
+            raise ValueError(f"number of samples must be >= 0, got {n}")
+        draws = n
+        while True:
+            counts = self.sample_counts(draws, seed)
+            kept = counts[(counts > 0).any(axis=1)]
+            if len(kept) >= n:
+                return counts_to_formulas(kept[:n])
+            # about 4% of the shipped generator's draws are empty: ask for enough more
+            draws += max(16, 2 * (n - len(kept)))
 
 
 def _graph_decoder(generator: keras.Model, rule: str):
