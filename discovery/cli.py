@@ -187,7 +187,9 @@ def run_cmd(
     models = {"generator": pipe.sampler.card.get("version", "unknown"),
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
     write_summary(result, path.with_suffix(".summary.json"), models,
-                  {"known_index": pipe.known.describe()})
+                  {"known_index": pipe.known.describe(),
+                   "known_phases": pipe.hulls.sources | {"negative_phases": len(pipe.hulls)} if pipe.hulls
+                   else None})
     if plot:
         plot_run(result, path.with_suffix(".png"))
     out_console = Console()
