@@ -72,24 +72,13 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
         info = {"card": model.card.get("version")}
         return lambda f: model.predict_amounts(parse_formulas(f).amounts)[0], info
     if name == "magpie-gbt":
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
         from discovery.featurizers import Magpie
+        from discovery.regressors import GBTRegressor
 
         feat = Magpie()
-        x_tr, x_va = feat.transform(data["train"]["formula"]), feat.transform(data["val"]["formula"])
-        y_tr, y_va = data["train"]["y"].to_numpy(), data["val"]["y"].to_numpy()
-        # early stopping on the validation split (scikit-learn's own would hold out training rows)
-        gbt = HistGradientBoostingRegressor(max_iter=0, learning_rate=0.1, early_stopping=False,
-                                            warm_start=True, loss="absolute_error", random_state=args.seed)
-        best, best_mae = 0, np.inf
-        while gbt.max_iter < 3000 and gbt.max_iter - best < 300:
-            gbt.set_params(max_iter=gbt.max_iter + 100).fit(x_tr, y_tr)
-            mae = float(np.abs(gbt.predict(x_va) - y_va).mean())
-            if mae < best_mae - 1e-5:
-                best, best_mae = gbt.max_iter, mae
-        gbt.set_params(warm_start=False, max_iter=best).fit(x_tr, y_tr)
-        return lambda f: gbt.predict(feat.transform(f)), {"iterations": best, "val_mae": best_mae}
+        gbt = GBTRegressor(seed=args.seed).fit(feat.transform(data["train"]["formula"]), data["train"]["y"],
+                                               feat.transform(data["val"]["formula"]), data["val"]["y"])
+        return lambda f: gbt.predict(feat.transform(f)), {"trees": gbt.best_trees_, "val_mae": gbt.val_mae_}
     member_dir = run_dir / name
     card_file = member_dir / "card.json"
     if card_file.is_file():

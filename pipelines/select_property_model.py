@@ -7,7 +7,10 @@ fractions, frozen T vs T fine-tuned end to end from the critic's initialisation,
 learning rate vs halving it on a validation plateau (suffix ``+plateau``: LR patience 10,
 early-stopping patience 30), MAE loss vs ``+mse`` / ``+huber``, the paper's head vs ``+wide``
 (512-256-128-64) or ``+xwide`` (1024-512-256-128),
-e.g. ``--variants finetune_fractions,finetune_fractions+plateau+mse``.
+e.g. ``--variants finetune_fractions,finetune_fractions+plateau+mse``. Two other families on the
+same splits: ``attention`` (discovery.attention: element tokens on T, fractions in; options
+``+w128`` for width 128 and 3 blocks) and ``magpie_gbt`` (Magpie features + gradient-boosted
+trees, trees chosen on the validation split).
 Prints validation MAE / RMSE / R² and appends them to pipelines/reports/model_selection.csv.
 """
 
@@ -48,6 +51,9 @@ def main() -> None:
     t = load_embedding(args.embedding)
     rows = []
     for variant in args.variants.split(","):
+        if variant.startswith(("attention", "magpie_gbt")):
+            rows += other_family(variant, task, t, args)
+            continue
         base, *options = variant.split("+")
         finetune = base.startswith("finetune_")
         amounts = base.removeprefix("finetune_")
@@ -83,6 +89,33 @@ def main() -> None:
     df = pd.DataFrame(rows)
     df.to_csv(out, mode="a", header=not out.is_file(), index=False)
     print(df.groupby("variant")[["mae", "rmse", "r2"]].mean())
+
+
+def other_family(variant: str, task, t, args) -> list[dict]:
+    """Validation scores of the attention regressor or Magpie + trees, one row per seed."""
+    from discovery.attention import AttentionRegressor
+    from discovery.featurizers import Magpie
+    from discovery.regressors import GBTRegressor
+
+    feat = Magpie() if variant == "magpie_gbt" else OneHot(amounts="fractions")
+    xtr, xva = feat.transform(task.train["formula"]), feat.transform(task.val["formula"])
+    ytr, yva = task.train["y"].to_numpy(), task.val["y"].to_numpy()
+    rows = []
+    for seed in range(1 if variant == "magpie_gbt" else args.seeds):
+        if variant == "magpie_gbt":
+            reg = GBTRegressor(seed=seed).fit(xtr, ytr, xva, yva)
+            epochs = reg.best_trees_
+        else:
+            wide = "+w128" in variant
+            reg = AttentionRegressor(embedding=t, width=128 if wide else 64, blocks=3 if wide else 2,
+                                     ff=256 if wide else 128, batch_size=args.batch_size,
+                                     max_epochs=args.max_epochs, seed=seed).fit(xtr, ytr, xva, yva)
+            epochs = reg.best_epoch_
+        rows.append({"property": args.property, "variant": variant, "seed": seed,
+                     **regression_metrics(yva, reg.predict(xva)), "epochs": epochs,
+                     "embedding": str(args.embedding or "shipped")})
+        print(rows[-1], flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -95,3 +95,16 @@ def test_ensemble_predict_traces_once_for_every_batch_size():
         want = np.stack([np.asarray(m(x)).ravel() for m in members])
         np.testing.assert_allclose(mean, want.mean(0), rtol=1e-5, atol=1e-6)
     assert ens._forward.experimental_get_tracing_count() == 1
+
+
+def test_gbt_chooses_trees_on_validation_only():
+    from discovery.regressors import GBTRegressor
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 5)).astype(np.float32)
+    y = x[:, 0] * 2 + np.sin(x[:, 1])
+    noisy_val = y[400:] + rng.normal(scale=5.0, size=200)  # a validation set that punishes many trees
+    a = GBTRegressor(seed=0, max_trees=1500).fit(x[:400], y[:400], x[400:], y[400:])
+    b = GBTRegressor(seed=0, max_trees=1500).fit(x[:400], y[:400], x[400:], noisy_val)
+    assert a.best_trees_ >= b.best_trees_ and a.best_trees_ % 100 == 0
+    assert np.abs(a.predict(x[400:]) - y[400:]).mean() < 0.5 * np.abs(y[400:] - y[:400].mean()).mean()
