@@ -31,7 +31,7 @@ class LocalEngine:
                     continue
                 out = self.pipeline.run_partition(spec, i, progress=bar.update if bar else None)
                 if store:
-                    store.record(i, write_partition(store.dir, out))
+                    store.record(i, write_partition(store.dir, out, store.settings))
                 outputs[i] = out
         finally:
             if bar is not None:
