@@ -2,6 +2,7 @@
 the results elsewhere, a failed plot is a warning, names do not collide, files respect the
 umask."""
 
+import errno
 import logging
 import os
 import shutil
@@ -84,12 +85,25 @@ def test_reports_respect_the_umask(tmp_path):
     assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o640
 
 
-def _unwritable(kind: str, tmp_path: Path) -> Path:
+def _unwritable(kind: str, tmp_path: Path, monkeypatch) -> Path:
     if kind == "parent is a file":
         (tmp_path / "file").write_text("x")
         return tmp_path / "file" / "r.csv"
     if kind == "name too long":
         return tmp_path / ("x" * 250 + ".csv")
+    if kind == "disk full":
+        import discovery.outputs
+
+        class FullDisk:  # the probe's writes fail as on a full filesystem
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            @staticmethod
+            def write(fd, data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(discovery.outputs, "os", FullDisk())
+        return tmp_path / "r.csv"
     if os.geteuid() == 0:
         pytest.skip("root writes into read-only folders")
     (tmp_path / "ro").mkdir()
@@ -97,15 +111,17 @@ def _unwritable(kind: str, tmp_path: Path) -> Path:
     return tmp_path / "ro" / "r.csv"
 
 
-@pytest.mark.parametrize("kind", ["parent is a file", "name too long", "read-only folder"])
+@pytest.mark.parametrize("kind", ["parent is a file", "name too long", "disk full", "read-only folder"])
 def test_unwritable_destination_fails_before_sampling(cli, monkeypatch, tmp_path, kind):
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampled before checking the destination")
 
     monkeypatch.setattr(Pipeline, "run_partition", no_sampling)
-    r = cli("--out", _unwritable(kind, tmp_path))
+    r = cli("--out", _unwritable(kind, tmp_path, monkeypatch))
     assert r.exit_code == 2, r.output
     assert "cannot write the report" in r.output and "Traceback" not in r.output
+    if kind == "disk full":
+        assert "No space left on device" in r.output
     assert len(r.output.strip().splitlines()) == 1
 
 
@@ -153,3 +169,20 @@ def test_report_of_another_run_is_not_replaced(cli, tmp_path):
     r = cli("--out", out, "--target", "bandgap<1", "--no-plot", "--overwrite")
     assert r.exit_code == 0, r.output
     assert out.read_bytes() != first
+
+
+def test_resume_typo_and_damaged_manifest_are_one_line_errors(cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    r = cli("--resume", tmp_path / "rnus", "--no-plot")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "cannot resume" in r.output and "no such directory" in r.output
+    assert not (tmp_path / "rnus").exists()  # no run started at the typo
+
+    run = tmp_path / "run"
+    assert cli("--run-dir", run, "--no-plot").exit_code == 0
+    (run / "manifest.json").write_text("[]")
+    r = cli("--run-dir", run, "--no-plot")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    line = " ".join(r.output.split())
+    assert "manifest.json is damaged" in line and f"--resume {run}" in line
+    assert cli("--resume", run, "--no-plot").exit_code == 0  # rebuilt from the partitions

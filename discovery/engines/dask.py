@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from discovery.engines.store import RunStore, write_partition
-from discovery.errors import ConfigError
+from discovery.errors import ConfigError, OutputError
 from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
 from discovery.targets import PROPERTIES
 
@@ -85,7 +85,12 @@ class DaskEngine:
 
                     bar = tqdm(total=len(pending), unit="partition", desc="discover run (dask)")
                 for fut in as_completed(futures):
-                    index, entry = fut.result()
+                    try:
+                        index, entry = fut.result()
+                    except OSError as exc:  # a worker could not write its partition
+                        raise OutputError(f"a worker could not write a partition in {self.run_dir} "
+                                          f"({exc.strerror or exc}); the partitions written so far "
+                                          f"are kept: fix it, then --resume {self.run_dir}") from None
                     store.record(index, entry)
                     if bar is not None:
                         bar.update(1)
