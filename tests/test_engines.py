@@ -34,6 +34,13 @@ def kill_once(chunk: pd.DataFrame):
     return chunk["n_elements"].to_numpy() > 0
 
 
+def block_partition_3(chunk: pd.DataFrame):
+    """Passes everything; a directory in the way makes writing partition 3 fail."""
+    if _STATE.get("block") is not None:
+        (_STATE["block"] / "part-00003.parquet").mkdir(exist_ok=True)
+    return chunk["n_elements"].to_numpy() > 0
+
+
 @pytest.fixture(scope="module")
 def pipe(crabnet_cache):
     return Pipeline.default(seed=1)
@@ -160,6 +167,23 @@ def test_failed_partition_write_leaves_no_temp_file(pipe, clean, tmp_path):
     with pytest.raises(OSError):
         write_partition(tmp_path, out, spec.settings())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part-00000.npz", "part-00000.parquet"]
+
+
+def test_failed_partition_write_is_one_error_and_resumes(pipe, tmp_path):
+    from discovery.errors import OutputError
+
+    spec = pipe.spec(N, TARGET, filters=[block_partition_3], partition_size=PART, batch_size=256)
+    clean = LocalEngine(pipe).run(spec)
+    run_dir = tmp_path / "run"
+    _STATE["block"] = run_dir
+    try:
+        with pytest.raises(OutputError, match=f"cannot write partition 3 .*--resume {run_dir}"):
+            LocalEngine(pipe, run_dir).run(spec)
+    finally:
+        _STATE["block"] = None
+    (run_dir / "part-00003.parquet").rmdir()  # room made
+    resumed = LocalEngine(pipe, run_dir, resume=True).run(spec)
+    assert _csv(resumed, tmp_path / "r.csv") == _csv(clean, tmp_path / "c.csv")
 
 
 @pytest.fixture(scope="module")

@@ -86,12 +86,11 @@ class DaskEngine:
                     bar = tqdm(total=len(pending), unit="partition", desc="discover run (dask)")
                 for fut in as_completed(futures):
                     try:
-                        index, entry = fut.result()
-                    except OSError as exc:  # a worker could not write its partition
-                        raise OutputError(f"a worker could not write a partition in {self.run_dir} "
+                        store.record(*fut.result())
+                    except OSError as exc:  # a partition or the manifest could not be written
+                        raise OutputError(f"cannot write a partition in {self.run_dir} "
                                           f"({exc.strerror or exc}); the partitions written so far "
-                                          f"are kept: fix it, then --resume {self.run_dir}") from None
-                    store.record(index, entry)
+                                          f"are kept: make room, then --resume {self.run_dir}") from None
                     if bar is not None:
                         bar.update(1)
                 if bar is not None:

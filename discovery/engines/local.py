@@ -33,12 +33,11 @@ class LocalEngine:
                 out = self.pipeline.run_partition(spec, i, progress=bar.update if bar else None)
                 if store:
                     try:
-                        entry = write_partition(store.dir, out, store.settings)
+                        store.record(i, write_partition(store.dir, out, store.settings))
                     except OSError as exc:
                         raise OutputError(f"cannot write partition {i} in {store.dir} "
                                           f"({exc.strerror or exc}); the partitions written so far are "
                                           f"kept: make room, then --resume {store.dir}") from None
-                    store.record(i, entry)
                 outputs[i] = out
         finally:
             if bar is not None:
