@@ -1,9 +1,11 @@
 """Partitioned runs: local vs Dask identical, resume after interruption, worker death,
 corrupt partition files recomputed."""
 
+import dataclasses
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +40,14 @@ def block_partition_3(chunk: pd.DataFrame):
     """Passes everything; a directory in the way makes writing partition 3 fail."""
     if _STATE.get("block") is not None:
         (_STATE["block"] / "part-00003.parquet").mkdir(exist_ok=True)
+    return chunk["n_elements"].to_numpy() > 0
+
+
+def slow_until_a_worker_died(chunk: pd.DataFrame):
+    """Passes everything, slowly until the test has killed a worker, so that partitions are
+    still pending when one worker holds a finished one."""
+    if not Path(os.environ["DISCOVERY_KILL_MARKER"]).with_name("killed-after-finishing").exists():
+        time.sleep(0.3)
     return chunk["n_elements"].to_numpy() > 0
 
 
@@ -227,11 +237,12 @@ def test_dask_accepts_a_partition_recomputed_after_its_worker_died(clean, tmp_pa
     that partition again on another worker; the run must still complete, identically."""
     import signal
     import threading
-    import time
 
     from discovery.engines.dask import DaskEngine
 
-    spec, result, csv = clean
+    pipe_spec, result, csv = clean
+    local_cluster, watcher, marker = cluster
+    spec = dataclasses.replace(pipe_spec, filters=(slow_until_a_worker_died,))
     killed: dict = {}
 
     def kill_a_worker_holding_a_finished_partition(client, stop):
@@ -241,10 +252,10 @@ def test_dask_accepts_a_partition_recomputed_after_its_worker_died(clean, tmp_pa
                     pid = client.run(os.getpid, workers=[addr])[addr]
                     os.kill(pid, signal.SIGKILL)
                     killed[addr] = keys
+                    marker.with_name("killed-after-finishing").write_text(addr)
                     return
             time.sleep(0.05)
 
-    local_cluster, watcher, _ = cluster
     watcher.wait_for_workers(2, timeout=120)  # the worker the previous test killed is back
     stop = threading.Event()
     thread = threading.Thread(target=kill_a_worker_holding_a_finished_partition, args=(watcher, stop),
