@@ -53,8 +53,10 @@ def check_destination(path: Path, settings: dict, plot: bool = True, overwrite: 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else _reason(exc)
         raise ConfigError(f"cannot write the report {path}: cannot create its folder {path.parent} "
-                          f"({_reason(exc)}); choose another --out") from None
+                          f"({reason}); choose another --out") from None
     for p in report_paths(path, plot):
         try:
             _probe(p)

@@ -122,6 +122,8 @@ def test_unwritable_destination_fails_before_sampling(cli, monkeypatch, tmp_path
     assert "cannot write the report" in r.output and "Traceback" not in r.output
     if kind == "disk full":
         assert "No space left on device" in r.output
+    if kind == "parent is a file":
+        assert f"{tmp_path / 'file'} is a file, not a folder" in " ".join(r.output.split())
     assert len(r.output.strip().splitlines()) == 1
 
 

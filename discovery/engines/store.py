@@ -206,7 +206,8 @@ class RunStore:
             recorded[str(index)] = {"files": {p.name: _sha256(p.read_bytes()) for p in sorted(parts[index])}}
             adopted += 1
         if adopted:
-            log.warning("%s: recovered %d finished partition(s) not in the manifest", self.dir, adopted)
+            log.warning("%s: %d finished partition(s) verified and added to the manifest; %d in all",
+                        self.dir, adopted, len(self._outputs))
         for p in remove_temp_files(self.dir):
             log.info("removed %s, left by an unfinished write", p)
 
