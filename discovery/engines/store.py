@@ -91,9 +91,9 @@ def read_partition(run_dir: Path, index: int, entry: dict | None = None,
         log.warning("partition %d: %s; recomputing it", index, _reason(exc))
         return None
     if settings is not None and "settings" in arrays:
-        theirs = json.loads(str(arrays["settings"]))
-        if theirs != json.loads(_settings_json(settings)):
-            diff = sorted(k for k in set(settings) | set(theirs) if settings.get(k) != theirs.get(k))
+        theirs, ours = json.loads(str(arrays["settings"])), json.loads(_settings_json(settings))
+        if theirs != ours:
+            diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
             raise ConfigError(f"{zpath} was written by a run with different settings "
                               f"({', '.join(diff)}); resume with that run's settings or use another "
                               "run directory")
@@ -101,7 +101,7 @@ def read_partition(run_dir: Path, index: int, entry: dict | None = None,
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, FileNotFoundError):
+    if isinstance(exc, FileNotFoundError) and exc.filename:
         return f"{Path(exc.filename).name} is missing"
     return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
 
