@@ -44,7 +44,7 @@ def pipe(crabnet_cache):
 @pytest.fixture
 def cli(pipe, monkeypatch):
     """The CLI on the module's pipeline (loaded once), run in a temp working directory."""
-    monkeypatch.setattr(Pipeline, "default", classmethod(lambda cls, seed=0: pipe))
+    monkeypatch.setattr(Pipeline, "default", classmethod(lambda cls, seed=0, **kwargs: pipe))
     monkeypatch.setattr(logging.root, "handlers", [])
 
     def invoke(*args):
