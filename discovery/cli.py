@@ -128,8 +128,11 @@ def run_cmd(
     seed: int = 0,
     sort: Annotated[str | None, typer.Option(help="PROP, PROP:asc, PROP:desc (default: first target's).")]
     = None,
-    out: Annotated[Path | None, typer.Option(help="CSV path (default: candidates/<target>_n<N>_seed<S>.csv)")]
+    out: Annotated[Path | None, typer.Option(help="CSV path (default: "
+                                             "candidates/<target>_n<N>_seed<S>_<settings hash>.csv)")]
     = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a report at --out that another run wrote.")]
+    = False,
     batch_size: Annotated[int, typer.Option(help="Generator batch (memory per chunk).")] = 8192,
     include: Annotated[str, typer.Option(help="Elements every candidate must contain, e.g. Li,O.")] = "",
     exclude: Annotated[str, typer.Option(help="Elements no candidate may contain, e.g. Pb,Cd,Hg.")] = "",
@@ -160,8 +163,12 @@ def run_cmd(
     # every argument is checked before anything loads (the models take seconds)
     spec = build_spec(_parse_count(n), target, seed, filters, sort, include.split(","), exclude.split(","),
                       max_elements, oxidation_states, batch_size, kappa, partition_size)
+    from discovery.outputs import check_destination, write_reports
+    from discovery.report import console_tables, default_report_path
+
+    path = out or default_report_path(spec.settings())
+    check_destination(path, spec.settings(), plot, overwrite)  # before any sampling or model load
     from discovery.pipeline import Pipeline
-    from discovery.report import console_tables, default_report_path, plot_run, write_csv, write_summary
 
     pipe = Pipeline.default(seed=seed)
     pipe.check_models(spec)
@@ -182,21 +189,18 @@ def run_cmd(
         hint = f"; continue with --resume {directory}" if directory else " (no --run-dir: nothing kept)"
         console.print(f"[yellow]interrupted[/yellow]: completed partitions are kept{hint}")
         raise typer.Exit(code=130) from None
-    path = out or default_report_path(result.settings)
-    write_csv(result.candidates, result.sort[0], path)
     models = {"generator": pipe.sampler.card.get("version", "unknown"),
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
-    write_summary(result, path.with_suffix(".summary.json"), models,
-                  {"known_index": pipe.known.describe(),
-                   "known_phases": pipe.hulls.sources | {"negative_phases": len(pipe.hulls)} if pipe.hulls
-                   else None})
-    if plot:
-        plot_run(result, path.with_suffix(".png"))
+    extra = {"known_index": pipe.known.describe(),
+             "known_phases": (pipe.hulls.sources | {"negative_phases": len(pipe.hulls)}) if pipe.hulls
+             else None}
+    written, warnings = write_reports(result, path, models, plot, fallback_dirs=[directory], extra=extra)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     out_console = Console()
     for table in console_tables(result, top):
         out_console.print(table)
-    out_console.print(f"wrote {path}" + (f" and {path.with_suffix('.png')}" if plot else "")
-                      + f" and {path.with_suffix('.summary.json')}")
+    out_console.print("wrote " + " and ".join(map(str, written)))
 
 
 @app.command("evaluate")

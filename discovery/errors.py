@@ -7,6 +7,10 @@ class ConfigError(ValueError):
     """A bad option or argument value; the message names it and the accepted values."""
 
 
+class OutputError(RuntimeError):
+    """A report that could not be written after the run; the message says where the results are."""
+
+
 def user_errors() -> tuple[type[Exception], ...]:
     """Every error type whose message is meant for the user as it stands."""
     from discovery.data import DataError
@@ -15,7 +19,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from discovery.pipeline import FilterError
 
     errors: list[type[Exception]] = [ConfigError, DataError, CompositionError, OxidationStateError,
-                                     FilterError]
+                                     FilterError, OutputError]
     try:
         from discovery.targets import TargetError
 

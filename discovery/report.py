@@ -1,25 +1,40 @@
-"""Run reports: the ranked CSV (atomic write), the summary JSON, the PNG and console tables."""
+"""Run reports: the ranked CSV (atomic write), the summary JSON, the PNG and console tables.
+
+Files are replaced atomically and created like ordinary files (the umask decides who can read
+them)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from discovery.atomic import atomic_write
 from discovery.targets import PROPERTIES
 
 FLOAT_FORMAT = "%.4f"
 
 
+_OPERATORS = {">=": "_ge_", "<=": "_le_", "==": "_eq_", ">": "_gt_", "<": "_lt_", "=": "_eq_"}
+SLUG_CHARS = 40
+
+
+def settings_hash(settings: dict) -> str:
+    """Eight hex digits of the SHA-256 of the settings (sorted-key JSON)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def default_report_path(settings: dict, directory: Path = Path("candidates")) -> Path:
-    """A deterministic name from the arguments: the same run writes the same file."""
-    slug = re.sub(r"[^A-Za-z0-9.]+", "_", settings["target"]).strip("_")
-    return directory / f"{slug}_n{settings['n']}_seed{settings['seed']}.csv"
+    """``<target>_n<N>_seed<S>_<hash>.csv``: readable, short (the target slug is cut at 40
+    characters), and different whenever any setting differs (the hash covers them all), so
+    one run never replaces another's report; the same run writes the same file."""
+    slug = re.sub("|".join(map(re.escape, _OPERATORS)), lambda m: _OPERATORS[m.group()], settings["target"])
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "_", slug).strip("_")[:SLUG_CHARS].rstrip("_.")
+    return directory / f"{slug}_n{settings['n']}_seed{settings['seed']}_{settings_hash(settings)}.csv"
 
 
 def csv_frame(candidates: pd.DataFrame, sort_prop: str) -> pd.DataFrame:
@@ -36,22 +51,10 @@ def csv_frame(candidates: pd.DataFrame, sort_prop: str) -> pd.DataFrame:
     return candidates[list(cols)].rename(columns=cols)
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv(candidates: pd.DataFrame, sort_prop: str, path: Path) -> None:
     frame = csv_frame(candidates, sort_prop)
-    _atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format=FLOAT_FORMAT,
-                                               lineterminator="\n"))
+    atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format=FLOAT_FORMAT,
+                                              lineterminator="\n"))
 
 
 def write_summary(result, path: Path, models: dict, extra: dict | None = None) -> None:
@@ -64,7 +67,7 @@ def write_summary(result, path: Path, models: dict, extra: dict | None = None) -
         "models": models,
         **(extra or {}),
     }
-    _atomic_write(path, lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    atomic_write(path, lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
 
 
 def plot_run(result, path: Path) -> None:
@@ -74,7 +77,7 @@ def plot_run(result, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig = run_figure(result)
-    _atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     plt.close(fig)
 
 

@@ -4,7 +4,9 @@ Each task runs one partition on a worker (which loads the shipped models once pe
 and writes its files into the run directory, which must be visible to the workers (a shared
 filesystem on a real cluster). The driver records checksums in the manifest as partitions
 complete and merges them when all are done. Dask reschedules the tasks of a worker that
-dies, and a rerun partition rewrites the same files, so nothing is lost or counted twice.
+dies, including one that had already finished a partition: partition files are written
+once, so the rerun keeps the files and checksums first recorded and nothing is lost or
+counted twice.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from pathlib import Path
 
 from discovery.engines.store import RunStore, write_partition
-from discovery.errors import ConfigError
+from discovery.errors import ConfigError, OutputError
 from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
 from discovery.targets import MODEL_PROPERTIES
 
@@ -35,7 +37,7 @@ def _worker_pipeline(seed: int) -> Pipeline:
 def run_partition_task(spec: RunSpec, index: int, run_dir: str) -> tuple[int, dict]:
     """The unit of work a worker runs: one partition, written to the run directory."""
     out = _worker_pipeline(spec.seed).run_partition(spec, index)
-    return index, write_partition(Path(run_dir), out)
+    return index, write_partition(Path(run_dir), out, spec.settings())
 
 
 class DaskEngine:
@@ -83,8 +85,12 @@ class DaskEngine:
 
                     bar = tqdm(total=len(pending), unit="partition", desc="discover run (dask)")
                 for fut in as_completed(futures):
-                    index, entry = fut.result()
-                    store.record(index, entry)
+                    try:
+                        store.record(*fut.result())
+                    except OSError as exc:  # a partition or the manifest could not be written
+                        raise OutputError(f"cannot write a partition in {self.run_dir} "
+                                          f"({exc.strerror or exc}); the partitions written so far "
+                                          f"are kept: make room, then --resume {self.run_dir}") from None
                     if bar is not None:
                         bar.update(1)
                 if bar is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from discovery.engines.store import RunStore, write_partition
+from discovery.errors import OutputError
 from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
 
 
@@ -31,7 +32,12 @@ class LocalEngine:
                     continue
                 out = self.pipeline.run_partition(spec, i, progress=bar.update if bar else None)
                 if store:
-                    store.record(i, write_partition(store.dir, out))
+                    try:
+                        store.record(i, write_partition(store.dir, out, store.settings))
+                    except OSError as exc:
+                        raise OutputError(f"cannot write partition {i} in {store.dir} "
+                                          f"({exc.strerror or exc}); the partitions written so far are "
+                                          f"kept: make room, then --resume {store.dir}") from None
                 outputs[i] = out
         finally:
             if bar is not None:
