@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers, ops
 
 from discovery.elements import N_ELEMENTS
-from discovery.regressors import _check_xy, predict_model
+from discovery.regressors import _check_xy, fit_keras, predict_model
 
 MAX_TOKENS = 8
 
@@ -143,23 +143,13 @@ class AttentionRegressor:
         t = load_embedding(self.embedding)
         self.model_ = build_attention_model(t, float(y.mean()), float(y.std() or 1.0), self.width,
                                             self.heads, self.blocks, self.ff, tuple(self.head_widths))
-        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
-        callbacks: list = [keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True),
-                           keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=self.lr_patience,
-                                                             min_lr=self.learning_rate / 64)]
+        callbacks: list = []
         if self.max_minutes:
             callbacks.append(_WallClock(self.max_minutes * 60))
         if self.checkpoint_dir is not None:
             callbacks.append(keras.callbacks.BackupAndRestore(str(self.checkpoint_dir),
                                                               delete_checkpoint=False))
-        t0 = time.perf_counter()
-        hist = self.model_.fit(x, y, validation_data=(x_val, y_val), epochs=self.max_epochs,
-                               batch_size=self.batch_size, callbacks=callbacks, verbose=self.verbose,
-                               shuffle=True)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        self.fit_seconds_ = time.perf_counter() - t0
-        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1 if self.history_ else 0
-        return self
+        return fit_keras(self, self.model_, x, y, x_val, y_val, self.learning_rate / 64, callbacks)
 
     def predict(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         return predict_model(self.model_, np.asarray(x, dtype=np.float32), batch_size)

@@ -70,23 +70,31 @@ class MLPRegressor:
         feats = x if self.embedding is None else x @ np.asarray(self.embedding, dtype=np.float32)
         self.model_ = build_mlp(x.shape[1], feats.mean(0), feats.var(0), float(y.mean()),
                                 float(y.std() or 1.0), tuple(self.hidden), self.dropout, self.embedding)
-        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
-        callbacks = [keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True)]
-        if self.lr_patience:
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=self.lr_patience,
-                                                               min_lr=self.learning_rate / 256))
-        t0 = time.perf_counter()
-        hist = self.model_.fit(x, y, validation_data=(x_val, y_val), epochs=self.max_epochs,
-                               batch_size=self.batch_size, callbacks=callbacks, verbose=self.verbose,
-                               shuffle=True)
-        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        self.fit_seconds_ = time.perf_counter() - t0
-        self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
-        return self
+        return fit_keras(self, self.model_, x, y, x_val, y_val, min_lr=self.learning_rate / 256)
 
     def predict(self, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         return predict_model(self.model_, x, batch_size)
+
+
+def fit_keras(reg, model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+              min_lr: float, callbacks: list | tuple = ()):
+    """Compile and fit ``model`` for a regressor ``reg`` (its learning_rate, loss, patience,
+    lr_patience, max_epochs, batch_size, verbose): Adam, early stopping on the validation loss
+    with the best weights kept, the learning rate halved on a plateau when ``lr_patience``.
+    Sets ``reg.model_``, ``history_``, ``fit_seconds_`` and ``best_epoch_``; returns ``reg``."""
+    model.compile(optimizer=keras.optimizers.Adam(reg.learning_rate), loss=reg.loss)
+    cbs = [keras.callbacks.EarlyStopping(patience=reg.patience, restore_best_weights=True), *callbacks]
+    if reg.lr_patience:
+        cbs.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=reg.lr_patience, min_lr=min_lr))
+    t0 = time.perf_counter()
+    hist = model.fit(x, y, validation_data=(x_val, y_val), epochs=reg.max_epochs, batch_size=reg.batch_size,
+                     callbacks=cbs, verbose=reg.verbose, shuffle=True)
+    reg.model_ = model
+    reg.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    reg.fit_seconds_ = time.perf_counter() - t0
+    reg.best_epoch_ = int(np.argmin(reg.history_["val_loss"])) + 1 if reg.history_.get("val_loss") else 0
+    return reg
 
 
 def predict_model(model: keras.Model, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
