@@ -61,3 +61,18 @@ class Generator(ABC):
     def sample(self, n: int, seed: Seed = 0) -> list[str]:
         """n formulas, not deduplicated ('' where a sample has no element)."""
         return counts_to_formulas(self.sample_counts(n, seed))
+
+
+def read_card(directory: Path | str) -> dict:
+    """``card.json`` of a generator directory; a one-line DataError when missing or invalid."""
+    import json
+
+    from discovery.data import DataError
+
+    path = Path(directory) / "card.json"
+    if not path.is_file():
+        raise DataError(f"model card {str(path)!r} not found (no trained generator there)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"model card {str(path)!r} is not valid JSON ({exc})") from None

@@ -1,0 +1,299 @@
+"""Ion substitution (Hautier et al. 2011): swap one ion of a known composition for another.
+
+Fit: each training composition gets its most probable charge-neutral oxidation-state
+assignment over the species of pymatgen's data-mined substitution table
+(``SubstitutionProbability``; probability of a species = its marginal ``px`` in that table).
+Compositions with no such assignment (intermetallics, carbides, hydrides...) are skipped and
+counted in the card. Sample: pick a source composition, one of its sites (species), and a
+new species by the conditional substitution probability P(new | old) of the table, among
+species of the same charge (so the result stays charge neutral) whose element is not already
+in the composition. The count at the site is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from discovery.elements import INDEX, N_ELEMENTS
+from discovery.errors import ConfigError
+from discovery.generation.base import Generator, Seed, seed_sequence
+from discovery.generation.training import training_counts
+
+ALPHA = -5.0  # pymatgen's default lambda of never-observed pairs
+BLOCK = 4096  # rows drawn per seeded block: samples do not depend on batch_size
+STATE_FILE = "substitution.npz"
+
+
+def species_table(alpha: float = ALPHA) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """pymatgen's substitution table over the species of the 85 elements.
+
+    Returns (species labels, element index [S], charge [S], lambda matrix [S, S]) where
+    lambda[i, j] is ``SubstitutionProbability.get_lambda(i, j)`` (``alpha`` when unobserved).
+    """
+    from pymatgen.core.structure_prediction.substitution_probability import SubstitutionProbability
+
+    sp = SubstitutionProbability(alpha=alpha)
+    species = sorted((s for s in sp.species if s.symbol in INDEX and s.oxi_state),
+                     key=lambda s: (INDEX[s.symbol], s.oxi_state))
+    lam = np.full((len(species), len(species)), float(alpha))
+    pos = {s: i for i, s in enumerate(species)}
+    for pair, value in sp._l.items():  # the observed pairs; the rest is alpha
+        a, *rest = tuple(pair)
+        b = rest[0] if rest else a
+        if a in pos and b in pos:
+            lam[pos[a], pos[b]] = lam[pos[b], pos[a]] = value
+    elem = np.array([INDEX[s.symbol] for s in species], dtype=np.int64)
+    charge = np.array([int(round(s.oxi_state)) for s in species], dtype=np.int64)
+    return [str(s) for s in species], elem, charge, lam
+
+
+def marginals(lam: np.ndarray) -> np.ndarray:
+    """``px`` of every species: sum over partners of exp(lambda) (pymatgen's ``get_px``)."""
+    return np.exp(lam).sum(axis=1)
+
+
+def assign_species(counts: np.ndarray, elem: np.ndarray, charge: np.ndarray, score: np.ndarray,
+                   max_assignments: int = 2_000_000) -> np.ndarray:
+    """Most probable charge-neutral species per composition, vectorised.
+
+    ``counts`` [N, 85]; species given by element index, charge and log-probability ``score``.
+    Returns species indices [N, 85] (-1 where the element is absent) maximising the summed
+    score among assignments with sum(charge * count) = 0; rows with no neutral assignment
+    are all -1. Ties go to the first assignment in species order.
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    out = np.full(c.shape, -1, dtype=np.int64)
+    by_elem = [np.flatnonzero(elem == e) for e in range(N_ELEMENTS)]
+    n_opt_el = np.array([len(x) for x in by_elem], dtype=np.int64)
+    width = max(1, int(n_opt_el.max()))
+    opts = np.full((N_ELEMENTS, width), -1, dtype=np.int64)
+    for e, x in enumerate(by_elem):
+        opts[e, : len(x)] = x
+    present = c > 0
+    m = present.sum(1)
+    k = int(m.max(initial=0))
+    if k == 0:
+        return out
+    # Each row's elements in column order, padded to k slots (padding: element -1, 1 option)
+    order = np.argsort(~present, axis=1, kind="stable")[:, :k]
+    slot_el = np.where(np.take_along_axis(present, order, 1), order, -1)
+    slot_n = np.where(slot_el >= 0, np.take_along_axis(c, order, 1), 0)
+    n_opt = np.where(slot_el >= 0, n_opt_el[np.maximum(slot_el, 0)], 1)
+    total = n_opt.prod(1)  # 0 when an element has no species: no assignment
+    cum = np.cumsum(total)
+    lo = 0
+    while lo < len(c):
+        base = cum[lo - 1] if lo else 0
+        hi = max(int(np.searchsorted(cum, base + max_assignments, side="right")), lo + 1)
+        t = total[lo:hi]
+        owner = np.repeat(np.arange(lo, hi), t)
+        rest = np.arange(int(t.sum())) - np.repeat(np.cumsum(t) - t, t)
+        q = np.zeros(len(owner), dtype=np.int64)
+        s = np.zeros(len(owner))
+        picks = np.empty((len(owner), k), dtype=np.int64)
+        for p in range(k):
+            rest, d = np.divmod(rest, n_opt[owner, p])
+            el = slot_el[owner, p]
+            sp = np.where(el >= 0, opts[np.maximum(el, 0), d], -1)
+            picks[:, p] = sp
+            q += np.where(sp >= 0, charge[np.maximum(sp, 0)] * slot_n[owner, p], 0)
+            s += np.where(sp >= 0, score[np.maximum(sp, 0)], 0.0)
+        ok = q == 0
+        s = np.where(ok, s, -np.inf)
+        if len(owner):
+            # best assignment per row: the first maximum within each owner's segment
+            best = np.full(hi - lo, -np.inf)
+            np.maximum.at(best, owner - lo, s)
+            is_best = ok & (s == best[owner - lo])
+            idx = np.flatnonzero(is_best)
+            first = idx[np.unique(owner[idx], return_index=True)[1]]
+            rows = owner[first]
+            for p in range(k):
+                el = slot_el[rows, p]
+                has = el >= 0
+                out[rows[has], el[has]] = picks[first[has], p]
+        lo = hi
+    return out
+
+
+class IonSubstitution(Generator):
+    """Known compositions with one ion swapped by data-mined substitution probabilities."""
+
+    name = "substitution"
+
+    def __init__(self, source_counts: np.ndarray | None = None, source_species: np.ndarray | None = None,
+                 species: Sequence[str] = (), species_elem: np.ndarray | None = None,
+                 species_charge: np.ndarray | None = None, lam: np.ndarray | None = None,
+                 same_charge: bool = True, two_site: float = 0.0, sharpness: float = 1.0,
+                 observed_only: bool = False, alpha: float = ALPHA, card: dict | None = None):
+        super().__init__(card)
+        self.counts = None if source_counts is None else np.asarray(source_counts, dtype=np.int8)
+        self.species_of = None if source_species is None else np.asarray(source_species, dtype=np.int16)
+        self.species = list(species)
+        self.elem = None if species_elem is None else np.asarray(species_elem, dtype=np.int64)
+        self.charge = None if species_charge is None else np.asarray(species_charge, dtype=np.int64)
+        self.lam = None if lam is None else np.asarray(lam, dtype=np.float64)
+        if not 0.0 <= two_site <= 1.0:
+            raise ConfigError(f"two_site must be a probability in [0, 1], got {two_site}")
+        if not sharpness > 0:
+            raise ConfigError(f"sharpness must be positive, got {sharpness}")
+        self.same_charge, self.two_site = bool(same_charge), float(two_site)
+        self.sharpness, self.observed_only, self.alpha = float(sharpness), bool(observed_only), float(alpha)
+        self._tables()
+
+    def _tables(self) -> None:
+        if self.lam is None:
+            return
+        # log P(new | old) = lambda(new, old) - log px(old), times the sharpness; -inf for
+        # the same element, other charges (same_charge) and unobserved pairs (observed_only)
+        logp = self.sharpness * (self.lam - np.log(marginals(self.lam))[:, None])
+        if self.observed_only:
+            logp[self.lam <= self.alpha] = -np.inf
+        same_el = self.elem[:, None] == self.elem[None, :]
+        logp[same_el] = -np.inf
+        if self.same_charge:
+            logp[self.charge[:, None] != self.charge[None, :]] = -np.inf
+        self._logp = logp
+
+    # ----------------------------------------------------------------- fit / save / load
+    def fit(self, formulas, seed: int = 0) -> IonSubstitution:
+        """Assign oxidation states to the training compositions (formulas or counts [N, 85])."""
+        counts = training_counts(formulas)
+        species, elem, charge, lam = species_table(self.alpha)
+        self.species, self.elem, self.charge, self.lam = species, elem, charge, lam
+        score = np.log(marginals(lam) / marginals(lam).sum())
+        assigned = assign_species(counts, elem, charge, score)
+        ok = (assigned >= 0).sum(1) == (counts > 0).sum(1)
+        ok &= (counts > 0).sum(1) >= 2
+        self.counts, self.species_of = counts[ok], assigned[ok].astype(np.int16)
+        self._tables()
+        import pymatgen.core
+
+        self.card.update({
+            "name": self.name, "kind": "substitution",
+            "training_compositions": int(len(counts)), "sources": int(ok.sum()),
+            "skipped_no_neutral_assignment": int((~ok).sum()),
+            "pymatgen_version": pymatgen.core.__version__, "species": len(species),
+            **self._settings(),
+        })
+        return self
+
+    def save(self, directory: Path | str) -> None:
+        self._require_fit()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        rows, cols = np.nonzero(self.counts)
+        np.savez_compressed(d / STATE_FILE, n=len(self.counts), rows=rows.astype(np.int32),
+                            cols=cols.astype(np.int8), counts=self.counts[rows, cols],
+                            species_at=self.species_of[rows, cols], species=np.array(self.species),
+                            species_elem=self.elem, species_charge=self.charge,
+                            lam=self.lam)
+        card = {**self.card, **self._settings()}
+        (d / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path | str) -> IonSubstitution:
+        from discovery.generation.base import read_card
+
+        d = Path(directory)
+        card = read_card(d)
+        z = _load_npz(d / STATE_FILE)
+        n = int(z["n"])
+        counts = np.zeros((n, N_ELEMENTS), dtype=np.int8)
+        species_of = np.full((n, N_ELEMENTS), -1, dtype=np.int16)
+        counts[z["rows"], z["cols"]] = z["counts"]
+        species_of[z["rows"], z["cols"]] = z["species_at"]
+        return cls(counts, species_of, [str(s) for s in z["species"]], z["species_elem"],
+                   z["species_charge"], z["lam"], card=card,
+                   **{k: card[k] for k in ("same_charge", "two_site", "sharpness", "observed_only", "alpha")
+                      if k in card})
+
+    def _settings(self) -> dict:
+        return {"same_charge": self.same_charge, "two_site": self.two_site,
+                "sharpness": self.sharpness, "observed_only": self.observed_only, "alpha": self.alpha}
+
+    def _require_fit(self) -> None:
+        if self.counts is None or self.lam is None:
+            raise ConfigError(f"generator {self.name!r} is not fitted: call fit() or load() first")
+
+    # ----------------------------------------------------------------- sampling
+    def iter_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192) -> Iterator[np.ndarray]:
+        self._require_fit()
+        if n < 0:
+            raise ValueError(f"number of samples must be >= 0, got {n}")
+        if batch_size <= 0:
+            raise ConfigError(f"batch size must be positive, got {batch_size}")
+        yield from _rechunk((self._block(seed_sequence(seed, b), min(BLOCK, n - b * BLOCK))
+                             for b in range(-(-n // BLOCK))), batch_size)
+
+    def _block(self, entropy: list[int], size: int) -> np.ndarray:
+        rng = np.random.default_rng(entropy)
+        src = rng.integers(0, len(self.counts), size)
+        out = self.counts[src].copy()
+        sp = self.species_of[src].astype(np.int64)
+        first = self._swap(out, sp, rng, exclude_col=None)
+        if self.two_site > 0:
+            again = rng.random(size) < self.two_site
+            rows = np.flatnonzero(again)
+            sub, sub_sp = out[rows], sp[rows]
+            self._swap(sub, sub_sp, rng, exclude_col=first[rows])
+            out[rows] = sub
+        return out
+
+    def _swap(self, out: np.ndarray, sp: np.ndarray, rng: np.random.Generator,
+              exclude_col: np.ndarray | None) -> np.ndarray:
+        """Swap one site per row in place (``sp`` updated too); returns the new element column
+        (-1 where no swap was possible). ``exclude_col``: a column that may not be picked."""
+        b = len(out)
+        r = np.arange(b)
+        eligible = sp >= 0
+        if exclude_col is not None:
+            eligible[r[exclude_col >= 0], exclude_col[exclude_col >= 0]] = False
+        # a uniformly chosen eligible site: Gumbel-max over the eligible columns
+        site = np.where(eligible, rng.random((b, N_ELEMENTS)), -1.0).argmax(1)
+        old = sp[r, site]
+        keys = self._logp[np.maximum(old, 0)] + rng.gumbel(size=(b, len(self.species)))
+        keys[(out > 0)[:, self.elem]] = -np.inf  # the new element must not be there already
+        new = keys.argmax(1)
+        ok = (old >= 0) & np.isfinite(keys[r, new])
+        col = np.where(ok, self.elem[new], -1)
+        rr = r[ok]
+        out[rr, col[ok]] = out[rr, site[ok]]
+        out[rr, site[ok]] = 0
+        sp[rr, col[ok]] = new[ok]
+        sp[rr, site[ok]] = -1
+        return col
+
+
+def _rechunk(blocks: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
+    """Regroup arrays into chunks of batch_size rows (the last may be shorter)."""
+    buf: list[np.ndarray] = []
+    have = 0
+    for blk in blocks:
+        buf.append(blk)
+        have += len(blk)
+        while have >= batch_size:
+            cat = np.concatenate(buf)
+            yield cat[:batch_size]
+            rest = cat[batch_size:]
+            buf, have = ([rest] if len(rest) else []), len(rest)
+    if have:
+        yield np.concatenate(buf)
+
+
+def _load_npz(path: Path):
+    from discovery.data import DataError
+
+    if not path.is_file():
+        raise DataError(f"generator state {str(path)!r} not found")
+    try:
+        return dict(np.load(path, allow_pickle=False))
+    except Exception as exc:
+        raise DataError(f"generator state {str(path)!r} is corrupt ({type(exc).__name__})") from None
+
+
+__all__ = ["IonSubstitution", "assign_species", "species_table"]
