@@ -10,9 +10,10 @@ import keras
 import numpy as np
 
 from discovery.elements import MAX_COUNT, N_ELEMENTS
-from discovery.encoding import CompositionError, counts_to_formulas, decode_counts
+from discovery.encoding import CompositionError, decode_counts
 from discovery.gan.io import ModelFileError, load_keras_model
 from discovery.gan.models import LATENT_DIM
+from discovery.generation.base import Generator
 
 # Generator calls run on sub-batches of this many rows: measured on this 2-core CPU, the
 # slim generator's activations for 8,192 rows (~200 MB a layer) spill out of cache and the
@@ -22,21 +23,24 @@ INNER_BATCH = 512
 SHIPPED_GAN_DIR = Path(__file__).resolve().parent.parent / "models" / "gan"
 
 
-class CompositionSampler:
-    """Draws z ~ N(0, I) from a seeded stream, runs the generator, decodes counts.
+class CompositionSampler(Generator):
+    """The WGAN generator (registry name ``wgan``): draws z ~ N(0, I) from a seeded stream,
+    runs the generator, decodes counts.
 
     The draws for a seed form one stream whatever the batch size, so ``sample_counts(n)``
     equals the concatenation of smaller requests with the same seed. The generator's
     weights are read once, at the first draw (``inference.fast_logits``).
     """
 
+    name = "wgan"
+
     def __init__(self, generator: keras.Model, decode_rule: str = "sample", card: dict | None = None):
+        super().__init__(card)
         if decode_rule not in ("argmax", "sample", "expected"):
             raise CompositionError(f"unknown decoding rule {decode_rule!r}; "
                                    "use 'argmax', 'sample' or 'expected'")
         self.generator = generator
         self.decode_rule = decode_rule
-        self.card = card or {}
         self._forward = None
         self._decode = None
 
@@ -96,14 +100,6 @@ class CompositionSampler:
             u = noise_rng.random((m, N_ELEMENTS), dtype=np.float32)  # used by rule 'sample'
             yield self.counts_for(z, u)
             done += m
-
-    def sample_counts(self, n: int, seed: int | tuple[int, ...] = 0, batch_size: int = 8192) -> np.ndarray:
-        parts = list(self.iter_counts(n, seed, batch_size))
-        return np.concatenate(parts) if parts else np.zeros((0, 85), dtype=np.int8)
-
-    def sample(self, n: int, seed: int = 0) -> list[str]:
-        """n formulas (not deduplicated; '' where a sample has no element)."""
-        return counts_to_formulas(self.sample_counts(n, seed))
 
 
 def _graph_decoder(generator: keras.Model, rule: str):

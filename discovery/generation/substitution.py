@@ -12,19 +12,17 @@ in the composition. The count at the site is kept.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from discovery.elements import INDEX, N_ELEMENTS
 from discovery.errors import ConfigError
-from discovery.generation.base import Generator, Seed, seed_sequence
+from discovery.generation.base import BlockGenerator, read_card, read_state, write_state
 from discovery.generation.training import training_counts
 
 ALPHA = -5.0  # pymatgen's default lambda of never-observed pairs
-BLOCK = 4096  # rows drawn per seeded block: samples do not depend on batch_size
 STATE_FILE = "substitution.npz"
 
 
@@ -120,7 +118,7 @@ def assign_species(counts: np.ndarray, elem: np.ndarray, charge: np.ndarray, sco
     return out
 
 
-class IonSubstitution(Generator):
+class IonSubstitution(BlockGenerator):
     """Known compositions with one ion swapped by data-mined substitution probabilities."""
 
     name = "substitution"
@@ -128,8 +126,8 @@ class IonSubstitution(Generator):
     def __init__(self, source_counts: np.ndarray | None = None, source_species: np.ndarray | None = None,
                  species: Sequence[str] = (), species_elem: np.ndarray | None = None,
                  species_charge: np.ndarray | None = None, lam: np.ndarray | None = None,
-                 same_charge: bool = True, two_site: float = 0.0, sharpness: float = 1.0,
-                 observed_only: bool = False, alpha: float = ALPHA, card: dict | None = None):
+                 same_charge: bool = True, two_site: float = 0.0, sharpness: float = 4.0,
+                 observed_only: bool = True, alpha: float = ALPHA, card: dict | None = None):
         super().__init__(card)
         self.counts = None if source_counts is None else np.asarray(source_counts, dtype=np.int8)
         self.species_of = None if source_species is None else np.asarray(source_species, dtype=np.int16)
@@ -184,24 +182,17 @@ class IonSubstitution(Generator):
 
     def save(self, directory: Path | str) -> None:
         self._require_fit()
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
         rows, cols = np.nonzero(self.counts)
-        np.savez_compressed(d / STATE_FILE, n=len(self.counts), rows=rows.astype(np.int32),
-                            cols=cols.astype(np.int8), counts=self.counts[rows, cols],
-                            species_at=self.species_of[rows, cols], species=np.array(self.species),
-                            species_elem=self.elem, species_charge=self.charge,
-                            lam=self.lam)
-        card = {**self.card, **self._settings()}
-        (d / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+        self.card = write_state(directory, {**self.card, **self._settings()}, STATE_FILE,
+                                n=len(self.counts), rows=rows.astype(np.int32), cols=cols.astype(np.int8),
+                                counts=self.counts[rows, cols], species_at=self.species_of[rows, cols],
+                                species=np.array(self.species), species_elem=self.elem,
+                                species_charge=self.charge, lam=self.lam)
 
     @classmethod
     def load(cls, directory: Path | str) -> IonSubstitution:
-        from discovery.generation.base import read_card
-
-        d = Path(directory)
-        card = read_card(d)
-        z = _load_npz(d / STATE_FILE)
+        card = read_card(directory)
+        z = read_state(directory, STATE_FILE)
         n = int(z["n"])
         counts = np.zeros((n, N_ELEMENTS), dtype=np.int8)
         species_of = np.full((n, N_ELEMENTS), -1, dtype=np.int16)
@@ -221,17 +212,7 @@ class IonSubstitution(Generator):
             raise ConfigError(f"generator {self.name!r} is not fitted: call fit() or load() first")
 
     # ----------------------------------------------------------------- sampling
-    def iter_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192) -> Iterator[np.ndarray]:
-        self._require_fit()
-        if n < 0:
-            raise ValueError(f"number of samples must be >= 0, got {n}")
-        if batch_size <= 0:
-            raise ConfigError(f"batch size must be positive, got {batch_size}")
-        yield from _rechunk((self._block(seed_sequence(seed, b), min(BLOCK, n - b * BLOCK))
-                             for b in range(-(-n // BLOCK))), batch_size)
-
-    def _block(self, entropy: list[int], size: int) -> np.ndarray:
-        rng = np.random.default_rng(entropy)
+    def _block(self, rng: np.random.Generator, size: int) -> np.ndarray:
         src = rng.integers(0, len(self.counts), size)
         out = self.counts[src].copy()
         sp = self.species_of[src].astype(np.int64)
@@ -267,33 +248,6 @@ class IonSubstitution(Generator):
         sp[rr, col[ok]] = new[ok]
         sp[rr, site[ok]] = -1
         return col
-
-
-def _rechunk(blocks: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
-    """Regroup arrays into chunks of batch_size rows (the last may be shorter)."""
-    buf: list[np.ndarray] = []
-    have = 0
-    for blk in blocks:
-        buf.append(blk)
-        have += len(blk)
-        while have >= batch_size:
-            cat = np.concatenate(buf)
-            yield cat[:batch_size]
-            rest = cat[batch_size:]
-            buf, have = ([rest] if len(rest) else []), len(rest)
-    if have:
-        yield np.concatenate(buf)
-
-
-def _load_npz(path: Path):
-    from discovery.data import DataError
-
-    if not path.is_file():
-        raise DataError(f"generator state {str(path)!r} not found")
-    try:
-        return dict(np.load(path, allow_pickle=False))
-    except Exception as exc:
-        raise DataError(f"generator state {str(path)!r} is corrupt ({type(exc).__name__})") from None
 
 
 __all__ = ["IonSubstitution", "assign_species", "species_table"]
