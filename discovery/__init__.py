@@ -1,17 +1,27 @@
 """discovery: screen inorganic composition space for new materials.
 
-A WGAN generator proposes compositions, filters drop the implausible and the known, and
-property ensembles rank what is left.
+A generator (a WGAN by default; see ``generators()``) proposes compositions, filters drop
+the implausible and the known, and property ensembles rank what is left.
 """
 
 from discovery.elements import ELEMENTS
 
 
-def sample(n: int, seed: int = 0) -> list[str]:
-    """n decoded formulas from the shipped generator (not deduplicated); same seed, same list."""
-    from discovery.gan.sampler import sample as _sample
+def sample(n: int, seed: int = 0, generator: str | None = None) -> list[str]:
+    """n formulas from a shipped generator (default: the registry's default), not
+    deduplicated ('' where a sample has no element); same seed, same list."""
+    from discovery.generation.registry import cached_generator
 
-    return _sample(n, seed)
+    return cached_generator(generator).sample(n, seed)
+
+
+def generators():
+    """The shipped generators as a DataFrame (one row each; their cards' benchmark figures)."""
+    import pandas as pd
+
+    from discovery.generation.registry import generator_table
+
+    return pd.DataFrame(generator_table()).set_index("name")
 
 
 def predict(formulas, properties=("bandgap", "formation_energy", "tc")):
@@ -21,5 +31,5 @@ def predict(formulas, properties=("bandgap", "formation_energy", "tc")):
     return _predict(formulas, properties)
 
 
-__all__ = ["ELEMENTS", "predict", "sample"]
+__all__ = ["ELEMENTS", "generators", "predict", "sample"]
 __version__ = "0.1.0"

@@ -114,9 +114,12 @@ def run_cmd(
     resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in RUN_DIR.")] = None,
     plot: Annotated[bool, typer.Option(help="Write a PNG beside the CSV.")] = True,
     top: Annotated[int, typer.Option(help="Candidates shown in the console.")] = 20,
+    generator: Annotated[str | None, typer.Option(help="Generator name (see `discover generators`; "
+                                                  "default: the registry's default).")] = None,
 ) -> None:
     """Sample compositions, keep plausible new ones, predict properties, rank those meeting TARGET."""
     from discovery.errors import ConfigError
+    from discovery.generation.registry import entry
     from discovery.pipeline import Pipeline, load_filter
     from discovery.report import console_tables, default_report_path, plot_run, write_csv, write_summary
     from discovery.targets import parse_sort, parse_target
@@ -124,12 +127,13 @@ def run_cmd(
     if n <= 0:
         raise ConfigError(f"--n must be a positive number of samples, got {n}")
     parse_target(target)  # fail fast, before loading models
+    entry(generator)
     if sort:
         parse_sort(sort)
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     filters = [load_filter(spec) for spec in (filter or [])]
-    pipe = Pipeline.default(seed=seed)
+    pipe = Pipeline.default(seed=seed, generator=generator)
     spec = pipe.spec(n, target, filters=filters, sort=sort, include=include.split(","),
                      exclude=exclude.split(","), max_elements=max_elements,
                      oxidation_states=oxidation_states, batch_size=batch_size, kappa=kappa,
@@ -153,7 +157,7 @@ def run_cmd(
         raise typer.Exit(code=130) from None
     path = out or default_report_path(result.settings)
     write_csv(result.candidates, result.sort[0], path)
-    models = {"generator": pipe.sampler.card.get("version", "unknown"),
+    models = {"generator": f"{pipe.sampler.name} {pipe.sampler.card.get('version', 'unknown')}",
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
     write_summary(result, path.with_suffix(".summary.json"), models)
     if plot:
@@ -215,6 +219,59 @@ def train_gan_cmd(
     state = train_gan(run_dir, overrides, resume, paper_setting, threads)
     Console().print(f"stopped at step {state.step} after {state.wall_seconds:.0f} s; "
                     f"checkpoint in {run_dir / 'last'}, log in {run_dir / 'log.csv'}")
+
+
+@app.command("generators")
+@friendly_errors
+def generators_cmd() -> None:
+    """The shipped generators with their model cards' benchmark figures (MP validation split)."""
+    from discovery.generation.registry import TABLE_COLUMNS, generator_table
+
+    table = Table(title="shipped generators (figures: 100,000 samples on the MP validation split, "
+                        "pipelines/bench_generators.py)")
+    for col in TABLE_COLUMNS:
+        table.add_column(col, overflow="fold", no_wrap=col in ("name", "version"))
+    for row in generator_table():
+        table.add_row(*(row[c] for c in TABLE_COLUMNS))
+    Console().print(table)
+
+
+def _train_generator_cmd(name: str):
+    def train_cmd(
+        data: Annotated[Path, typer.Option(help="CSV of training compositions (a formula column).")],
+        out: Annotated[Path | None, typer.Option(help="Output directory (default runs/KIND).")] = None,
+        column: Annotated[str, typer.Option(help="Formula column of the CSV.")] = "formula",
+        seed: int = 0,
+    ) -> None:
+        from discovery.generation.registry import generator_class
+        from discovery.generation.training import read_training_csv
+
+        ts = read_training_csv(data, column)
+        out_console = Console()
+        out_console.print(f"{data}: {ts.summary()}", highlight=False)
+        for example in ts.examples:
+            out_console.print(f"  skipped {example}", highlight=False)
+        gen = generator_class(name)()
+        gen.card.update({"trained_on": str(data), "training_rows": ts.rows, "skipped_rows": ts.skipped})
+        gen.fit(ts.counts, seed=seed)
+        if gen.card.get("fit_summary"):
+            out_console.print(gen.card["fit_summary"], highlight=False)
+        directory = out or Path("runs") / name
+        gen.save(directory)
+        out_console.print(f"saved {name} {gen.card.get('version', '')} to {directory}", highlight=False)
+
+    train_cmd.__doc__ = f"Fit the {name!r} generator on a CSV of compositions and save it."
+    return train_cmd
+
+
+def _register_train_commands() -> None:
+    from discovery.generation.registry import trainable_names
+
+    for name in trainable_names():
+        train_app.command(name)(friendly_errors(_train_generator_cmd(name)))
+
+
+_register_train_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

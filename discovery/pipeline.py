@@ -110,6 +110,8 @@ class RunSpec:
     oxidation_states: str = "smact14"
     kappa: float = 1.0
     filters: tuple[Callable, ...] = ()
+    generator: str = "wgan"  # registry name: a Dask worker loads the same generator
+    generator_version: str = "unknown"  # its card's version: resume refuses another
 
     def __post_init__(self):
         if not isinstance(self.n, int | np.integer) or isinstance(self.n, bool) or self.n <= 0:
@@ -140,7 +142,8 @@ class RunSpec:
                 "partition_size": self.partition_size, "batch_size": self.batch_size,
                 "include": list(self.include), "exclude": list(self.exclude),
                 "max_elements": self.max_elements, "oxidation_states": self.oxidation_states,
-                "kappa": self.kappa, "filters": [_filter_name(f) for f in self.filters]}
+                "kappa": self.kappa, "filters": [_filter_name(f) for f in self.filters],
+                "generator": self.generator, "generator_version": self.generator_version}
 
 
 # A unique composition's fate: the last funnel stage it reached (index into FUNNEL[2:]).
@@ -172,19 +175,21 @@ class RunResult:
 
 
 class Pipeline:
-    """Composable run: a sampler, the known-materials index and property models."""
+    """Composable run: a generator (``sampler``: anything with ``iter_counts``), the
+    known-materials index and property models."""
 
     def __init__(self, sampler, known, property_models: dict, seed: int = 0):
         self.sampler, self.known, self.models, self.seed = sampler, known, property_models, seed
 
     @classmethod
-    def default(cls, seed: int = 0) -> Pipeline:
-        """The shipped generator and property models, and the cached known-materials index."""
-        from discovery.gan.sampler import CompositionSampler
+    def default(cls, seed: int = 0, generator: str | None = None) -> Pipeline:
+        """A shipped generator by registry name (None: the default) and the shipped property
+        models, and the cached known-materials index."""
+        from discovery.generation.registry import load_generator
         from discovery.known import KnownMaterials
         from discovery.properties import load_property_model
 
-        return cls(CompositionSampler.load(), KnownMaterials.default(),
+        return cls(load_generator(generator), KnownMaterials.default(),
                    {p: load_property_model(p) for p in PROPERTIES}, seed)
 
     def spec(self, n: int, target: str, filters: Sequence[Callable] = (), sort: str | None = None,
@@ -196,7 +201,9 @@ class Pipeline:
                        batch_size=batch_size, sort=parse_sort(sort) if sort else None,
                        include=tuple(s.strip() for s in include if s.strip()),
                        exclude=tuple(s.strip() for s in exclude if s.strip()), max_elements=max_elements,
-                       oxidation_states=oxidation_states, kappa=kappa, filters=tuple(filters))
+                       oxidation_states=oxidation_states, kappa=kappa, filters=tuple(filters),
+                       generator=str(getattr(self.sampler, "name", type(self.sampler).__name__)),
+                       generator_version=str(getattr(self.sampler, "card", {}).get("version", "unknown")))
         needed = (*parse_target(spec.target).properties, spec.sort[0])
         missing = [p for p in needed if p not in self.models]
         if missing:

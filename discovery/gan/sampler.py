@@ -127,14 +127,3 @@ def _graph_decoder(generator: keras.Model, rule: str):
         return tf.cast(tf.minimum(k, MAX_COUNT), tf.int8)
 
     return decode
-
-
-_DEFAULT: CompositionSampler | None = None
-
-
-def sample(n: int, seed: int = 0) -> list[str]:
-    """n decoded formulas from the shipped generator; the same list for the same seed."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = CompositionSampler.load()
-    return _DEFAULT.sample(n, seed)

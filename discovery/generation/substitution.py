@@ -177,6 +177,8 @@ class IonSubstitution(BlockGenerator):
             "skipped_no_neutral_assignment": int((~ok).sum()),
             "pymatgen_version": pymatgen.core.__version__, "species": len(species),
             **self._settings(),
+            "fit_summary": f"{int(ok.sum()):,} of {len(counts):,} compositions have a charge-neutral "
+                           f"assignment of table species and serve as sources; {int((~ok).sum()):,} skipped",
         })
         return self
 

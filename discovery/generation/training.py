@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from discovery.encoding import _integer_count_failures, composition_keys, parse_formulas, reduce_counts
+from discovery.elements import N_ELEMENTS
+from discovery.encoding import (
+    REASON_BAD_AMOUNT,
+    ParseFailure,
+    _integer_count_failures,
+    composition_keys,
+    parse_formulas,
+    reduce_counts,
+)
 from discovery.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,20 +54,30 @@ def training_set(data) -> TrainingSet:
     if isinstance(data, TrainingSet):
         return data
     if isinstance(data, np.ndarray) and data.ndim == 2:
+        if data.shape[1] != N_ELEMENTS:
+            raise ConfigError(f"count vectors must have shape [N, {N_ELEMENTS}], got {data.shape}")
         amts = data.astype(np.float64)
-        valid = np.ones(len(data), dtype=bool)
-        failures = []
+        valid = ~(amts < 0).any(axis=1)
+        failures = [ParseFailure(int(i), f"row {i}", REASON_BAD_AMOUNT, "negative count")
+                    for i in np.flatnonzero(~valid)]
     else:
         batch = parse_formulas(data)
         amts, valid, failures = batch.amounts, batch.valid.copy(), list(batch.failures)
     labels = None if isinstance(data, np.ndarray) else [str(x) for x in data]
-    bad = [f for f in _integer_count_failures(np.where(valid[:, None], amts, 0.0), labels) if valid[f.index]]
+    # fractional amounts fail; integer ones are reduced (Ca12O12 -> CaO) before the 1..8 check
+    amts = np.where(valid[:, None], amts, 0.0)
+    rounded = np.rint(amts)
+    nonint = np.any(np.abs(amts - rounded) > 1e-6, axis=1)
+    reduced = reduce_counts(np.where(nonint[:, None], 0, rounded).astype(np.int64)).astype(np.float64)
+    checked = np.where(nonint[:, None], amts, reduced)
+    bad = [f for f in _integer_count_failures(checked, labels) if valid[f.index]]
     for f in bad:
         valid[f.index] = False
-    failures += bad
-    counts = reduce_counts(np.rint(amts[valid]).astype(np.int64))
-    counts = counts[(counts > 0).sum(1) >= 1]
-    empty = int(valid.sum()) - len(counts)
+    failures = sorted(failures + bad, key=lambda f: f.index)
+    counts = reduced[valid].astype(np.int64)
+    nonempty = (counts > 0).any(axis=1)
+    empty = int((~nonempty).sum())
+    counts = counts[nonempty]
     _, first = np.unique(composition_keys(counts), return_index=True)
     unique = counts[np.sort(first)].astype(np.int8)
     skipped: dict[str, int] = {}
