@@ -12,7 +12,7 @@ in the composition. The count at the site is kept.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,32 +26,43 @@ ALPHA = -5.0  # pymatgen's default lambda of never-observed pairs
 STATE_FILE = "substitution.npz"
 
 
-def species_table(alpha: float = ALPHA) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """pymatgen's substitution table over the species of the 85 elements.
+@dataclass(frozen=True)
+class SpeciesTable:
+    """pymatgen's substitution table restricted to species of the 85 elements.
 
-    Returns (species labels, element index [S], charge [S], lambda matrix [S, S]) where
-    lambda[i, j] is ``SubstitutionProbability.get_lambda(i, j)`` (``alpha`` when unobserved).
+    ``lam[i, j]`` is ``SubstitutionProbability.get_lambda(i, j)`` (``alpha`` when never
+    observed) and ``px[i]`` its ``get_px(i)``, so exp(lam[new, old]) / px[old] is pymatgen's
+    ``cond_prob(new, old)``.
     """
-    from pymatgen.core.structure_prediction.substitution_probability import SubstitutionProbability
 
-    sp = SubstitutionProbability(alpha=alpha)
-    species = sorted((s for s in sp.species if s.symbol in INDEX and s.oxi_state),
-                     key=lambda s: (INDEX[s.symbol], s.oxi_state))
-    lam = np.full((len(species), len(species)), float(alpha))
-    pos = {s: i for i, s in enumerate(species)}
-    for pair, value in sp._l.items():  # the observed pairs; the rest is alpha
-        a, *rest = tuple(pair)
-        b = rest[0] if rest else a
-        if a in pos and b in pos:
-            lam[pos[a], pos[b]] = lam[pos[b], pos[a]] = value
-    elem = np.array([INDEX[s.symbol] for s in species], dtype=np.int64)
-    charge = np.array([int(round(s.oxi_state)) for s in species], dtype=np.int64)
-    return [str(s) for s in species], elem, charge, lam
+    species: list[str]
+    elem: np.ndarray  # [S] element index
+    charge: np.ndarray  # [S] oxidation state
+    lam: np.ndarray  # [S, S]
+    px: np.ndarray  # [S]
+    observed: np.ndarray  # [S, S] bool: the pair is in the table (else lam = alpha)
 
+    @classmethod
+    def from_pymatgen(cls, alpha: float = ALPHA) -> SpeciesTable:
+        from pymatgen.core.structure_prediction.substitution_probability import SubstitutionProbability
 
-def marginals(lam: np.ndarray) -> np.ndarray:
-    """``px`` of every species: sum over partners of exp(lambda) (pymatgen's ``get_px``)."""
-    return np.exp(lam).sum(axis=1)
+        sp = SubstitutionProbability(alpha=alpha)
+        species = sorted((s for s in sp.species if s.symbol in INDEX and s.oxi_state),
+                         key=lambda s: (INDEX[s.symbol], s.oxi_state))
+        lam = np.array([[sp.get_lambda(a, b) for b in species] for a in species], dtype=np.float64)
+        seen = np.array([[frozenset([a, b]) in sp._l for b in species] for a in species], dtype=bool)
+        return cls([str(s) for s in species], np.array([INDEX[s.symbol] for s in species], dtype=np.int64),
+                   np.array([int(round(s.oxi_state)) for s in species], dtype=np.int64), lam,
+                   np.array([sp.get_px(s) for s in species], dtype=np.float64), seen)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"species": np.array(self.species), "species_elem": self.elem,
+                "species_charge": self.charge, "lam": self.lam, "px": self.px, "observed": self.observed}
+
+    @classmethod
+    def from_arrays(cls, z: dict) -> SpeciesTable:
+        return cls([str(x) for x in z["species"]], z["species_elem"].astype(np.int64),
+                   z["species_charge"].astype(np.int64), z["lam"], z["px"], z["observed"].astype(bool))
 
 
 def assign_species(counts: np.ndarray, elem: np.ndarray, charge: np.ndarray, score: np.ndarray,
@@ -124,17 +135,13 @@ class IonSubstitution(BlockGenerator):
     name = "substitution"
 
     def __init__(self, source_counts: np.ndarray | None = None, source_species: np.ndarray | None = None,
-                 species: Sequence[str] = (), species_elem: np.ndarray | None = None,
-                 species_charge: np.ndarray | None = None, lam: np.ndarray | None = None,
-                 same_charge: bool = True, two_site: float = 0.0, sharpness: float = 4.0,
-                 observed_only: bool = True, alpha: float = ALPHA, card: dict | None = None):
+                 table: SpeciesTable | None = None, same_charge: bool = True, two_site: float = 0.0,
+                 sharpness: float = 4.0, observed_only: bool = True, alpha: float = ALPHA,
+                 card: dict | None = None):
         super().__init__(card)
         self.counts = None if source_counts is None else np.asarray(source_counts, dtype=np.int8)
         self.species_of = None if source_species is None else np.asarray(source_species, dtype=np.int16)
-        self.species = list(species)
-        self.elem = None if species_elem is None else np.asarray(species_elem, dtype=np.int64)
-        self.charge = None if species_charge is None else np.asarray(species_charge, dtype=np.int64)
-        self.lam = None if lam is None else np.asarray(lam, dtype=np.float64)
+        self.table = table
         if not 0.0 <= two_site <= 1.0:
             raise ConfigError(f"two_site must be a probability in [0, 1], got {two_site}")
         if not sharpness > 0:
@@ -144,27 +151,26 @@ class IonSubstitution(BlockGenerator):
         self._tables()
 
     def _tables(self) -> None:
-        if self.lam is None:
+        t = self.table
+        if t is None:
             return
-        # log P(new | old) = lambda(new, old) - log px(old), times the sharpness; -inf for
-        # the same element, other charges (same_charge) and unobserved pairs (observed_only)
-        logp = self.sharpness * (self.lam - np.log(marginals(self.lam))[:, None])
+        # log P(new | old) = lambda(new, old) - log px(old) (pymatgen's cond_prob), times the
+        # sharpness; -inf for the same element, other charges (same_charge) and pairs never
+        # observed (observed_only). Rows: old species; columns: new.
+        logp = self.sharpness * (t.lam - np.log(t.px)[:, None])
         if self.observed_only:
-            logp[self.lam <= self.alpha] = -np.inf
-        same_el = self.elem[:, None] == self.elem[None, :]
-        logp[same_el] = -np.inf
+            logp[~t.observed] = -np.inf
+        logp[t.elem[:, None] == t.elem[None, :]] = -np.inf
         if self.same_charge:
-            logp[self.charge[:, None] != self.charge[None, :]] = -np.inf
+            logp[t.charge[:, None] != t.charge[None, :]] = -np.inf
         self._logp = logp
 
     # ----------------------------------------------------------------- fit / save / load
     def fit(self, formulas, seed: int = 0) -> IonSubstitution:
         """Assign oxidation states to the training compositions (formulas or counts [N, 85])."""
         counts = training_counts(formulas)
-        species, elem, charge, lam = species_table(self.alpha)
-        self.species, self.elem, self.charge, self.lam = species, elem, charge, lam
-        score = np.log(marginals(lam) / marginals(lam).sum())
-        assigned = assign_species(counts, elem, charge, score)
+        t = self.table = SpeciesTable.from_pymatgen(self.alpha)
+        assigned = assign_species(counts, t.elem, t.charge, np.log(t.px / t.px.sum()))
         ok = (assigned >= 0).sum(1) == (counts > 0).sum(1)
         ok &= (counts > 0).sum(1) >= 2
         self.counts, self.species_of = counts[ok], assigned[ok].astype(np.int16)
@@ -175,7 +181,7 @@ class IonSubstitution(BlockGenerator):
             "name": self.name, "kind": "substitution",
             "training_compositions": int(len(counts)), "sources": int(ok.sum()),
             "skipped_no_neutral_assignment": int((~ok).sum()),
-            "pymatgen_version": pymatgen.core.__version__, "species": len(species),
+            "pymatgen_version": pymatgen.core.__version__, "species": len(t.species),
             **self._settings(),
             "fit_summary": f"{int(ok.sum()):,} of {len(counts):,} compositions have a charge-neutral "
                            f"assignment of table species and serve as sources; {int((~ok).sum()):,} skipped",
@@ -188,8 +194,7 @@ class IonSubstitution(BlockGenerator):
         self.card = write_state(directory, {**self.card, **self._settings()}, STATE_FILE,
                                 n=len(self.counts), rows=rows.astype(np.int32), cols=cols.astype(np.int8),
                                 counts=self.counts[rows, cols], species_at=self.species_of[rows, cols],
-                                species=np.array(self.species), species_elem=self.elem,
-                                species_charge=self.charge, lam=self.lam)
+                                **self.table.arrays())
 
     @classmethod
     def load(cls, directory: Path | str) -> IonSubstitution:
@@ -200,8 +205,7 @@ class IonSubstitution(BlockGenerator):
         species_of = np.full((n, N_ELEMENTS), -1, dtype=np.int16)
         counts[z["rows"], z["cols"]] = z["counts"]
         species_of[z["rows"], z["cols"]] = z["species_at"]
-        return cls(counts, species_of, [str(s) for s in z["species"]], z["species_elem"],
-                   z["species_charge"], z["lam"], card=card,
+        return cls(counts, species_of, SpeciesTable.from_arrays(z), card=card,
                    **{k: card[k] for k in ("same_charge", "two_site", "sharpness", "observed_only", "alpha")
                       if k in card})
 
@@ -210,7 +214,7 @@ class IonSubstitution(BlockGenerator):
                 "sharpness": self.sharpness, "observed_only": self.observed_only, "alpha": self.alpha}
 
     def _require_fit(self) -> None:
-        if self.counts is None or self.lam is None:
+        if self.counts is None or self.table is None:
             raise ConfigError(f"generator {self.name!r} is not fitted: call fit() or load() first")
 
     # ----------------------------------------------------------------- sampling
@@ -239,11 +243,12 @@ class IonSubstitution(BlockGenerator):
         # a uniformly chosen eligible site: Gumbel-max over the eligible columns
         site = np.where(eligible, rng.random((b, N_ELEMENTS)), -1.0).argmax(1)
         old = sp[r, site]
-        keys = self._logp[np.maximum(old, 0)] + rng.gumbel(size=(b, len(self.species)))
-        keys[(out > 0)[:, self.elem]] = -np.inf  # the new element must not be there already
+        elem = self.table.elem
+        keys = self._logp[np.maximum(old, 0)] + rng.gumbel(size=(b, len(elem)))
+        keys[(out > 0)[:, elem]] = -np.inf  # the new element must not be there already
         new = keys.argmax(1)
         ok = (old >= 0) & np.isfinite(keys[r, new])
-        col = np.where(ok, self.elem[new], -1)
+        col = np.where(ok, elem[new], -1)
         rr = r[ok]
         out[rr, col[ok]] = out[rr, site[ok]]
         out[rr, site[ok]] = 0
@@ -252,4 +257,4 @@ class IonSubstitution(BlockGenerator):
         return col
 
 
-__all__ = ["IonSubstitution", "assign_species", "species_table"]
+__all__ = ["IonSubstitution", "SpeciesTable", "assign_species"]
