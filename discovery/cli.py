@@ -243,6 +243,7 @@ def _train_generator_cmd(name: str):
         column: Annotated[str, typer.Option(help="Formula column of the CSV.")] = "formula",
         seed: int = 0,
     ) -> None:
+        from discovery.encoding import counts_to_formulas
         from discovery.generation.registry import generator_class
         from discovery.generation.training import read_training_csv
 
@@ -253,7 +254,7 @@ def _train_generator_cmd(name: str):
             out_console.print(f"  skipped {example}", highlight=False)
         gen = generator_class(name)()
         gen.card.update({"trained_on": str(data), "training_rows": ts.rows, "skipped_rows": ts.skipped})
-        gen.fit(ts.counts, seed=seed)
+        gen.fit(counts_to_formulas(ts.counts), seed=seed)  # the protocol's input: formulas
         if gen.card.get("fit_summary"):
             out_console.print(gen.card["fit_summary"], highlight=False)
         directory = out or Path("runs") / name

@@ -38,8 +38,9 @@ class _Fitted(BlockGenerator):
         if len(ts.counts) == 0:
             raise ConfigError(f"generator {self.name!r}: no training composition ({ts.summary()})")
         self._fit_counts(ts.counts.astype(np.int64))
-        self.card.update({"name": self.name, "kind": self.name, "training_compositions": len(ts.counts),
-                          "skipped_rows": ts.skipped})
+        self.card.update({"name": self.name, "kind": self.name, "training_compositions": len(ts.counts)})
+        if ts.skipped:
+            self.card["skipped_rows"] = ts.skipped
         return self
 
     def _fit_counts(self, counts: np.ndarray) -> None:

@@ -16,16 +16,16 @@ With ``oxidation_states`` (the pipeline's vectorised SMACT screen, ``smact_scree
   the pipeline would keep).
 
 With ``train_counts``: ``pattern_distance_pts``, the total-variation distance between the
-count-pattern shares ('2-1-1', '1-1-1', ...) of the samples and of the training set, in
-percentage points (0: the same stoichiometry mix, 100: disjoint). Every sample counts, so
-empty rows are a pattern of their own.
+count-pattern shares ('2-1-1', '1-1-1', ...; reduced counts, so Fe4O6 is '3-2') of the
+samples and of the training set, in percentage points (0: the same stoichiometry mix, 100:
+disjoint). Every sample counts, so empty rows are a pattern of their own.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from discovery.encoding import composition_keys
+from discovery.encoding import composition_keys, reduce_counts
 
 
 def pattern_shares(counts: np.ndarray) -> dict[str, float]:
@@ -80,5 +80,6 @@ def recovery_metrics(counts: np.ndarray, train_keys: np.ndarray, holdout_keys: n
             "recovery_cnen_pct": 100.0 * hits_en / holdout,
         })
     if train_counts is not None:
-        out["pattern_distance_pts"] = pattern_distance(pattern_shares(counts), pattern_shares(train_counts))
+        out["pattern_distance_pts"] = pattern_distance(pattern_shares(reduce_counts(counts)),
+                                                       pattern_shares(reduce_counts(train_counts)))
     return out

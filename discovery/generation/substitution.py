@@ -12,6 +12,8 @@ in the composition. The count at the site is kept.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,16 +46,7 @@ class SpeciesTable:
 
     @classmethod
     def from_pymatgen(cls, alpha: float = ALPHA) -> SpeciesTable:
-        from pymatgen.core.structure_prediction.substitution_probability import SubstitutionProbability
-
-        sp = SubstitutionProbability(alpha=alpha)
-        species = sorted((s for s in sp.species if s.symbol in INDEX and s.oxi_state),
-                         key=lambda s: (INDEX[s.symbol], s.oxi_state))
-        lam = np.array([[sp.get_lambda(a, b) for b in species] for a in species], dtype=np.float64)
-        seen = np.array([[frozenset([a, b]) in sp._l for b in species] for a in species], dtype=bool)
-        return cls([str(s) for s in species], np.array([INDEX[s.symbol] for s in species], dtype=np.int64),
-                   np.array([int(round(s.oxi_state)) for s in species], dtype=np.int64), lam,
-                   np.array([sp.get_px(s) for s in species], dtype=np.float64), seen)
+        return _pymatgen_table(float(alpha))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"species": np.array(self.species), "species_elem": self.elem,
@@ -63,6 +56,31 @@ class SpeciesTable:
     def from_arrays(cls, z: dict) -> SpeciesTable:
         return cls([str(x) for x in z["species"]], z["species_elem"].astype(np.int64),
                    z["species_charge"].astype(np.int64), z["lam"], z["px"], z["observed"].astype(bool))
+
+
+@functools.lru_cache(maxsize=4)
+def _pymatgen_table(alpha: float) -> SpeciesTable:
+    from pymatgen.core.structure_prediction.substitution_probability import SubstitutionProbability
+
+    sp = SubstitutionProbability(alpha=alpha)
+    every = sorted(sp.species, key=lambda s: (s.symbol, s.oxi_state))
+    pos = {s: i for i, s in enumerate(every)}
+    lam = np.full((len(every), len(every)), alpha)
+    seen = np.zeros(lam.shape, dtype=bool)
+    for pair, value in sp._l.items():  # the observed pairs (what get_lambda looks up)
+        a, b = (*pair, *pair)[:2]  # a frozenset of one species pairs it with itself
+        if a in pos and b in pos:
+            lam[pos[a], pos[b]] = lam[pos[b], pos[a]] = value
+            seen[pos[a], pos[b]] = seen[pos[b], pos[a]] = True
+    # pymatgen's get_px, summed in a fixed order (its own sum follows set order, which
+    # varies between processes in the last bits)
+    px = np.array([math.fsum(np.exp(row)) for row in lam])
+    keep = sorted((i for i, s in enumerate(every) if s.symbol in INDEX and s.oxi_state),
+                  key=lambda i: (INDEX[every[i].symbol], every[i].oxi_state))
+    ix = np.array(keep)
+    return SpeciesTable([str(every[i]) for i in keep], np.array([INDEX[every[i].symbol] for i in keep]),
+                        np.array([int(round(every[i].oxi_state)) for i in keep]), lam[np.ix_(ix, ix)],
+                        px[ix], seen[np.ix_(ix, ix)])
 
 
 def assign_species(counts: np.ndarray, elem: np.ndarray, charge: np.ndarray, score: np.ndarray,
