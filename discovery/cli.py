@@ -227,13 +227,20 @@ def generators_cmd() -> None:
     """The shipped generators with their model cards' benchmark figures (MP validation split)."""
     from discovery.generation.registry import TABLE_COLUMNS, generator_table
 
-    table = Table(title="shipped generators (figures: 100,000 samples on the MP validation split, "
-                        "pipelines/bench_generators.py)")
+    table = Table(title="shipped generators",
+                  caption="figures: 100,000 samples (seed 1) on the MP validation split, "
+                          "pipelines/reports/bench_generators.md")
     for col in TABLE_COLUMNS:
-        table.add_column(col, overflow="fold", no_wrap=col in ("name", "version"))
-    for row in generator_table():
+        table.add_column(col, overflow="fold", no_wrap=col == "name",
+                         justify="left" if col == "name" else "right")
+    rows = generator_table()
+    for row in rows:
         table.add_row(*(row[c] for c in TABLE_COLUMNS))
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for row in rows:
+        out.print(f"{row['name']}{' (default)' if row['default'] else ''}: {row['description']}; "
+                  f"version {row['version']}, trained on {row['trained on']}", highlight=False)
 
 
 def _train_generator_cmd(name: str):

@@ -94,8 +94,7 @@ def card(name: str) -> dict:
         return {}
 
 
-TABLE_COLUMNS = ("name", "default", "version", "trained on", "precision %", "precision CN+EN %",
-                 "yield /100k", "samples/s", "description")
+TABLE_COLUMNS = ("name", "precision %", "precision CN+EN %", "yield /100k", "samples/s")
 
 
 def generator_table() -> list[dict]:
@@ -111,7 +110,7 @@ def generator_table() -> list[dict]:
             v = b.get(key)
             return "-" if v is None else f"{v:,.{digits}f}"
 
-        rows.append({"name": name, "default": "yes" if name == DEFAULT else "",
+        rows.append({"name": name, "default": name == DEFAULT,
                      "version": str(c.get("version", "missing")),
                      "trained on": str(c.get("training_data", c.get("trained_on", "-"))),
                      "precision %": fmt("precision_pct", 2),
