@@ -276,3 +276,20 @@ def test_cli_run_with_another_generator(tmp_path, crabnet_cache):
     rerun = runner.invoke(app, [*args[:-5], "--out", str(again), "--no-plot", "--batch-size", "512"])
     assert rerun.exit_code == 0, rerun.output
     assert out.read_bytes() == again.read_bytes()  # batch size does not change the result
+
+
+def test_wgan_is_a_registered_generator_with_seeded_batch_independent_samples(tmp_path):
+    import shutil
+
+    from discovery.gan.sampler import CompositionSampler
+    from discovery.generation.base import Generator
+
+    gen = registry.load_generator("wgan")
+    assert isinstance(gen, CompositionSampler) and isinstance(gen, Generator) and gen.name == "wgan"
+    a = gen.sample_counts(600, seed=(3, 1), batch_size=600)
+    assert np.array_equal(a, gen.sample_counts(600, seed=(3, 1), batch_size=256))
+    assert not np.array_equal(a, gen.sample_counts(600, seed=(3, 2)))
+    for name in ("generator.keras", "card.json"):  # its saved form: what ship_gan.py writes
+        shutil.copy2(registry.shipped_dir("wgan") / name, tmp_path / name)
+    again = registry.load_generator("wgan", tmp_path)
+    assert again.version == gen.version and np.array_equal(a, again.sample_counts(600, seed=(3, 1)))
