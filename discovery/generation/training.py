@@ -49,7 +49,7 @@ class TrainingSet:
         return line
 
 
-def training_set(data) -> TrainingSet:
+def training_set(data: object) -> TrainingSet:
     """A TrainingSet from formulas (strings or Compositions) or integer count vectors [N, 85]."""
     if isinstance(data, TrainingSet):
         return data
@@ -92,7 +92,7 @@ def training_set(data) -> TrainingSet:
     return out
 
 
-def training_counts(data) -> np.ndarray:
+def training_counts(data: object) -> np.ndarray:
     """Just the unique count vectors of :func:`training_set`."""
     return training_set(data).counts
 
