@@ -116,6 +116,8 @@ def run_cmd(
     top: Annotated[int, typer.Option(help="Candidates shown in the console.")] = 20,
     generator: Annotated[str | None, typer.Option(help="Generator name (see `discover generators`; "
                                                   "default: the registry's default).")] = None,
+    generator_dir: Annotated[Path | None, typer.Option(help="A generator of that kind saved by "
+                                                       "`discover train KIND --out DIR`.")] = None,
 ) -> None:
     """Sample compositions, keep plausible new ones, predict properties, rank those meeting TARGET."""
     from discovery.errors import ConfigError
@@ -133,7 +135,7 @@ def run_cmd(
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     filters = [load_filter(spec) for spec in (filter or [])]
-    pipe = Pipeline.default(seed=seed, generator=generator)
+    pipe = Pipeline.default(seed=seed, generator=generator, generator_dir=generator_dir)
     spec = pipe.spec(n, target, filters=filters, sort=sort, include=include.split(","),
                      exclude=exclude.split(","), max_elements=max_elements,
                      oxidation_states=oxidation_states, batch_size=batch_size, kappa=kappa,

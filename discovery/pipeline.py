@@ -14,6 +14,7 @@ import importlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -112,6 +113,7 @@ class RunSpec:
     filters: tuple[Callable, ...] = ()
     generator: str = "wgan"  # registry name: a Dask worker loads the same generator
     generator_version: str = "unknown"  # its card's version: resume refuses another
+    generator_dir: str | None = None  # a trained one's directory (None: the shipped one)
 
     def __post_init__(self):
         if not isinstance(self.n, int | np.integer) or isinstance(self.n, bool) or self.n <= 0:
@@ -180,17 +182,21 @@ class Pipeline:
 
     def __init__(self, sampler, known, property_models: dict, seed: int = 0):
         self.sampler, self.known, self.models, self.seed = sampler, known, property_models, seed
+        self.generator_dir: str | None = None
 
     @classmethod
-    def default(cls, seed: int = 0, generator: str | None = None) -> Pipeline:
-        """A shipped generator by registry name (None: the default) and the shipped property
-        models, and the cached known-materials index."""
+    def default(cls, seed: int = 0, generator: str | None = None,
+                generator_dir: Path | str | None = None) -> Pipeline:
+        """A generator by registry name (None: the default), shipped or saved in
+        ``generator_dir``; the shipped property models and the cached known-materials index."""
         from discovery.generation.registry import load_generator
         from discovery.known import KnownMaterials
         from discovery.properties import load_property_model
 
-        return cls(load_generator(generator), KnownMaterials.default(),
+        pipe = cls(load_generator(generator, generator_dir), KnownMaterials.default(),
                    {p: load_property_model(p) for p in PROPERTIES}, seed)
+        pipe.generator_dir = None if generator_dir is None else str(Path(generator_dir).resolve())
+        return pipe
 
     def spec(self, n: int, target: str, filters: Sequence[Callable] = (), sort: str | None = None,
              include: Iterable[str] = (), exclude: Iterable[str] = (), max_elements: int | None = None,
@@ -203,7 +209,8 @@ class Pipeline:
                        exclude=tuple(s.strip() for s in exclude if s.strip()), max_elements=max_elements,
                        oxidation_states=oxidation_states, kappa=kappa, filters=tuple(filters),
                        generator=str(getattr(self.sampler, "name", type(self.sampler).__name__)),
-                       generator_version=str(getattr(self.sampler, "card", {}).get("version", "unknown")))
+                       generator_version=str(getattr(self.sampler, "card", {}).get("version", "unknown")),
+                       generator_dir=self.generator_dir)
         needed = (*parse_target(spec.target).properties, spec.sort[0])
         missing = [p for p in needed if p not in self.models]
         if missing:

@@ -276,6 +276,18 @@ def test_cli_run_with_another_generator(tmp_path, crabnet_cache):
     rerun = runner.invoke(app, [*args[:-5], "--out", str(again), "--no-plot", "--batch-size", "512"])
     assert rerun.exit_code == 0, rerun.output
     assert out.read_bytes() == again.read_bytes()  # batch size does not change the result
+    # a generator trained from a CSV runs from its directory, and the summary says which
+    data = tmp_path / "train.csv"
+    data.write_text("formula\n" + "\n".join(FIT) + "\n")
+    assert runner.invoke(app, ["train", "substitution", "--data", str(data), "--out", str(tmp_path / "sub")]
+                         ).exit_code == 0
+    trained = json.loads((tmp_path / "sub" / "card.json").read_text())["version"]
+    mine = tmp_path / "e.csv"
+    r = runner.invoke(app, [*args[:-5], "--out", str(mine), "--no-plot",
+                            "--generator-dir", str(tmp_path / "sub")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(mine.with_suffix(".summary.json").read_text())
+    assert summary["settings"]["generator_version"] == trained != version
 
 
 def test_wgan_is_a_registered_generator_with_seeded_batch_independent_samples(tmp_path):
