@@ -253,7 +253,7 @@ def _train_generator_cmd(name: str):
         seed: int = 0,
     ) -> None:
         from discovery.encoding import counts_to_formulas
-        from discovery.generation.registry import generator_class
+        from discovery.generation.registry import new_generator
         from discovery.generation.training import read_training_csv
 
         ts = read_training_csv(data, column)
@@ -261,9 +261,10 @@ def _train_generator_cmd(name: str):
         out_console.print(f"{data}: {ts.summary()}", highlight=False)
         for example in ts.examples:
             out_console.print(f"  skipped {example}", highlight=False)
-        gen = generator_class(name)()
+        gen = new_generator(name)
         gen.card.update({"trained_on": str(data), "training_rows": ts.rows, "skipped_rows": ts.skipped})
         gen.fit(counts_to_formulas(ts.counts), seed=seed)  # the protocol's input: formulas
+        gen.card["name"] = name  # the registry name (one class may ship as several)
         if gen.card.get("fit_summary"):
             out_console.print(gen.card["fit_summary"], highlight=False)
         directory = out or Path("runs") / name

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 
 from discovery.data import file_sha256, shared_data_dir
-from discovery.generation.registry import generator_class, shipped_dir
+from discovery.generation.registry import new_generator, shipped_dir
 from discovery.generation.splits import SPLIT_SEED, VAL_FRACTION, generator_split
 
-SHIPPED = ("substitution", "random", "pattern-random")
+SHIPPED = ("substitution", "substitution-elements", "random", "pattern-random")
 
 
 def main() -> None:
@@ -26,12 +26,13 @@ def main() -> None:
     train, val = generator_split("mp")
     data = shared_data_dir() / "mp_compositions.csv"
     for name in args.only.split(","):
-        gen = generator_class(name)()
+        gen = new_generator(name)
         gen.card.update({"trained_on": "mp_compositions.csv train split",
                          "split": f"{1 - VAL_FRACTION:.0%} of unique compositions ({len(train):,}), seed "
                                   f"{SPLIT_SEED}; {len(val):,} validation compositions held out",
                          "training_data_sha256": file_sha256(data)})
         gen.fit(train)
+        gen.card["name"] = name  # the registry name (one class may ship as several)
         out = shipped_dir(name)
         gen.save(out)
         print(f"{name}: {gen.card['version']} -> {out}")

@@ -33,9 +33,9 @@ def table():
 
 
 # ------------------------------------------------------------------ the protocol
-@pytest.mark.parametrize("kind", ["substitution", "random", "pattern-random"])
+@pytest.mark.parametrize("kind", ["substitution", "substitution-elements", "random", "pattern-random"])
 def test_seeded_batch_independent_and_save_load(kind, tmp_path):
-    gen = registry.generator_class(kind)().fit(FIT)
+    gen = registry.new_generator(kind).fit(FIT)
     a = gen.sample_counts(5000, seed=7, batch_size=1000)
     assert a.shape == (5000, 85) and a.dtype == np.int8
     assert np.array_equal(a, gen.sample_counts(5000, seed=7, batch_size=4096))
@@ -44,19 +44,19 @@ def test_seeded_batch_independent_and_save_load(kind, tmp_path):
     assert (a > 0).sum(1).max() >= 2
     gen.save(tmp_path)
     again = registry.load_generator(kind, tmp_path)
-    assert again.card["version"] == gen.card["version"] and again.name == kind
+    assert again.card["version"] == gen.card["version"] and type(again) is type(gen)
     assert np.array_equal(a, again.sample_counts(5000, seed=7, batch_size=2048))
 
 
 def test_unfitted_generator_is_a_one_line_error():
     with pytest.raises(ConfigError, match="not fitted"):
-        registry.generator_class("substitution")().sample(3)
+        registry.new_generator("substitution").sample(3)
 
 
 def test_shipped_generators_load_and_sample_deterministically():
     import discovery
 
-    for kind in ("substitution", "random", "pattern-random"):
+    for kind in ("substitution", "substitution-elements", "random", "pattern-random"):
         gen = registry.load_generator(kind)
         assert gen.card["trained_on"] == "mp_compositions.csv train split"
         assert discovery.sample(20, seed=3, generator=kind) == gen.sample(20, seed=3)
@@ -305,3 +305,20 @@ def test_wgan_is_a_registered_generator_with_seeded_batch_independent_samples(tm
         shutil.copy2(registry.shipped_dir("wgan") / name, tmp_path / name)
     again = registry.load_generator("wgan", tmp_path)
     assert again.version == gen.version and np.array_equal(a, again.sample_counts(600, seed=(3, 1)))
+
+
+def test_element_swaps_make_non_ionic_compositions_sources():
+    from discovery.generation.substitution import IonSubstitution
+
+    gen = IonSubstitution(element_swaps=True).fit(["Cu2MnAl", "NaCl"])
+    assert gen.card["sources"] == 2 and gen.card["sources_ionic"] == 1
+    x = gen.sample_counts(4000, seed=2)
+    heusler = x[(x == 2).any(1)]
+    assert 0.4 < len(heusler) / len(x) < 0.6
+    assert ((heusler > 0).sum(1) == 3).all() and (heusler.sum(1) == 4).all()
+    kept = (heusler[:, [INDEX["Cu"], INDEX["Mn"], INDEX["Al"]]] > 0).sum(1)
+    assert (kept == 2).all()  # exactly one of the three replaced
+    pseudo = [s for s in gen.table.species if s.endswith("0")]
+    assert "Cu0" in pseudo and len(gen.table.species) == len(set(gen.table.species))
+    plain = IonSubstitution().fit(["Cu2MnAl", "NaCl"])
+    assert plain.card["sources"] == 1 and plain.card["skipped_no_neutral_assignment"] == 1

@@ -25,6 +25,7 @@ class Entry:
     directory: str
     trainable: bool = True  # `discover train <name> --data CSV` fits it from a composition list
     summary: str = ""
+    options: tuple[tuple[str, object], ...] = ()  # constructor keywords of a new (unfitted) one
 
 
 REGISTRY: dict[str, Entry] = {
@@ -32,6 +33,10 @@ REGISTRY: dict[str, Entry] = {
                   "WGAN on OQMD compositions (train with `discover train gan`)"),
     "substitution": Entry("discovery.generation.substitution:IonSubstitution", "substitution", True,
                           "one ion of a known composition swapped by Hautier substitution probabilities"),
+    "substitution-elements": Entry(
+        "discovery.generation.substitution:IonSubstitution", "substitution_elements", True,
+        "ion substitution, plus element swaps for compositions with no ionic assignment",
+        (("element_swaps", True),)),
     "random": Entry("discovery.generation.baselines:EnhancedRandom", "random", True,
                     "baseline: element count, elements and counts drawn independently"),
     "pattern-random": Entry("discovery.generation.baselines:PatternSiteRandom", "pattern_random", True,
@@ -57,6 +62,11 @@ def generator_class(name: str | None) -> type[Generator]:
     """The class registered as ``name`` (imported now)."""
     mod_name, _, attr = entry(name).target.partition(":")
     return getattr(importlib.import_module(mod_name), attr)
+
+
+def new_generator(name: str) -> Generator:
+    """An unfitted generator of kind ``name`` (with its registry options), for ``fit``."""
+    return generator_class(name)(**dict(entry(name).options))
 
 
 def shipped_dir(name: str | None) -> Path:

@@ -4,10 +4,12 @@ Fit: each training composition gets its most probable charge-neutral oxidation-s
 assignment over the species of pymatgen's data-mined substitution table
 (``SubstitutionProbability``; probability of a species = its marginal ``px`` in that table).
 Compositions with no such assignment (intermetallics, carbides, hydrides...) are skipped and
-counted in the card. Sample: pick a source composition, one of its sites (species), and a
-new species by the conditional substitution probability P(new | old) of the table, among
-species of the same charge (so the result stays charge neutral) whose element is not already
-in the composition. The count at the site is kept.
+counted in the card, or with ``element_swaps`` swap elements through charge-0 pseudo-species
+(``with_element_species``; registry name ``substitution-elements``). Sample: pick a source
+composition, one of its sites (species), and a new species by the conditional substitution
+probability P(new | old) of the table, among species of the same charge (so the result keeps
+its charges balanced) whose element is not already in the composition. The count at the site
+is kept.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from discovery.elements import ELEMENTS as ELEMENT_SYMBOLS
 from discovery.elements import INDEX, N_ELEMENTS
 from discovery.errors import ConfigError
 from discovery.generation.base import BlockGenerator, read_card, read_state, write_state
@@ -81,6 +84,25 @@ def _pymatgen_table(alpha: float) -> SpeciesTable:
     return SpeciesTable([str(every[i]) for i in keep], np.array([INDEX[every[i].symbol] for i in keep]),
                         np.array([int(round(every[i].oxi_state)) for i in keep]), lam[np.ix_(ix, ix)],
                         px[ix], seen[np.ix_(ix, ix)])
+
+
+def with_element_species(t: SpeciesTable, alpha: float = ALPHA) -> SpeciesTable:
+    """The table plus one charge-0 pseudo-species per element ('Fe0'), for compositions with
+    no ionic assignment: its lambda with another element's pseudo-species is the log mean of
+    exp(lambda) over their species pairs (observed when any pair is); pseudo-species pair with
+    no ion (lambda = alpha, unobserved), so same-charge swaps keep them apart."""
+    els = np.unique(t.elem)
+    s, e = len(t.species), len(els)
+    a = np.zeros((e, s))
+    a[np.searchsorted(els, t.elem), np.arange(s)] = 1
+    lam_el = np.log((a @ np.exp(t.lam) @ a.T) / np.outer(a.sum(1), a.sum(1)))
+    lam = np.full((s + e, s + e), alpha)
+    lam[:s, :s], lam[s:, s:] = t.lam, lam_el
+    seen = np.zeros(lam.shape, dtype=bool)
+    seen[:s, :s], seen[s:, s:] = t.observed, (a @ t.observed @ a.T) > 0
+    return SpeciesTable([*t.species, *(f"{ELEMENT_SYMBOLS[x]}0" for x in els)], np.r_[t.elem, els],
+                        np.r_[t.charge, np.zeros(e, dtype=np.int64)], lam,
+                        np.r_[t.px, np.exp(lam_el).sum(1)], seen)
 
 
 def assign_species(counts: np.ndarray, elem: np.ndarray, charge: np.ndarray, score: np.ndarray,
@@ -155,7 +177,7 @@ class IonSubstitution(BlockGenerator):
     def __init__(self, source_counts: np.ndarray | None = None, source_species: np.ndarray | None = None,
                  table: SpeciesTable | None = None, same_charge: bool = True, two_site: float = 0.0,
                  sharpness: float = 4.0, observed_only: bool = True, alpha: float = ALPHA,
-                 card: dict | None = None):
+                 element_swaps: bool = False, card: dict | None = None):
         super().__init__(card)
         self.counts = None if source_counts is None else np.asarray(source_counts, dtype=np.int8)
         self.species_of = None if source_species is None else np.asarray(source_species, dtype=np.int16)
@@ -166,6 +188,7 @@ class IonSubstitution(BlockGenerator):
             raise ConfigError(f"sharpness must be positive, got {sharpness}")
         self.same_charge, self.two_site = bool(same_charge), float(two_site)
         self.sharpness, self.observed_only, self.alpha = float(sharpness), bool(observed_only), float(alpha)
+        self.element_swaps = bool(element_swaps)
         self._tables()
 
     def _tables(self) -> None:
@@ -187,10 +210,18 @@ class IonSubstitution(BlockGenerator):
     def fit(self, formulas, seed: int = 0) -> IonSubstitution:
         """Assign oxidation states to the training compositions (formulas or counts [N, 85])."""
         counts = training_counts(formulas)
-        t = self.table = SpeciesTable.from_pymatgen(self.alpha)
+        t = SpeciesTable.from_pymatgen(self.alpha)
         assigned = assign_species(counts, t.elem, t.charge, np.log(t.px / t.px.sum()))
-        ok = (assigned >= 0).sum(1) == (counts > 0).sum(1)
-        ok &= (counts > 0).sum(1) >= 2
+        present = counts > 0
+        ionic = (assigned >= 0).sum(1) == present.sum(1)
+        if self.element_swaps:  # the rest swap elements through pseudo-species
+            n_ions = len(t.species)
+            t = with_element_species(t, self.alpha)
+            pseudo = np.full(N_ELEMENTS, -1)
+            pseudo[t.elem[n_ions:]] = np.arange(n_ions, len(t.species))
+            assigned = np.where(ionic[:, None], assigned, np.where(present, pseudo[None, :], -1))
+        self.table = t
+        ok = ((assigned >= 0).sum(1) == present.sum(1)) & (present.sum(1) >= 2)
         self.counts, self.species_of = counts[ok], assigned[ok].astype(np.int16)
         self._tables()
         import pymatgen.core
@@ -198,11 +229,14 @@ class IonSubstitution(BlockGenerator):
         self.card.update({
             "name": self.name, "kind": "substitution",
             "training_compositions": int(len(counts)), "sources": int(ok.sum()),
+            "sources_ionic": int((ok & ionic).sum()),
             "skipped_no_neutral_assignment": int((~ok).sum()),
             "pymatgen_version": pymatgen.core.__version__, "species": len(t.species),
             **self._settings(),
-            "fit_summary": f"{int(ok.sum()):,} of {len(counts):,} compositions have a charge-neutral "
-                           f"assignment of table species and serve as sources; {int((~ok).sum()):,} skipped",
+            "fit_summary": f"{int((ok & ionic).sum()):,} of {len(counts):,} compositions have a "
+                           "charge-neutral assignment of table species"
+                           + (f", {int((ok & ~ionic).sum()):,} more swap elements"
+                              if self.element_swaps else "") + f"; {int((~ok).sum()):,} skipped",
         })
         return self
 
@@ -224,12 +258,12 @@ class IonSubstitution(BlockGenerator):
         counts[z["rows"], z["cols"]] = z["counts"]
         species_of[z["rows"], z["cols"]] = z["species_at"]
         return cls(counts, species_of, SpeciesTable.from_arrays(z), card=card,
-                   **{k: card[k] for k in ("same_charge", "two_site", "sharpness", "observed_only", "alpha")
-                      if k in card})
+                   **{k: card[k] for k in ("same_charge", "two_site", "sharpness", "observed_only", "alpha",
+                                           "element_swaps") if k in card})
 
     def _settings(self) -> dict:
-        return {"same_charge": self.same_charge, "two_site": self.two_site,
-                "sharpness": self.sharpness, "observed_only": self.observed_only, "alpha": self.alpha}
+        return {"same_charge": self.same_charge, "two_site": self.two_site, "sharpness": self.sharpness,
+                "observed_only": self.observed_only, "alpha": self.alpha, "element_swaps": self.element_swaps}
 
     def _require_fit(self) -> None:
         if self.counts is None or self.table is None:
@@ -275,4 +309,4 @@ class IonSubstitution(BlockGenerator):
         return col
 
 
-__all__ = ["IonSubstitution", "SpeciesTable", "assign_species"]
+__all__ = ["IonSubstitution", "SpeciesTable", "assign_species", "with_element_species"]
