@@ -8,8 +8,13 @@ from discovery.elements import ELEMENTS
 
 
 def sample(n: int, seed: int = 0, generator: str | None = None) -> list[str]:
-    """n formulas from a shipped generator (default: the registry's default), not
-    deduplicated ('' where a sample has no element); same seed, same list."""
+    """n formulas from a shipped generator (default: the registry's default); same seed,
+    same list.
+
+    Never empty strings: draws in which the generator marks no element are skipped. Not
+    deduplicated, and single elements (``'Fe'``) are kept; ``discover run`` keeps compounds
+    (two or more elements) only.
+    """
     from discovery.generation.registry import cached_generator
 
     return cached_generator(generator).sample(n, seed)

@@ -303,6 +303,9 @@ def test_wgan_is_a_registered_generator_with_seeded_batch_independent_samples(tm
     assert not np.array_equal(a, gen.sample_counts(600, seed=(3, 2)))
     for name in ("generator.keras", "card.json"):  # its saved form: what ship_gan.py writes
         shutil.copy2(registry.shipped_dir("wgan") / name, tmp_path / name)
+    formulas = gen.sample(300, seed=1)
+    assert len(formulas) == 300 and "" not in formulas and gen.sample(100, seed=1) == formulas[:100]
+    assert (~(gen.sample_counts(300, seed=1) > 0).any(1)).any()  # there were empty draws to skip
     again = registry.load_generator("wgan", tmp_path)
     assert again.version == gen.version and np.array_equal(a, again.sample_counts(600, seed=(3, 1)))
 

@@ -59,8 +59,26 @@ class Generator(ABC):
         return np.concatenate(parts) if parts else np.zeros((0, N_ELEMENTS), dtype=np.int8)
 
     def sample(self, n: int, seed: Seed = 0) -> list[str]:
-        """n formulas, not deduplicated ('' where a sample has no element)."""
-        return counts_to_formulas(self.sample_counts(n, seed))
+        """n formulas, none empty: a draw with no element is not a composition, so it is
+        skipped and the next draw of the seed's stream taken instead.
+
+        Not deduplicated; single elements (``'Fe'``) are kept. The same seed gives the same
+        list, and ``sample(m)`` starts with ``sample(n)`` for m > n.
+        """
+        if n < 0:
+            raise ValueError(f"number of samples must be >= 0, got {n}")
+        draws = n
+        while True:
+            counts = self.sample_counts(draws, seed)
+            kept = counts[(counts > 0).any(axis=1)]
+            if len(kept) >= n:
+                return counts_to_formulas(kept[:n])
+            if draws > 1000 * n + 10_000:
+                from discovery.errors import ConfigError
+
+                raise ConfigError(f"generator {self.name!r} drew {draws:,} samples and only "
+                                  f"{len(kept):,} had an element")
+            draws += max(16, 2 * (n - len(kept)))  # enough more for the missing ones
 
     @property
     def version(self) -> str:
