@@ -75,6 +75,23 @@ def test_registry_names_and_unknown_generator():
     assert "'gpt'" in msg and all(n in msg for n in names) and "\n" not in msg
 
 
+def test_generator_version_reads_the_card_without_loading(tmp_path):
+    import subprocess
+    import sys
+
+    assert registry.generator_version("substitution") == registry.card("substitution")["version"]
+    gen = registry.new_generator("random").fit(FIT)
+    gen.save(tmp_path)
+    shipped = registry.generator_version("random")
+    assert registry.generator_version("random", tmp_path) == gen.version != shipped
+    with pytest.raises(ConfigError, match="unknown generator"):
+        registry.generator_version("nope")
+    code = ("import sys; from discovery.generation import registry as r; r.generator_table(); "
+            "r.generator_version('wgan'); print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]  # listing needs no TensorFlow
+
+
 def test_cli_generators_lists_the_registry():
     import discovery
 

@@ -84,6 +84,16 @@ def load_generator(name: str | None = None, directory: Path | str | None = None)
     return cls.load(Path(directory) if directory is not None else shipped_dir(name))
 
 
+def generator_version(name: str | None = None, directory: Path | str | None = None) -> str:
+    """The card version of ``name`` (shipped, or saved in ``directory``) without loading it
+    (no TensorFlow): what a run's settings record before its generator loads."""
+    from discovery.generation.base import read_card
+
+    entry(name)
+    return str(read_card(Path(directory) if directory is not None else shipped_dir(name)).get("version",
+                                                                                               "unknown"))
+
+
 _LOADED: dict[str, Generator] = {}
 
 
