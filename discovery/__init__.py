@@ -1,22 +1,32 @@
 """discovery: screen inorganic composition space for new materials.
 
-A WGAN generator proposes compositions, filters drop the implausible and the known, and
-property ensembles rank what is left.
+A generator (a WGAN by default; see ``generators()``) proposes compositions, filters drop
+the implausible and the known, and property ensembles rank what is left.
 """
 
 from discovery.elements import ELEMENTS
 
 
-def sample(n: int, seed: int = 0) -> list[str]:
-    """n formulas from the shipped generator; same seed, same list.
+def sample(n: int, seed: int = 0, generator: str | None = None) -> list[str]:
+    """n formulas from a shipped generator (default: the registry's default); same seed,
+    same list.
 
     Never empty strings: draws in which the generator marks no element are skipped. Not
     deduplicated, and single elements (``'Fe'``) are kept; ``discover run`` keeps compounds
     (two or more elements) only.
     """
-    from discovery.gan.sampler import sample as _sample
+    from discovery.generation.registry import cached_generator
 
-    return _sample(n, seed)
+    return cached_generator(generator).sample(n, seed)
+
+
+def generators():
+    """The shipped generators as a DataFrame (one row each; their cards' benchmark figures)."""
+    import pandas as pd
+
+    from discovery.generation.registry import generator_table
+
+    return pd.DataFrame(generator_table()).set_index("name")
 
 
 def predict(formulas, properties=("bandgap", "formation_energy", "tc"), errors: str = "raise"):
@@ -40,5 +50,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'discovery' has no attribute {name!r}")
 
 
-__all__ = ["ELEMENTS", "Pipeline", "composition_filter", "predict", "sample"]
+__all__ = ["ELEMENTS", "Pipeline", "composition_filter", "generators", "predict", "sample"]
 __version__ = "0.1.0"

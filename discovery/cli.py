@@ -152,17 +152,26 @@ def run_cmd(
     resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in RUN_DIR.")] = None,
     plot: Annotated[bool, typer.Option(help="Write a PNG beside the CSV.")] = True,
     top: Annotated[int, typer.Option(help="Candidates shown in the console.")] = 20,
+    generator: Annotated[str | None, typer.Option(help="Generator name (see `discover generators`; "
+                                                  "default: the registry's default).")] = None,
+    generator_dir: Annotated[Path | None, typer.Option(help="A generator of that kind saved by "
+                                                       "`discover train KIND --out DIR`.")] = None,
 ) -> None:
     """Sample compositions, keep plausible new ones, predict properties, rank those meeting TARGET."""
     from discovery.errors import ConfigError
+    from discovery.generation.registry import DEFAULT, entry, generator_version
     from discovery.pipeline import build_spec, load_filter
 
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     filters = [load_filter(spec) for spec in (filter or [])]
+    name = generator or DEFAULT
+    entry(name)  # an unknown generator fails here, naming the known ones
+    gen_dir = None if generator_dir is None else str(Path(generator_dir).resolve())
     # every argument is checked before anything loads (the models take seconds)
     spec = build_spec(_parse_count(n), target, seed, filters, sort, include.split(","), exclude.split(","),
-                      max_elements, oxidation_states, batch_size, kappa, partition_size)
+                      max_elements, oxidation_states, batch_size, kappa, partition_size, name,
+                      generator_version(name, generator_dir), gen_dir)
     from discovery.outputs import check_destination, write_reports
     from discovery.report import console_tables, default_report_path
 
@@ -170,7 +179,7 @@ def run_cmd(
     check_destination(path, spec.settings(), plot, overwrite)  # before any sampling or model load
     from discovery.pipeline import Pipeline
 
-    pipe = Pipeline.default(seed=seed)
+    pipe = Pipeline.default(seed=seed, generator=name, generator_dir=generator_dir)
     pipe.check_models(spec)
     directory = resume or run_dir
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -189,7 +198,7 @@ def run_cmd(
         hint = f"; continue with --resume {directory}" if directory else " (no --run-dir: nothing kept)"
         console.print(f"[yellow]interrupted[/yellow]: completed partitions are kept{hint}")
         raise typer.Exit(code=130) from None
-    models = {"generator": pipe.sampler.card.get("version", "unknown"),
+    models = {"generator": f"{pipe.sampler.name} {pipe.sampler.card.get('version', 'unknown')}",
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
     extra = {"known_index": pipe.known.describe(),
              "known_phases": (pipe.hulls.sources | {"negative_phases": len(pipe.hulls)}) if pipe.hulls
@@ -253,6 +262,68 @@ def train_gan_cmd(
     state = train_gan(run_dir, overrides, resume, paper_setting, threads)
     Console().print(f"stopped at step {state.step} after {state.wall_seconds:.0f} s; "
                     f"checkpoint in {run_dir / 'last'}, log in {run_dir / 'log.csv'}")
+
+
+@app.command("generators")
+@friendly_errors
+def generators_cmd() -> None:
+    """The shipped generators with their model cards' benchmark figures (MP validation split)."""
+    from discovery.generation.registry import TABLE_COLUMNS, generator_table
+
+    table = Table(title="shipped generators",
+                  caption="figures: 100,000 samples (seed 1) on the MP validation split, "
+                          "pipelines/reports/bench_generators.md")
+    for col in TABLE_COLUMNS:
+        table.add_column(col, overflow="fold", no_wrap=col == "name",
+                         justify="left" if col == "name" else "right")
+    rows = generator_table()
+    for row in rows:
+        table.add_row(*(row[c] for c in TABLE_COLUMNS))
+    out = Console()
+    out.print(table)
+    for row in rows:
+        out.print(f"{row['name']}{' (default)' if row['default'] else ''}: {row['description']}; "
+                  f"version {row['version']}, trained on {row['trained on']}", highlight=False)
+
+
+def _train_generator_cmd(name: str):
+    def train_cmd(
+        data: Annotated[Path, typer.Option(help="CSV of training compositions (a formula column).")],
+        out: Annotated[Path | None, typer.Option(help="Output directory (default runs/KIND).")] = None,
+        column: Annotated[str, typer.Option(help="Formula column of the CSV.")] = "formula",
+        seed: int = 0,
+    ) -> None:
+        from discovery.encoding import counts_to_formulas
+        from discovery.generation.registry import new_generator
+        from discovery.generation.training import read_training_csv
+
+        ts = read_training_csv(data, column)
+        out_console = Console()
+        out_console.print(f"{data}: {ts.summary()}", highlight=False)
+        for example in ts.examples:
+            out_console.print(f"  skipped {example}", highlight=False)
+        gen = new_generator(name)
+        gen.card.update({"trained_on": str(data), "training_rows": ts.rows, "skipped_rows": ts.skipped})
+        gen.fit(counts_to_formulas(ts.counts), seed=seed)  # the protocol's input: formulas
+        gen.card["name"] = name  # the registry name (one class may ship as several)
+        if gen.card.get("fit_summary"):
+            out_console.print(gen.card["fit_summary"], highlight=False)
+        directory = out or Path("runs") / name
+        gen.save(directory)
+        out_console.print(f"saved {name} {gen.card.get('version', '')} to {directory}", highlight=False)
+
+    train_cmd.__doc__ = f"Fit the {name!r} generator on a CSV of compositions and save it."
+    return train_cmd
+
+
+def _register_train_commands() -> None:
+    from discovery.generation.registry import trainable_names
+
+    for name in trainable_names():
+        train_app.command(name)(friendly_errors(_train_generator_cmd(name)))
+
+
+_register_train_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ import importlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -110,6 +111,9 @@ class RunSpec:
     oxidation_states: str = "smact14"
     kappa: float = 1.0
     filters: tuple[Callable, ...] = ()
+    generator: str = "wgan"  # registry name: a Dask worker loads the same generator
+    generator_version: str = "unknown"  # its card's version: resume refuses another
+    generator_dir: str | None = None  # a trained one's directory (None: the shipped one)
 
     def __post_init__(self):
         if not isinstance(self.n, int | np.integer) or isinstance(self.n, bool) or self.n <= 0:
@@ -151,7 +155,8 @@ class RunSpec:
                 "partition_size": self.partition_size, "batch_size": self.batch_size,
                 "include": list(self.include), "exclude": list(self.exclude),
                 "max_elements": self.max_elements, "oxidation_states": self.oxidation_states,
-                "kappa": self.kappa, "filters": [_filter_name(f) for f in self.filters]}
+                "kappa": self.kappa, "filters": [_filter_name(f) for f in self.filters],
+                "generator": self.generator, "generator_version": self.generator_version}
 
 
 # A unique composition's fate: the last funnel stage it reached (index into FUNNEL[2:]).
@@ -188,34 +193,44 @@ STABILITY_COLUMNS = ("e_hull", "e_hull_std", "decomposition", "e_hull_note")
 def build_spec(n: int, target: str, seed: int = 0, filters: Sequence[Callable] = (),
                sort: str | None = None, include: Iterable[str] = (), exclude: Iterable[str] = (),
                max_elements: int | None = None, oxidation_states: str = "smact14",
-               batch_size: int = 8192, kappa: float = 1.0, partition_size: int = 250_000) -> RunSpec:
+               batch_size: int = 8192, kappa: float = 1.0, partition_size: int = 250_000,
+               generator: str = RunSpec.generator, generator_version: str = "unknown",
+               generator_dir: str | None = None) -> RunSpec:
     """Validate run arguments into a RunSpec without loading any model, so bad values fail in
     milliseconds (one-line ConfigError/TargetError naming the value)."""
     return RunSpec(n=n, target=target, seed=seed, partition_size=partition_size,
                    batch_size=batch_size, sort=parse_sort(sort) if sort else None,
                    include=tuple(s.strip() for s in include if s.strip()),
                    exclude=tuple(s.strip() for s in exclude if s.strip()), max_elements=max_elements,
-                   oxidation_states=oxidation_states, kappa=float(kappa), filters=tuple(filters))
+                   oxidation_states=oxidation_states, kappa=float(kappa), filters=tuple(filters),
+                   generator=generator, generator_version=generator_version, generator_dir=generator_dir)
+
 
 class Pipeline:
-    """Composable run: a sampler, the known-materials index, property models and, for
-    ``e_hull``, the convex hulls of known phases (``discovery.stability.PhaseHulls``)."""
+    """Composable run: a generator (``sampler``: anything with ``iter_counts``), the
+    known-materials index, property models and, for ``e_hull``, the convex hulls of known
+    phases (``discovery.stability.PhaseHulls``)."""
 
     def __init__(self, sampler, known, property_models: dict, seed: int = 0, hulls=None):
         self.sampler, self.known, self.models, self.seed = sampler, known, property_models, seed
         self.hulls = hulls
+        self.generator_dir: str | None = None
         known.warn_if_smaller_than_shipped()  # novelty would pass known compounds
 
     @classmethod
-    def default(cls, seed: int = 0) -> Pipeline:
-        """The shipped generator and property models, and the cached known-materials index."""
-        from discovery.gan.sampler import CompositionSampler
+    def default(cls, seed: int = 0, generator: str | None = None,
+                generator_dir: Path | str | None = None) -> Pipeline:
+        """A generator by registry name (None: the default), shipped or saved in
+        ``generator_dir``; the shipped property models and the cached known-materials index."""
+        from discovery.generation.registry import load_generator
         from discovery.known import KnownMaterials
         from discovery.properties import load_property_model
         from discovery.stability import default_hulls
 
-        return cls(CompositionSampler.load(), KnownMaterials.default(),
+        pipe = cls(load_generator(generator, generator_dir), KnownMaterials.default(),
                    {p: load_property_model(p) for p in MODEL_PROPERTIES}, seed, default_hulls())
+        pipe.generator_dir = None if generator_dir is None else str(Path(generator_dir).resolve())
+        return pipe
 
     def spec(self, n: int, target: str, filters: Sequence[Callable] = (), sort: str | None = None,
              include: Iterable[str] = (), exclude: Iterable[str] = (), max_elements: int | None = None,
@@ -223,13 +238,27 @@ class Pipeline:
              partition_size: int = 250_000) -> RunSpec:
         """Validate the arguments into a RunSpec (one-line errors for bad values)."""
         spec = build_spec(n, target, self.seed, filters, sort, include, exclude, max_elements,
-                          oxidation_states, batch_size, kappa, partition_size)
+                          oxidation_states, batch_size, kappa, partition_size, self.generator_name,
+                          self.generator_version, self.generator_dir)
         self.check_models(spec)
         return spec
 
+    @property
+    def generator_name(self) -> str:
+        return str(getattr(self.sampler, "name", type(self.sampler).__name__))
+
+    @property
+    def generator_version(self) -> str:
+        return str(getattr(self.sampler, "card", {}).get("version", "unknown"))
+
     def check_models(self, spec: RunSpec) -> None:
-        """Raise ConfigError when the target or sort names a property no loaded model gives
-        (``e_hull`` needs the formation-energy model and the known phases' hulls)."""
+        """Raise ConfigError when the run names another generator than the one loaded, or a
+        property no loaded model gives (``e_hull`` needs the formation-energy model and the
+        known phases' hulls)."""
+        if (spec.generator, spec.generator_version) != (self.generator_name, self.generator_version):
+            raise ConfigError(f"the run needs generator {spec.generator!r} version "
+                              f"{spec.generator_version!r}; loaded: {self.generator_name!r} version "
+                              f"{self.generator_version!r}")
         needed = [*parse_target(spec.target).properties, spec.sort[0]]
         if "e_hull" in needed:
             if self.hulls is None:

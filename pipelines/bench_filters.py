@@ -18,7 +18,7 @@ from discovery.data import load_gan_formulas
 from discovery.encoding import composition_keys, parse_formulas
 from discovery.filters.chemistry import oxidation_table, smact_screen
 from discovery.filters.smact_reference import smact_verdicts
-from discovery.gan.baseline import EnhancedRandom
+from discovery.generation.baselines import EnhancedRandom
 
 
 def main() -> None:

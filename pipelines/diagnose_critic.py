@@ -66,11 +66,11 @@ def main() -> None:
 
     from discovery.data import load_gan_formulas
     from discovery.encoding import counts_to_matrix, decode_counts
-    from discovery.gan.baseline import EnhancedRandom
     from discovery.gan.config import split_indices
     from discovery.gan.models import build_critic
     from discovery.gan.sampler import CompositionSampler
     from discovery.gan.train import critic_loss, one_hot_dataset
+    from discovery.generation.baselines import EnhancedRandom
 
     x = one_hot_dataset(load_gan_formulas()["formula"].tolist())
     tr, va = split_indices(len(x), 0.1, 0)

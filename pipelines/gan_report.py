@@ -28,9 +28,9 @@ from discovery.data import load_gan_formulas  # noqa: E402
 from discovery.elements import ELEMENTS  # noqa: E402
 from discovery.encoding import composition_keys, count_patterns, parse_formulas  # noqa: E402
 from discovery.filters.chemistry import smact_screen  # noqa: E402
-from discovery.gan.baseline import EnhancedRandom  # noqa: E402
 from discovery.gan.config import split_indices  # noqa: E402
 from discovery.gan.sampler import SHIPPED_GAN_DIR, CompositionSampler  # noqa: E402
+from discovery.generation.baselines import EnhancedRandom  # noqa: E402
 from discovery.known import KnownMaterials  # noqa: E402
 
 REPORTS = Path(__file__).resolve().parent / "reports"

@@ -5,7 +5,7 @@ from discovery.data import load_gan_formulas
 from discovery.encoding import parse_formulas
 from discovery.filters.chemistry import OxidationStateError, smact_screen
 from discovery.filters.smact_reference import smact_verdicts
-from discovery.gan.baseline import EnhancedRandom
+from discovery.generation.baselines import EnhancedRandom
 
 
 @pytest.fixture(scope="module")

@@ -109,8 +109,8 @@ def test_atom_embedding_serializes():
 
 def test_quality_metrics_and_baseline():
     from discovery.encoding import composition_keys, parse_formulas
-    from discovery.gan.baseline import EnhancedRandom
     from discovery.gan.quality import GeneratorQuality
+    from discovery.generation.baselines import EnhancedRandom
     from discovery.known import KnownMaterials
 
     known = KnownMaterials.from_formulas(["Fe2O3", "NaCl"])
@@ -134,7 +134,7 @@ def test_quality_metrics_and_baseline():
 
 def test_pattern_site_baseline_keeps_patterns_and_site_elements():
     from discovery.encoding import count_patterns, parse_formulas
-    from discovery.gan.baseline import PatternSiteRandom
+    from discovery.generation.baselines import PatternSiteRandom
 
     fit = ["Cu2MnAl", "Co2TiSn", "Ni2MnGa", "TiNiSn", "ZrCoSb", "CoFeMnSi"]
     base = PatternSiteRandom().fit(parse_formulas(fit).amounts.astype(np.int64))

@@ -131,9 +131,9 @@ def test_cli_bad_input_one_line(args, fragment, crabnet_cache):
 
 
 def test_missing_model_file(monkeypatch, tmp_path):
-    import discovery.gan.sampler as sampler
+    import discovery.generation.registry as registry
 
-    monkeypatch.setattr(sampler, "SHIPPED_GAN_DIR", tmp_path)
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
     r = runner.invoke(app, ["run", "--n", "10"])
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
 

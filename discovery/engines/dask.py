@@ -19,24 +19,30 @@ from discovery.errors import ConfigError, OutputError
 from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
 from discovery.targets import MODEL_PROPERTIES
 
-_WORKER_PIPELINES: dict[int, Pipeline] = {}
+_WORKER_PIPELINES: dict[tuple[int, str, str | None], Pipeline] = {}
 
 
-def _worker_pipeline(seed: int) -> Pipeline:
-    if seed not in _WORKER_PIPELINES:
+def _worker_pipeline(seed: int, generator: str, generator_dir: str | None) -> Pipeline:
+    key = (seed, generator, generator_dir)
+    if key not in _WORKER_PIPELINES:
         from discovery.runtime import set_threads
 
         try:
             set_threads(int(os.environ.get("DISCOVERY_WORKER_THREADS", "0")))
         except RuntimeError:  # TensorFlow already initialised in this process
             pass
-        _WORKER_PIPELINES[seed] = Pipeline.default(seed=seed)
-    return _WORKER_PIPELINES[seed]
+        _WORKER_PIPELINES[key] = Pipeline.default(seed=seed, generator=generator, generator_dir=generator_dir)
+    return _WORKER_PIPELINES[key]
 
 
 def run_partition_task(spec: RunSpec, index: int, run_dir: str) -> tuple[int, dict]:
     """The unit of work a worker runs: one partition, written to the run directory."""
-    out = _worker_pipeline(spec.seed).run_partition(spec, index)
+    pipe = _worker_pipeline(spec.seed, spec.generator, spec.generator_dir)
+    version = pipe.sampler.card.get("version", "unknown")
+    if version != spec.generator_version:
+        raise ConfigError(f"worker has generator {spec.generator!r} version {version!r}, the run needs "
+                          f"{spec.generator_version!r}; install the same discovery version on every worker")
+    out = pipe.run_partition(spec, index)
     return index, write_partition(Path(run_dir), out, spec.settings())
 
 

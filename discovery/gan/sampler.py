@@ -10,9 +10,10 @@ import keras
 import numpy as np
 
 from discovery.elements import MAX_COUNT, N_ELEMENTS
-from discovery.encoding import CompositionError, counts_to_formulas, decode_counts
+from discovery.encoding import CompositionError, decode_counts
 from discovery.gan.io import ModelFileError, load_keras_model
 from discovery.gan.models import LATENT_DIM
+from discovery.generation.base import Generator
 
 # Generator calls run on sub-batches of this many rows: measured on this 2-core CPU, the
 # slim generator's activations for 8,192 rows (~200 MB a layer) spill out of cache and the
@@ -22,21 +23,24 @@ INNER_BATCH = 512
 SHIPPED_GAN_DIR = Path(__file__).resolve().parent.parent / "models" / "gan"
 
 
-class CompositionSampler:
-    """Draws z ~ N(0, I) from a seeded stream, runs the generator, decodes counts.
+class CompositionSampler(Generator):
+    """The WGAN generator (registry name ``wgan``): draws z ~ N(0, I) from a seeded stream,
+    runs the generator, decodes counts.
 
     The draws for a seed form one stream whatever the batch size, so ``sample_counts(n)``
     equals the concatenation of smaller requests with the same seed. The generator's
     weights are read once, at the first draw (``inference.fast_logits``).
     """
 
+    name = "wgan"
+
     def __init__(self, generator: keras.Model, decode_rule: str = "sample", card: dict | None = None):
+        super().__init__(card)
         if decode_rule not in ("argmax", "sample", "expected"):
             raise CompositionError(f"unknown decoding rule {decode_rule!r}; "
                                    "use 'argmax', 'sample' or 'expected'")
         self.generator = generator
         self.decode_rule = decode_rule
-        self.card = card or {}
         self._forward = None
         self._decode = None
 
@@ -97,28 +101,6 @@ class CompositionSampler:
             yield self.counts_for(z, u)
             done += m
 
-    def sample_counts(self, n: int, seed: int | tuple[int, ...] = 0, batch_size: int = 8192) -> np.ndarray:
-        parts = list(self.iter_counts(n, seed, batch_size))
-        return np.concatenate(parts) if parts else np.zeros((0, 85), dtype=np.int8)
-
-    def sample(self, n: int, seed: int = 0) -> list[str]:
-        """n formulas, none empty: a draw in which the generator marks no element is not a
-        composition, so it is skipped and the next draw of the seed's stream taken instead.
-
-        Not deduplicated; single elements (``'Fe'``) are kept. The same seed gives the same
-        list, and ``sample(m)`` starts with ``sample(n)`` for m > n.
-        """
-        if n < 0:
-            raise ValueError(f"number of samples must be >= 0, got {n}")
-        draws = n
-        while True:
-            counts = self.sample_counts(draws, seed)
-            kept = counts[(counts > 0).any(axis=1)]
-            if len(kept) >= n:
-                return counts_to_formulas(kept[:n])
-            # about 4% of the shipped generator's draws are empty: ask for enough more
-            draws += max(16, 2 * (n - len(kept)))
-
 
 def _graph_decoder(generator: keras.Model, rule: str):
     """tf.function (z, u) -> int8 counts [B, 85] mirroring ``encoding.decode_counts``."""
@@ -145,14 +127,3 @@ def _graph_decoder(generator: keras.Model, rule: str):
         return tf.cast(tf.minimum(k, MAX_COUNT), tf.int8)
 
     return decode
-
-
-_DEFAULT: CompositionSampler | None = None
-
-
-def sample(n: int, seed: int = 0) -> list[str]:
-    """n decoded formulas from the shipped generator; the same list for the same seed."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = CompositionSampler.load()
-    return _DEFAULT.sample(n, seed)

@@ -1,0 +1,142 @@
+"""The shipped generators by name: where each class lives and where its fitted state ships.
+
+Classes are imported only when a generator is loaded, so listing the registry (``discover
+generators``) needs no TensorFlow. Adding a generator is one line in ``REGISTRY``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from discovery.errors import ConfigError
+from discovery.generation.base import Generator
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A shipped generator: ``module:Class`` and its model directory under ``MODELS_DIR``."""
+
+    target: str
+    directory: str
+    trainable: bool = True  # `discover train <name> --data CSV` fits it from a composition list
+    summary: str = ""
+    options: tuple[tuple[str, object], ...] = ()  # constructor keywords of a new (unfitted) one
+
+
+REGISTRY: dict[str, Entry] = {
+    "wgan": Entry("discovery.gan.sampler:CompositionSampler", "gan", False,
+                  "WGAN on OQMD compositions (train with `discover train gan`)"),
+    "substitution": Entry("discovery.generation.substitution:IonSubstitution", "substitution", True,
+                          "one ion of a known composition swapped by Hautier substitution probabilities"),
+    "substitution-elements": Entry(
+        "discovery.generation.substitution:IonSubstitution", "substitution_elements", True,
+        "ion substitution, plus element swaps for compositions with no ionic assignment",
+        (("element_swaps", True),)),
+    "random": Entry("discovery.generation.baselines:EnhancedRandom", "random", True,
+                    "baseline: element count, elements and counts drawn independently"),
+    "pattern-random": Entry("discovery.generation.baselines:PatternSiteRandom", "pattern_random", True,
+                            "baseline: count pattern, then each site's element by its frequency"),
+}
+DEFAULT = "wgan"
+
+
+def generator_names() -> list[str]:
+    """The registered generator names, the default first."""
+    return [DEFAULT, *(n for n in REGISTRY if n != DEFAULT)]
+
+
+def entry(name: str | None) -> Entry:
+    """The registry entry of ``name`` (None: the default); a one-line error for an unknown one."""
+    name = DEFAULT if name is None else name
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown generator {name!r}; known generators: {', '.join(generator_names())}")
+    return REGISTRY[name]
+
+
+def generator_class(name: str | None) -> type[Generator]:
+    """The class registered as ``name`` (imported now)."""
+    mod_name, _, attr = entry(name).target.partition(":")
+    return getattr(importlib.import_module(mod_name), attr)
+
+
+def new_generator(name: str) -> Generator:
+    """An unfitted generator of kind ``name`` (with its registry options), for ``fit``."""
+    return generator_class(name)(**dict(entry(name).options))
+
+
+def shipped_dir(name: str | None) -> Path:
+    """Where the shipped fitted state of ``name`` lives."""
+    return MODELS_DIR / entry(name).directory
+
+
+def trainable_names() -> list[str]:
+    return [n for n in generator_names() if REGISTRY[n].trainable]
+
+
+def load_generator(name: str | None = None, directory: Path | str | None = None) -> Generator:
+    """The shipped generator ``name`` (default: ``DEFAULT``), or one saved in ``directory``."""
+    cls = generator_class(name)
+    gen = cls.load(Path(directory) if directory is not None else shipped_dir(name))
+    gen.name = DEFAULT if name is None else name  # the registry name (one class may serve several)
+    return gen
+
+
+def generator_version(name: str | None = None, directory: Path | str | None = None) -> str:
+    """The card version of ``name`` (shipped, or saved in ``directory``) without loading it
+    (no TensorFlow): what a run's settings record before its generator loads."""
+    from discovery.generation.base import read_card
+
+    entry(name)
+    return str(read_card(Path(directory) if directory is not None else shipped_dir(name)).get("version",
+                                                                                               "unknown"))
+
+
+_LOADED: dict[str, Generator] = {}
+
+
+def cached_generator(name: str | None = None) -> Generator:
+    """``load_generator(name)``, loaded once per process."""
+    name = DEFAULT if name is None else name
+    if name not in _LOADED:
+        _LOADED[name] = load_generator(name)
+    return _LOADED[name]
+
+
+def card(name: str) -> dict:
+    """The shipped card of ``name`` ({} when missing or unreadable: listing never fails)."""
+    path = shipped_dir(name) / "card.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+TABLE_COLUMNS = ("name", "precision %", "precision CN+EN %", "yield /100k", "samples/s")
+
+
+def generator_table() -> list[dict]:
+    """One row per registered generator: its card's version, training set and the benchmark
+    figures stored in the card (``benchmark``: MP validation split, written by
+    ``pipelines/bench_generators.py --update-cards``)."""
+    rows = []
+    for name in generator_names():
+        c = card(name)
+        b = c.get("benchmark", {})
+
+        def fmt(key, digits, b=b):
+            v = b.get(key)
+            return "-" if v is None else f"{v:,.{digits}f}"
+
+        rows.append({"name": name, "default": name == DEFAULT,
+                     "version": str(c.get("version", "missing")),
+                     "trained on": str(c.get("training_data", c.get("trained_on", "-"))),
+                     "precision %": fmt("precision_pct", 2),
+                     "precision CN+EN %": fmt("precision_cnen_pct", 2),
+                     "yield /100k": fmt("yield_per_100k", 0), "samples/s": fmt("samples_per_s", 0),
+                     "description": REGISTRY[name].summary})
+    return rows
