@@ -355,9 +355,17 @@ class PhaseHulls:
         return out
 
 
+SHIPPED_PHASES = Path(__file__).resolve().parent / "resources" / "known_phases.npz"
+
+
 def default_hulls(cache: Path | None = None) -> PhaseHulls | None:
-    """The run's known phases (``PhaseHulls.oqmd``), parsed once into the data cache; None with
-    a one-line warning when the crabnet tables have not been fetched."""
+    """The run's known phases: OQMD's DFT formation enthalpies (``PhaseHulls.oqmd``), shipped in
+    the package (``resources/known_phases.npz``, built by ``pipelines/build_known_phases.py``)
+    so a machine with only PyPI gets the same e_hull. Without the shipped file they are parsed
+    from the fetched crabnet tables once into the data cache; None, with a one-line warning,
+    when neither is there."""
+    if cache is None and SHIPPED_PHASES.is_file():
+        return PhaseHulls.load(SHIPPED_PHASES)
     from discovery.data import DataError, cache_dir
 
     cache = cache or cache_dir()

@@ -168,3 +168,14 @@ def test_leave_one_out_hull_excludes_only_the_compound_itself():
 def _line(e1: float, x1: float, e2: float, x2: float, x: float) -> float:
     """Energy at Li fraction x on the tie line between (x1, e1) and (x2, e2)."""
     return e1 + (e2 - e1) * (x - x1) / (x2 - x1)
+
+
+def test_shipped_phases_equal_the_fetched_tables(crabnet_cache):
+    """The package's known phases are OQMD's, as `discover data fetch` gives them."""
+    from discovery.stability import SHIPPED_PHASES, default_hulls
+
+    shipped, fetched = default_hulls(), default_hulls(crabnet_cache)
+    assert SHIPPED_PHASES.is_file() and len(shipped) == len(fetched) == 140_798
+    q = parse_formulas(["Al2Te", "Ba2YCu3O7", "LiFePO4", "NaMnPO4", "CsPbI3"]).amounts
+    np.testing.assert_array_equal(shipped.hull_energy(q), fetched.hull_energy(q))
+    assert shipped.evaluate(q[:1], np.zeros(1)).decomposition == ["Al2Te3 (0.556) + Al (0.444)"]
