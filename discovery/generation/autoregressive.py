@@ -144,8 +144,8 @@ class CompositionLM(Generator):
             warnings.warn(f"CompositionLM.fit skipped {sum(skipped.values())} of {len(formulas)} rows: "
                           + ", ".join(f"{v} {k}" for k, v in skipped.items()), stacklevel=2)
         self.card["skipped_rows"] = skipped
-        if len(counts) < 2:
-            raise ConfigError(f"CompositionLM.fit needs at least 2 usable compositions, got {len(counts)}")
+        if len(counts) == 0:
+            raise ConfigError(f"CompositionLM.fit: none of the {len(formulas)} formulas is usable")
         train(self, counts, seed=seed, data_name=name)
         return self
 

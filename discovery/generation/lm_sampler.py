@@ -41,7 +41,7 @@ class GRUSampler:
         self.top_p = top_p
         self.grammar = tf.constant(GRAMMAR)
         self.rank_to_col = tf.constant(RANK_TO_COL, dtype=tf.int32)
-        self._fn = tf.function(self._sample, reduce_retracing=True)
+        self._fn = tf.function(self._sample, reduce_retracing=True, autograph=False)
 
     def _gru(self, x_proj: tf.Tensor, h_proj: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
         xz, xr, xh = tf.split(x_proj, 3, axis=1)

@@ -79,7 +79,10 @@ def _write_log(path: Path, rows: list[dict]) -> None:
 
 
 def split_train_val(counts: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, early-stopping validation) rows; at least one row in each."""
+    """Seeded (train, early-stopping validation) rows, at least one row in each; a single
+    composition is both (nothing to hold out)."""
+    if len(counts) < 2:
+        return counts, counts
     perm = np.random.default_rng([seed, 7]).permutation(len(counts))
     n_val = min(max(1, int(round(fraction * len(counts)))), len(counts) - 1)
     return counts[np.sort(perm[n_val:])], counts[np.sort(perm[:n_val])]
@@ -120,7 +123,7 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
 
     model = lm.model
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def train_step(batch):
         with tf.GradientTape() as tape:
             total, n = sequence_loss(model, batch, training=True)
@@ -129,7 +132,7 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return total, n
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def eval_step(batch):
         return sequence_loss(model, batch)
 
