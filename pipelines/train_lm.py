@@ -4,6 +4,7 @@ split, sweep the sampling temperature there, and ship the winner.
     python pipelines/train_lm.py --sets mp,union --budget-min 8,25 --run-root runs/lm
     python pipelines/train_lm.py --sets mp,union --run-root runs/lm --resume   # after a stop
     python pipelines/train_lm.py --sets mp,union --run-root runs/lm --resume --eval-only
+    python pipelines/train_lm.py --sets mp@union --budget-min 6   # fine-tune the union network on MP
 
 Each set trains in ``RUN_ROOT/<set>/`` (checkpoints ``last/``, ``best/`` and ``log.csv`` with
 losses and per-epoch recovery on the MP validation split at ``--eval-n`` samples). Every
@@ -31,7 +32,7 @@ import numpy as np
 from discovery.encoding import composition_keys
 from discovery.filters.chemistry import smact_screen
 from discovery.gan.io import load_keras_model
-from discovery.generation.autoregressive import CompositionLM, counts_sha256
+from discovery.generation.autoregressive import DEFAULTS, CompositionLM, counts_sha256
 from discovery.generation.lm_train import train
 from discovery.generation.metrics import recovery_metrics
 from discovery.generation.splits import generator_split
@@ -112,6 +113,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--eval-n", type=int, default=20_000)
     ap.add_argument("--units", type=int, default=256)
+    ap.add_argument("--finetune-lr", type=float, default=5e-4, help="learning rate of 'set@base' fine-tuning")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--ship", default=str(ROOT / "discovery" / "models" / "lm"))
     ap.add_argument("--report", default=str(REPORTS / "lm_training.md"))
@@ -125,11 +127,18 @@ def main() -> None:
 
     rows, models, logs = [], {}, {}
     for name, budget in zip(sets, budgets, strict=True):
-        tr, va = generator_split(name)
+        data, _, base = name.partition("@")  # "mp@union": fine-tune on mp the union's best network
+        tr, va = generator_split(data)
         assert not np.isin(composition_keys(va), composition_keys(tr)).any()
-        train_keys = composition_keys(tr)
-        run = Path(args.run_root) / name
-        lm = CompositionLM(units=args.units, epochs=args.epochs)
+        # novelty is judged against everything the network was trained on
+        seen = np.concatenate([tr, generator_split(base)[0]]) if base else tr
+        train_keys = composition_keys(seen)
+        run = Path(args.run_root) / name.replace("@", "_from_")
+        init = Path(args.run_root) / base / "best" / "model.keras" if base else None
+        lr = args.finetune_lr if base else DEFAULTS["learning_rate"]
+        lm = CompositionLM(units=args.units, epochs=args.epochs, learning_rate=lr)
+        data_name = f"generator_split('{data}') train"
+        data_name += f", initialised from the '{base}' network" if base else ""
 
         def per_epoch(model, train_keys=train_keys):
             m = quality(model.with_options(temperature=1.0), args.eval_n, train_keys, val_keys)
@@ -139,18 +148,18 @@ def main() -> None:
         if args.eval_only:
             lm.model = load_keras_model(run / "best" / "model.keras")
             state = json.loads((run / "last" / "state.json").read_text())
-            lm.card["training"] = {"data": f"generator_split('{name}') train",
-                                   "data_sha256": counts_sha256(tr),
+            lm.card["training"] = {"data": data_name, "data_sha256": counts_sha256(tr),
                                    "compositions": len(tr), "epochs": state["epoch"],
-                                   "best_epoch": state["best_epoch"], "best_val_loss": state["best_val"]}
+                                   "best_epoch": state["best_epoch"], "best_val_loss": state["best_val"],
+                                   "seconds": state["seconds"], "seed": SEED}
         else:
             print(f"[{name}] training on {len(tr):,} compositions, budget {budget / 60:.0f} min", flush=True)
-            train(lm, tr, seed=SEED, data_name=f"generator_split('{name}') train", run_dir=run,
-                  resume=args.resume, budget_s=budget, evaluate=per_epoch,
-                  log=lambda s, name=name: print(f"[{name}] {s}", flush=True))
+            train(lm, tr, seed=SEED, data_name=data_name, run_dir=run, resume=args.resume, budget_s=budget,
+                  evaluate=per_epoch, log=lambda s, name=name: print(f"[{name}] {s}", flush=True),
+                  init_from=init)
         with (run / "log.csv").open() as f:
             logs[name] = list(csv.DictReader(f))
-        shares = screen_shares(tr)
+        shares = screen_shares(seen)
         for t in temps:
             m = quality(lm.with_options(temperature=t), args.n, train_keys, val_keys, shares)
             row = {"set": name, "temperature": t, **m}

@@ -90,9 +90,12 @@ def split_train_val(counts: np.ndarray, fraction: float, seed: int) -> tuple[np.
 
 def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_dir: Path | str | None = None,
           resume: bool = False, budget_s: float | None = None,
-          evaluate: Callable[[object], dict] | None = None, log: Callable[[str], None] | None = None) -> dict:
+          evaluate: Callable[[object], dict] | None = None, log: Callable[[str], None] | None = None,
+          init_from: Path | str | None = None) -> dict:
     """Fit ``lm`` (a CompositionLM) on unique count vectors [N, 85]; returns the training summary
-    (also stored in ``lm.card['training']``). The best network by validation loss is kept."""
+    (also stored in ``lm.card['training']``). The best network by validation loss is kept.
+    ``init_from`` (a ``.keras`` file of the same architecture) starts from pretrained weights,
+    e.g. fine-tuning on MP a network trained on the union."""
     import keras
 
     from discovery.generation.autoregressive import counts_sha256
@@ -102,6 +105,8 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
     tok_tr, tok_va = counts_to_tokens(tr), counts_to_tokens(va)
     run = Path(run_dir) if run_dir is not None else None
     lm.build(seed)
+    if init_from is not None:
+        lm.model.set_weights(keras.models.load_model(init_from, compile=False).get_weights())
     opt = keras.optimizers.Adam(hp["learning_rate"])
     opt.build(lm.model.trainable_variables)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "seconds": 0.0}
@@ -182,6 +187,7 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
                "train_rows": int(len(tr)), "early_stopping_rows": int(len(va)), "seed": seed,
                "epochs": state["epoch"], "best_epoch": state["best_epoch"],
                "best_val_loss": state["best_val"], "seconds": round(state["seconds"], 1),
-               "finished": state["epoch"] >= hp["epochs"] or state["bad_epochs"] >= hp["patience"]}
+               "finished": state["epoch"] >= hp["epochs"] or state["bad_epochs"] >= hp["patience"],
+               "initialised_from": str(init_from) if init_from is not None else None}
     lm.card["training"] = summary
     return summary
