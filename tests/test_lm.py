@@ -171,3 +171,16 @@ def test_resume_continues_exactly(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     log = (tmp_path / "b" / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in log[1:]] == ["1", "2", "3"]
+
+
+def test_fine_tuning_starts_from_the_pretrained_network(tiny_lm, tmp_path):
+    tiny_lm.save(tmp_path / "base")
+    c = unique_counts(FORMULAS[:10])
+    ft = CompositionLM(**{**TINY, "epochs": 1, "learning_rate": 1e-9})
+    s = train(ft, c, seed=0, init_from=tmp_path / "base" / "model.keras")
+    assert s["initialised_from"].endswith("model.keras")
+    for a, b in zip(tiny_lm.model.get_weights(), ft.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    fresh = CompositionLM(**{**TINY, "epochs": 1, "learning_rate": 1e-9})
+    train(fresh, c, seed=0)
+    assert not np.allclose(tiny_lm.model.get_weights()[0], fresh.model.get_weights()[0], atol=1e-3)
