@@ -184,3 +184,18 @@ def test_fine_tuning_starts_from_the_pretrained_network(tiny_lm, tmp_path):
     fresh = CompositionLM(**{**TINY, "epochs": 1, "learning_rate": 1e-9})
     train(fresh, c, seed=0)
     assert not np.allclose(tiny_lm.model.get_weights()[0], fresh.model.get_weights()[0], atol=1e-3)
+
+
+def test_shipped_model_loads_and_samples_compounds():
+    from discovery.generation.autoregressive import SHIPPED_LM_DIR
+
+    lm = CompositionLM.load()
+    size = sum(f.stat().st_size for f in SHIPPED_LM_DIR.iterdir())
+    assert size < 5e6
+    card = lm.card
+    assert card["generator"] == "lm" and len(card["training"]["data_sha256"]) == 64
+    assert card["metrics_mp_validation"]["temperature"] == lm.hparams["temperature"]
+    c = lm.sample_counts(1000, seed=0)
+    n_el = (c > 0).sum(axis=1)
+    assert (n_el >= 2).all() and (n_el <= 8).all() and c.max() <= 8
+    assert len(np.unique(c, axis=0)) > 500  # a trained model, not a collapsed one

@@ -25,6 +25,8 @@ from discovery.errors import ConfigError
 from discovery.generation.base import Generator, Seed, seed_sequence
 from discovery.generation.lm_tokens import CANONICAL_SYMBOLS, MAX_ELEMENTS, VOCAB
 
+SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
+
 DEFAULTS = {"units": 256, "embed_dim": 64, "temperature": 1.0, "top_p": None, "epochs": 40,
             "batch_size": 256, "learning_rate": 2e-3, "patience": 3, "val_fraction": 0.05,
             "block": 4096}
@@ -168,10 +170,11 @@ class CompositionLM(Generator):
         os.replace(tmp_card, d / "card.json")
 
     @classmethod
-    def load(cls, directory: Path | str) -> CompositionLM:
+    def load(cls, directory: Path | str | None = None) -> CompositionLM:
+        """Read a saved model (default: the shipped one, ``discovery/models/lm``)."""
         from discovery.gan.io import ModelFileError, load_keras_model
 
-        d = Path(directory)
+        d = Path(directory) if directory is not None else SHIPPED_LM_DIR
         card_file = d / "card.json"
         if not card_file.is_file():
             raise ModelFileError(f"model card {str(card_file)!r} not found (no trained language model there)")
