@@ -130,6 +130,8 @@ def main() -> None:
     sets = args.sets.split(",")
     budgets = [float(b) * 60 for b in args.budget_min.split(",")]
     budgets = budgets * len(sets) if len(budgets) == 1 else budgets
+    if len(budgets) != len(sets):
+        sys.exit(f"--budget-min {args.budget_min!r}: give one budget or one per set ({len(sets)})")
     temps = [float(t) for t in args.temperatures.split(",")]
     _, mp_val = generator_split("mp")
     val_keys = composition_keys(mp_val)
