@@ -85,6 +85,8 @@ def screen_shares(counts: np.ndarray) -> tuple[float, float]:
 
 def write_report(rows: list[dict], winner: dict, logs: dict[str, list[dict]], args, path: Path,
                  params: int) -> None:
+    ship = Path(args.ship).resolve()
+    shown = ship.relative_to(ROOT) if ship.is_relative_to(ROOT) else ship
     cols = ["set", "temperature", "precision_pct", "precision_screened_pct", "precision_vs_union_pct",
             "yield_per_100k",
             "yield_screened_per_100k", "unique_pct", "empty_or_unary_pct", "cn_pct", "train_cn_pct",
@@ -104,13 +106,13 @@ def write_report(rows: list[dict], winner: dict, logs: dict[str, list[dict]], ar
              "(Gumbel-max, stateless seeds per 4,096-row block). `set@base` = fine-tuned on `set` "
              "from `base`'s best network (novelty then judged against both training sets). Early "
              "stopping (patience 3) on a seeded 5% of each training set; the MP validation split "
-             "only picks the temperature and the shipped variant (highest yield).", "",
+             "only picks the temperature and the shipped variant.", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     lines += ["", f"**Shipped**: `{winner['set']}` at temperature {winner['temperature']} "
               f"(highest yield on the MP validation split; yields within 2·sqrt(hits) of the best are a "
-              f"tie, won by the higher precision after the screen) → `{args.ship}`.", ""]
+              f"tie, won by the higher precision after the screen) → `{shown}`.", ""]
     for name, log in logs.items():
         if not log:
             continue
