@@ -5,6 +5,7 @@ split, sweep the sampling temperature there, and ship the winner.
     python pipelines/train_lm.py --sets mp,union --run-root runs/lm --resume   # after a stop
     python pipelines/train_lm.py --sets mp,union --run-root runs/lm --resume --eval-only
     python pipelines/train_lm.py --sets mp@union --budget-min 6   # fine-tune the union network on MP
+    python pipelines/train_lm.py --sets mp@union/d2 --dropout 0.2 --budget-min 6   # a tagged variant
 
 Each set trains in ``RUN_ROOT/<set>/`` (checkpoints ``last/``, ``best/`` and ``log.csv`` with
 losses and per-epoch recovery on the MP validation split at ``--eval-n`` samples). Every
@@ -141,6 +142,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--eval-n", type=int, default=20_000)
     ap.add_argument("--units", type=int, default=256)
+    ap.add_argument("--dropout", type=float, default=0.0, help="GRU input dropout while training")
     ap.add_argument("--finetune-lr", type=float, default=5e-4, help="learning rate of 'set@base' fine-tuning")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--ship", default=str(ROOT / "discovery" / "models" / "lm"))
@@ -158,16 +160,17 @@ def main() -> None:
 
     rows, models, logs = [], {}, {}
     for name, budget in zip(sets, budgets, strict=True):
-        data, _, base = name.partition("@")  # "mp@union": fine-tune on mp the union's best network
+        spec, _, tag = name.partition("/")  # "mp@union/d2": a variant run tagged d2
+        data, _, base = spec.partition("@")  # "mp@union": fine-tune on mp the union's best network
         tr, va = generator_split(data)
         assert not np.isin(composition_keys(va), composition_keys(tr)).any()
         # novelty is judged against everything the network was trained on
         seen = np.concatenate([tr, generator_split(base)[0]]) if base else tr
         train_keys = composition_keys(seen)
-        run = Path(args.run_root) / name.replace("@", "_from_")
+        run = Path(args.run_root) / (spec.replace("@", "_from_") + (f"_{tag}" if tag else ""))
         init = Path(args.run_root) / base / "best" / "model.keras" if base else None
         lr = args.finetune_lr if base else DEFAULTS["learning_rate"]
-        lm = CompositionLM(units=args.units, epochs=args.epochs, learning_rate=lr)
+        lm = CompositionLM(units=args.units, epochs=args.epochs, learning_rate=lr, dropout=args.dropout)
         data_name = f"generator_split('{data}') train"
         data_name += f", initialised from the '{base}' network" if base else ""
 

@@ -29,17 +29,18 @@ SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
 
 DEFAULTS = {"units": 256, "embed_dim": 64, "temperature": 1.0, "top_p": None, "epochs": 40,
             "batch_size": 256, "learning_rate": 2e-3, "patience": 3, "val_fraction": 0.05,
-            "block": 4096}
+            "block": 4096, "dropout": 0.0}
 
 
-def build_network(units: int, embed_dim: int, seed: int = 0):
-    """tokens int [B, T] -> next-token logits [B, T, VOCAB] (unmasked), seeded initialisation."""
+def build_network(units: int, embed_dim: int, seed: int = 0, dropout: float = 0.0):
+    """tokens int [B, T] -> next-token logits [B, T, VOCAB] (unmasked), seeded initialisation;
+    ``dropout`` on the GRU's inputs acts in training only."""
     import keras
 
     keras.utils.set_random_seed(seed)
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(VOCAB, embed_dim, name="embedding")(tokens)
-    x = keras.layers.GRU(units, return_sequences=True, name="gru")(x)
+    x = keras.layers.GRU(units, return_sequences=True, dropout=dropout, seed=seed, name="gru")(x)
     logits = keras.layers.Dense(VOCAB, name="logits")(x)
     return keras.Model(tokens, logits, name="composition_lm")
 
@@ -95,7 +96,8 @@ class CompositionLM(Generator):
 
     # -- network ---------------------------------------------------------------------------
     def build(self, seed: int = 0) -> CompositionLM:
-        self.model = build_network(self.hparams["units"], self.hparams["embed_dim"], seed)
+        self.model = build_network(self.hparams["units"], self.hparams["embed_dim"], seed,
+                                   self.hparams.get("dropout", 0.0))
         self._sampler = None
         return self
 
