@@ -22,7 +22,7 @@ import numpy as np
 from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import parse_formulas, reduce_counts
 from discovery.errors import ConfigError
-from discovery.generation.base import Generator, Seed, seed_sequence
+from discovery.generation.base import Generator, Seed, seed_sequence, state_version
 from discovery.generation.lm_tokens import CANONICAL_SYMBOLS, MAX_ELEMENTS, VOCAB
 
 SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
@@ -163,7 +163,12 @@ class CompositionLM(Generator):
         tmp = d / "model.tmp.keras"
         self.model.save(tmp)
         os.replace(tmp, d / "model.keras")
+        weights = {f"w{i}": w for i, w in enumerate(self.model.get_weights())}
+        weights["sampling"] = np.array([self.hparams.get("temperature") or 0.0,
+                                        self.hparams.get("top_p") or 0.0])
         card = {**self.card, "generator": self.name, "hyperparameters": self.hparams,
+                "version": state_version(self.name, weights),
+                "trained_on": self.card.get("training", {}).get("data", "formulas"),
                 "vocabulary": {"special": ["PAD", "BOS", "EOS"], "elements_in_order": list(CANONICAL_SYMBOLS),
                                "counts": list(range(1, MAX_COUNT + 1)), "size": VOCAB,
                                "max_elements": MAX_ELEMENTS, "n_elements": N_ELEMENTS}}

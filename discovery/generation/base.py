@@ -130,10 +130,22 @@ def rechunk(blocks: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarra
         yield np.concatenate(buf)
 
 
+def state_version(name: str, arrays: dict[str, np.ndarray]) -> str:
+    """``name-<12 hex>``: a SHA-256 of the arrays' names, dtypes, shapes and bytes, so the
+    version changes exactly when the fitted state does."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return f"{name}-{h.hexdigest()[:12]}"
+
+
 def write_state(directory: Path | str, card: dict, state_file: str, **arrays) -> dict:
     """Write ``arrays`` to ``directory/state_file`` (compressed npz) and ``card.json`` with a
     SHA-256 of the arrays (names, dtypes, shapes, bytes) as its version; returns the card."""
-    import hashlib
     import io
     import json
 
@@ -142,13 +154,7 @@ def write_state(directory: Path | str, card: dict, state_file: str, **arrays) ->
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     (d / state_file).write_bytes(buf.getvalue())
-    h = hashlib.sha256()
-    for key in sorted(arrays):
-        a = np.ascontiguousarray(arrays[key])
-        h.update(f"{key}:{a.dtype.str}:{a.shape}".encode())
-        h.update(a.tobytes())
-    card = {**card, "state_file": state_file,
-            "version": f"{card.get('name', 'generator')}-{h.hexdigest()[:12]}"}
+    card = {**card, "state_file": state_file, "version": state_version(card.get("name", "generator"), arrays)}
     (d / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 

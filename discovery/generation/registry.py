@@ -37,6 +37,8 @@ REGISTRY: dict[str, Entry] = {
         "discovery.generation.substitution:IonSubstitution", "substitution_elements", True,
         "ion substitution, plus element swaps for compositions with no ionic assignment",
         (("element_swaps", True),)),
+    "lm": Entry("discovery.generation.autoregressive:CompositionLM", "lm", True,
+                "GRU language model over element/count tokens (grammar-masked, temperature sampling)"),
     "random": Entry("discovery.generation.baselines:EnhancedRandom", "random", True,
                     "baseline: element count, elements and counts drawn independently"),
     "pattern-random": Entry("discovery.generation.baselines:PatternSiteRandom", "pattern_random", True,
