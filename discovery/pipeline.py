@@ -23,6 +23,7 @@ from discovery.elements import ELEMENTS, INDEX
 from discovery.encoding import composition_keys, counts_to_formulas, reduce_counts
 from discovery.errors import ConfigError
 from discovery.filters.chemistry import smact_screen
+from discovery.generation.registry import DEFAULT as DEFAULT_GENERATOR
 from discovery.prefetch import Prefetcher
 from discovery.targets import DERIVED_PROPERTIES, MODEL_PROPERTIES, Target, parse_sort, parse_target
 
@@ -111,7 +112,7 @@ class RunSpec:
     oxidation_states: str = "smact14"
     kappa: float = 1.0
     filters: tuple[Callable, ...] = ()
-    generator: str = "wgan"  # registry name: a Dask worker loads the same generator
+    generator: str = DEFAULT_GENERATOR  # registry name: a Dask worker loads the same generator
     generator_version: str = "unknown"  # its card's version: resume refuses another
     generator_dir: str | None = None  # a trained one's directory (None: the shipped one)
 
