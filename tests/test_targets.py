@@ -229,7 +229,8 @@ def test_error_message_format() -> None:
         parse_target("bandgapp>1")
     assert str(info.value) == (
         "unknown property 'bandgapp' in target 'bandgapp>1'; valid properties: bandgap (eV), "
-        "formation_energy (eV/atom), tc (K); syntax: PROP>X, PROP<=X, LO<PROP<HI, joined by 'and' or ','")
+        "formation_energy (eV/atom), tc (K), e_hull (eV/atom); syntax: PROP>X, PROP<=X, LO<PROP<HI, "
+        "joined by 'and' or ','")
 
 
 def test_error_message_one_line_for_multiline_and_control_input() -> None:
