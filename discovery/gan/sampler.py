@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import CompositionError, decode_counts
 from discovery.gan.io import ModelFileError, load_keras_model
 from discovery.gan.models import LATENT_DIM
-from discovery.generation.base import Generator
+from discovery.generation.base import Generator, read_card
 
 # Generator calls run on sub-batches of this many rows: measured on this 2-core CPU, the
 # slim generator's activations for 8,192 rows (~200 MB a layer) spill out of cache and the
@@ -48,13 +47,7 @@ class CompositionSampler(Generator):
     def load(cls, model_dir: Path | str | None = None) -> CompositionSampler:
         """Load ``generator.keras`` and ``card.json`` (default: the shipped model)."""
         d = Path(model_dir) if model_dir else SHIPPED_GAN_DIR
-        card_file = d / "card.json"
-        if not card_file.is_file():
-            raise ModelFileError(f"model card {str(card_file)!r} not found (no trained generator there)")
-        try:
-            card = json.loads(card_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelFileError(f"model card {str(card_file)!r} is not valid JSON ({exc})") from None
+        card = read_card(d, ModelFileError)
         gen = load_keras_model(d / "generator.keras")
         return cls(gen, card.get("decode_rule", "sample"), card)
 

@@ -22,7 +22,7 @@ import numpy as np
 from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import parse_formulas, reduce_counts
 from discovery.errors import ConfigError
-from discovery.generation.base import Generator, Seed, seed_sequence, state_version
+from discovery.generation.base import Generator, Seed, read_card, seed_sequence, state_version
 from discovery.generation.lm_tokens import CANONICAL_SYMBOLS, MAX_ELEMENTS, VOCAB
 
 SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
@@ -182,15 +182,9 @@ class CompositionLM(Generator):
         from discovery.gan.io import ModelFileError, load_keras_model
 
         d = Path(directory) if directory is not None else SHIPPED_LM_DIR
-        card_file = d / "card.json"
-        if not card_file.is_file():
-            raise ModelFileError(f"model card {str(card_file)!r} not found (no trained language model there)")
-        try:
-            card = json.loads(card_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelFileError(f"model card {str(card_file)!r} is not valid JSON ({exc})") from None
+        card = read_card(d, ModelFileError, "language model")
         if list(card.get("vocabulary", {}).get("elements_in_order", [])) != list(CANONICAL_SYMBOLS):
-            raise ModelFileError(f"{str(card_file)!r} was written for another element vocabulary")
+            raise ModelFileError(f"{str(d / 'card.json')!r} was written for another element vocabulary")
         lm = cls(card)
         lm.model = load_keras_model(d / "model.keras")
         return lm

@@ -173,16 +173,18 @@ def read_state(directory: Path | str, state_file: str) -> dict[str, np.ndarray]:
         raise DataError(f"generator state {str(path)!r} is corrupt ({type(exc).__name__})") from None
 
 
-def read_card(directory: Path | str) -> dict:
-    """``card.json`` of a generator directory; a one-line DataError when missing or invalid."""
+def read_card(directory: Path | str, error: type[Exception] | None = None, what: str = "generator") -> dict:
+    """``card.json`` of a model directory; a one-line ``error`` (default DataError) when it is
+    missing or not valid JSON, naming the file and that no trained ``what`` is there."""
     import json
 
     from discovery.data import DataError
 
+    error = error or DataError
     path = Path(directory) / "card.json"
     if not path.is_file():
-        raise DataError(f"model card {str(path)!r} not found (no trained generator there)")
+        raise error(f"model card {str(path)!r} not found (no trained {what} there)")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise DataError(f"model card {str(path)!r} is not valid JSON ({exc})") from None
+        raise error(f"model card {str(path)!r} is not valid JSON ({exc})") from None
