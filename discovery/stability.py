@@ -54,7 +54,12 @@ def _as_int(mask: np.ndarray) -> int:
 
 
 def _elements_of(system: int) -> list[int]:
-    return [e for e in range(N_ELEMENTS) if system >> e & 1]
+    out = []
+    while system:
+        low = system & -system
+        out.append(low.bit_length() - 1)
+        system ^= low
+    return out
 
 
 @dataclass
@@ -206,32 +211,33 @@ class PhaseHulls:
         ids = self._phases_in(system)
         if exclude is not None:
             ids = ids[ids != exclude]
-        col = np.full(N_ELEMENTS, -1)
-        col[els] = np.arange(k)
-        frac = np.zeros((len(ids), k))
-        rows = np.repeat(np.arange(len(ids)), MAX_ELEMENTS)
-        e_idx = self.el[ids].ravel()
-        keep = e_idx >= 0
-        frac[rows[keep], col[e_idx[keep]]] = self.frac[ids].ravel()[keep]
-        pts = np.vstack([np.eye(k), frac])  # elements first
-        energy = np.concatenate([np.zeros(k), self.energies[ids]])
+        m = len(ids)
+        # points: the k elements, then the phases, in (k-1) fraction coordinates + energy, and
+        # one point above all (pymatgen's trick) so the hull is full-dimensional
+        pts = np.zeros((k + m, k))
+        pts[:k] = np.eye(k)
+        e_idx = self.el[ids]
+        r, c = np.nonzero(e_idx >= 0)
+        pts[k + r, np.searchsorted(els, e_idx[r, c])] = self.frac[ids][r, c]
+        energy = np.zeros(k + m)
+        energy[k:] = self.energies[ids]
         labels = np.concatenate([-1 - els, ids])
-        if k == 1 or len(ids) == 0:  # the elements' plane
+        if k == 1 or m == 0:  # the elements' plane
             v = np.arange(k)[None, :]
             return SystemHull(els, np.zeros((1, k)), labels[v], pts[v])
-        data = np.column_stack([pts[:, 1:], energy])
-        extra = np.full(k, 1.0 / k)
-        extra[-1] = energy.max() + 1
-        data = np.vstack([data, extra])
+        data = np.empty((k + m + 1, k))
+        data[:-1, :-1], data[:-1, -1] = pts[:, 1:], energy
+        data[-1, :-1], data[-1, -1] = 1.0 / k, energy.max() + 1
         try:
-            facets = ConvexHull(data, qhull_options="Qt i").simplices
+            facets = ConvexHull(data, qhull_options="Qt").simplices
         except QhullError:
-            facets = ConvexHull(data, qhull_options="QJ i").simplices
-        facets = facets[(facets != len(data) - 1).all(axis=1)]
+            facets = ConvexHull(data, qhull_options="QJ").simplices
+        facets = facets[(facets != k + m).all(axis=1)]
         vf = pts[facets]  # [F, k, k]
-        mat = data[facets].copy()
+        mat = data[facets]
         mat[..., -1] = 1.0
-        facets, vf = facets[np.abs(np.linalg.det(mat)) > 1e-14], vf[np.abs(np.linalg.det(mat)) > 1e-14]
+        ok = np.abs(np.linalg.det(mat)) > 1e-14  # drop vertical facets, as pymatgen does
+        facets, vf = facets[ok], vf[ok]
         mu = np.linalg.solve(vf, energy[facets][..., None])[..., 0]  # chemical potentials
         return SystemHull(els, mu, labels[facets], vf)
 
@@ -277,18 +283,20 @@ class PhaseHulls:
                 best = planes.argmax(axis=1)
                 hull[idx[rows]] = planes[np.arange(len(rows)), best]
                 if decompose:
-                    for r, f in zip(rows, best, strict=True):
-                        decomp[idx[r]] = self._describe(h, f, x_all[r][h.elements])
+                    w = np.linalg.solve(np.swapaxes(h.vertex_fractions[best], 1, 2), x[..., None])[..., 0]
+                    for r, f, wr in zip(rows, best, w, strict=True):
+                        decomp[idx[r]] = self._describe(h.vertices[f], wr)
         e_hull = np.asarray(energies, dtype=np.float64) - hull if energies is not None else np.full(n, np.nan)
         return StabilityResult(hull, e_hull, decomp, note)
 
-    def _describe(self, h: SystemHull, facet: int, x: np.ndarray) -> str:
-        w = np.linalg.solve(h.vertex_fractions[facet].T, x)  # barycentric: atom fractions per phase
+    def _describe(self, vertices: np.ndarray, weights: np.ndarray) -> str:
+        """'Al2Te3 (0.556) + Al (0.444)': the facet's phases by atom fraction, largest first."""
         parts = []
-        for lab, wt in sorted(zip(h.vertices[facet], w, strict=True), key=lambda t: -t[1]):
-            if wt > _DECOMP_TOL:
+        for i in np.argsort(-weights, kind="stable"):
+            if weights[i] > _DECOMP_TOL:
+                lab = vertices[i]
                 name = ELEMENTS[-1 - lab] if lab < 0 else str(self.names[lab])
-                parts.append(f"{name} ({wt:.3f})")
+                parts.append(f"{name} ({weights[i]:.3f})")
         return " + ".join(parts)
 
     def leave_one_out_hull_energy(self, amounts: np.ndarray, energies: np.ndarray) -> np.ndarray:
