@@ -153,7 +153,7 @@ def place_labels(ax, x: np.ndarray, y: np.ndarray, labels: list[str], max_labels
                               arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.4"} if far else None)
             ann.update_positions(renderer)
             bb = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
-            box = (bb.x0, bb.y0, bb.x1, bb.y1)
+            box = (bb.x0 - 3, bb.y0 - 1, bb.x1 + 3, bb.y1 + 1)  # a gap between neighbouring labels
             inside = (bb.x0 >= ax_box.x0 and bb.x1 <= ax_box.x1 and bb.y0 >= ax_box.y0
                       and bb.y1 <= ax_box.y1)
             if inside and not any(_overlap(box, o) for o in obstacles):
