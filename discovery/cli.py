@@ -201,7 +201,7 @@ def run_cmd(
     models = {"generator": f"{pipe.sampler.name} {pipe.sampler.card.get('version', 'unknown')}",
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
     extra = {"known_index": pipe.known.describe(),
-             "known_phases": (pipe.hulls.sources | {"negative_phases": len(pipe.hulls)}) if pipe.hulls
+             "known_phases": (pipe.hulls.sources | {"phases_used": len(pipe.hulls)}) if pipe.hulls
              else None}
     written, warnings = write_reports(result, path, models, plot, fallback_dirs=[directory], extra=extra)
     for warning in warnings:

@@ -323,6 +323,28 @@ class PhaseHulls:
         """``energies − hull_energy(amounts)`` (eV/atom), negative below the hull."""
         return self.evaluate(amounts, energies, decompose=False).e_hull
 
+    def stable_only(self) -> PhaseHulls:
+        """Only the phases at a vertex of their own chemical system's hull. Exact for every hull
+        query: a phase above the hull of its own system stays above it in every larger system
+        (the larger hull restricted to that face is the same hull), so it never shapes a hull.
+        Not for leave-one-out hulls, where removing a stable phase can expose another."""
+        own = system_masks(self.el_present())
+        uniq = np.unique(own, axis=0)
+        keep = np.zeros(len(self), dtype=bool)
+        for m in uniq:
+            v = self.system_hull(_as_int(m)).vertices
+            keep[v[v >= 0]] = True
+        out = self.without(np.flatnonzero(~keep))
+        out.sources = {**self.sources, "on_own_hull": int(keep.sum()), "negative_phases": len(self)}
+        return out
+
+    def el_present(self) -> np.ndarray:
+        """Element presence [M, 85] of the stored phases."""
+        present = np.zeros((len(self), N_ELEMENTS), dtype=bool)
+        r, c = np.nonzero(self.el >= 0)
+        present[r, self.el[r, c]] = True
+        return present
+
     def save(self, path: Path) -> None:
         """The phases as a compressed .npz (atomic write), for a fast ``load``."""
         import json

@@ -175,7 +175,11 @@ def test_shipped_phases_equal_the_fetched_tables(crabnet_cache):
     from discovery.stability import SHIPPED_PHASES, default_hulls
 
     shipped, fetched = default_hulls(), default_hulls(crabnet_cache)
-    assert SHIPPED_PHASES.is_file() and len(shipped) == len(fetched) == 140_798
+    assert SHIPPED_PHASES.is_file() and len(fetched) == 140_798 and len(shipped) < len(fetched) / 4
     q = parse_formulas(["Al2Te", "Ba2YCu3O7", "LiFePO4", "NaMnPO4", "CsPbI3"]).amounts
-    np.testing.assert_array_equal(shipped.hull_energy(q), fetched.hull_energy(q))
+    rng = np.random.default_rng(0)  # and random compositions of real systems (elements of the phases)
+    present = fetched.el_present()
+    for ids in rng.choice(len(fetched), (300, 2)):
+        q = np.vstack([q, (present[ids].any(axis=0) * rng.integers(1, 5, 85))[None]])
+    np.testing.assert_allclose(shipped.hull_energy(q), fetched.hull_energy(q), atol=1e-9)
     assert shipped.evaluate(q[:1], np.zeros(1)).decomposition == ["Al2Te3 (0.556) + Al (0.444)"]
