@@ -348,14 +348,16 @@ class PhaseHulls:
     def save(self, path: Path) -> None:
         """The phases as a compressed .npz (atomic write), for a fast ``load``."""
         import json
-        import os
 
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, el=self.el, frac=self.frac, energies=self.energies,
-                                names=self.names.astype(str), covered=self.covered,
-                                sources=np.array(json.dumps(self.sources)))
-        tmp.replace(path)
+        from discovery.atomic import atomic_write
+
+        def write(p: Path) -> None:
+            with open(p, "wb") as fh:  # a file object: np.savez on a path would append '.npz'
+                np.savez_compressed(fh, el=self.el, frac=self.frac, energies=self.energies,
+                                    names=self.names.astype(str), covered=self.covered,
+                                    sources=np.array(json.dumps(self.sources)))
+
+        atomic_write(Path(path), write)
 
     @classmethod
     def load(cls, path: Path) -> PhaseHulls:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,15 +19,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from discovery.atomic import atomic_write  # noqa: E402
 from discovery.data import DataError, cache_dir, file_sha256, shared_data_dir  # noqa: E402
 from discovery.known import SHIPPED_KEYS, SHIPPED_META, KnownMaterials  # noqa: E402
 
 
 def _replace(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    """``write(binary file)`` through a temp file renamed into place (np.save on a path would
+    append '.npy' to the temp name)."""
+    def to_path(p: Path) -> None:
+        with open(p, "wb") as f:
+            write(f)
+
+    atomic_write(path, to_path)
 
 
 def main() -> None:

@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from discovery.atomic import atomic_write
 from discovery.encoding import composition_keys
 from discovery.filters.chemistry import smact_screen
 from discovery.gan.io import load_keras_model
@@ -126,9 +126,7 @@ def write_report(rows: list[dict], winner: dict, logs: dict[str, list[dict]], ar
                          f"{r.get('unique_pct', '')} |")
         lines.append("")
     lines += ["## Commands", "", "```", "python " + " ".join(sys.argv), "```", ""]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: p.write_text("\n".join(lines)))
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from discovery.atomic import atomic_write
 from discovery.encoding import parse_formulas
 from discovery.featurizers import GanEmbedding, OneHot, load_embedding
 from discovery.properties import MODELS_DIR, PropertyModel, training_domain
@@ -79,9 +80,7 @@ def write_domain(prop: str, out_dir: Path) -> None:
     card = json.loads(card_file.read_text())
     task = load_task(prop, split_seed=0)
     card["domain"] = training_domain(parse_formulas(task.train["formula"].tolist()).amounts)
-    tmp = card_file.with_name(f".{card_file.name}.tmp")
-    tmp.write_text(json.dumps(card, indent=2, default=float))
-    tmp.replace(card_file)
+    atomic_write(card_file, lambda p: p.write_text(json.dumps(card, indent=2, default=float)))
     print(prop, card["domain"])
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from discovery.atomic import atomic_write
 from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import parse_formulas, reduce_counts
 from discovery.errors import ConfigError
@@ -155,7 +156,8 @@ class CompositionLM(Generator):
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: Path | str) -> None:
-        """Write ``model.keras`` and ``card.json`` (each via a temporary file and a rename)."""
+        """Write ``model.keras`` and ``card.json`` (each via a temporary file and a rename; the
+        model's temp name keeps the ``.keras`` suffix Keras requires)."""
         if self.model is None:
             raise ConfigError("CompositionLM has no network to save")
         d = Path(directory)
@@ -172,9 +174,8 @@ class CompositionLM(Generator):
                 "vocabulary": {"special": ["PAD", "BOS", "EOS"], "elements_in_order": list(CANONICAL_SYMBOLS),
                                "counts": list(range(1, MAX_COUNT + 1)), "size": VOCAB,
                                "max_elements": MAX_ELEMENTS, "n_elements": N_ELEMENTS}}
-        tmp_card = d / "card.json.tmp"
-        tmp_card.write_text(json.dumps(card, indent=2, default=float) + "\n")
-        os.replace(tmp_card, d / "card.json")
+        text = json.dumps(card, indent=2, default=float) + "\n"
+        atomic_write(d / "card.json", lambda p: p.write_text(text))
 
     @classmethod
     def load(cls, directory: Path | str | None = None) -> CompositionLM:

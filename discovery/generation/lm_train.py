@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from discovery.atomic import atomic_write
 from discovery.generation.lm_tokens import GRAMMAR, PAD, counts_to_tokens
 
 
@@ -45,9 +46,7 @@ def sequence_loss(model, tokens: tf.Tensor, training: bool = False) -> tuple[tf.
 
 
 def _atomic_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=float) + "\n"))
 
 
 def _save_dir(lm, path: Path, optimizer=None, state: dict | None = None) -> None:
@@ -70,12 +69,14 @@ def _save_dir(lm, path: Path, optimizer=None, state: dict | None = None) -> None
 
 def _write_log(path: Path, rows: list[dict]) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(p: Path) -> None:
+        with p.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(path, write)
 
 
 def split_train_val(counts: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
