@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from discovery.encoding import composition_keys, parse_formulas, reduce_counts
+from discovery.encoding import composition_keys
 from discovery.errors import ConfigError
+from discovery.generation.training import training_set
 
 SOURCES = ("mp", "oqmd", "union")
 VAL_FRACTION = 0.1
@@ -18,13 +19,10 @@ SPLIT_SEED = 0
 
 
 def unique_counts(formulas) -> np.ndarray:
-    """Reduced integer count vectors [N, 85] of the parseable formulas, one per composition,
-    in first-occurrence order (unparseable rows are reported by ``parse_formulas``)."""
-    batch = parse_formulas(formulas)
-    a = batch.amounts[batch.valid]
-    counts = reduce_counts(np.rint(a).astype(np.int64))
-    _, first = np.unique(composition_keys(counts), return_index=True)
-    return counts[np.sort(first)].astype(np.int8)
+    """Reduced integer count vectors [N, 85], one per composition, in first-occurrence order
+    (``training.training_set``: rows that do not parse or fit the codec are counted and warned
+    about, never dropped silently)."""
+    return training_set(formulas).counts
 
 
 def _source_counts(source: str) -> np.ndarray:
