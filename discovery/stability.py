@@ -98,6 +98,14 @@ def _pretty_names(amounts: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return names
 
 
+def _dense(el: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Sparse rows (element indices [M, 8], -1 for none; fractions [M, 8]) as [M, 85]."""
+    a = np.zeros((len(el), N_ELEMENTS))
+    r, c = np.nonzero(el >= 0)
+    a[r, el[r, c]] = frac[r, c]
+    return a
+
+
 def clean_formation_energies(df: pd.DataFrame, column: str = "formation_enthalpy",
                              limit: float = FORMATION_LIMIT) -> tuple[pd.DataFrame, int]:
     """Drop rows with |ΔHf| > ``limit`` eV/atom (data errors); returns (kept, dropped count)."""
@@ -338,12 +346,13 @@ class PhaseHulls:
         out.sources = {**self.sources, "on_own_hull": int(keep.sum()), "negative_phases": len(self)}
         return out
 
+    def amounts(self) -> np.ndarray:
+        """Atom fractions [M, 85] of the stored phases (they are kept sparse)."""
+        return _dense(self.el, self.frac)
+
     def el_present(self) -> np.ndarray:
         """Element presence [M, 85] of the stored phases."""
-        present = np.zeros((len(self), N_ELEMENTS), dtype=bool)
-        r, c = np.nonzero(self.el >= 0)
-        present[r, self.el[r, c]] = True
-        return present
+        return self.amounts() > 0
 
     def save(self, path: Path) -> None:
         """The phases as a compressed .npz (atomic write), for a fast ``load``."""
@@ -364,11 +373,8 @@ class PhaseHulls:
         import json
 
         with np.load(path, allow_pickle=False) as z:
-            a = np.zeros((len(z["energies"]), N_ELEMENTS))
-            rows = np.repeat(np.arange(len(a)), z["el"].shape[1])
-            el = z["el"].ravel()
-            a[rows[el >= 0], el[el >= 0]] = z["frac"].ravel()[el >= 0]
-            out = cls(a, z["energies"], z["names"].astype(object), json.loads(str(z["sources"])))
+            out = cls(_dense(z["el"], z["frac"]), z["energies"], z["names"].astype(object),
+                      json.loads(str(z["sources"])))
             out.covered = z["covered"]
         return out
 

@@ -124,10 +124,7 @@ def test_real_oqmd_phases_equal_pymatgen(crabnet_cache):
     for system in systems:
         els = np.array([INDEX[s] for s in system])
         ids = hulls._phases_in(sum(1 << int(x) for x in els))
-        el, frac = hulls.el[ids].ravel(), hulls.frac[ids].ravel()
-        rows = np.repeat(np.arange(len(ids)), hulls.el.shape[1])
-        a = np.zeros((len(ids), len(ELEMENTS)))
-        a[rows[el >= 0], el[el >= 0]] = frac[el >= 0]
+        a = hulls.amounts()[ids]
         pd_ = _pymatgen(els, a, hulls.energies[ids])
         cand = np.zeros((40, len(ELEMENTS)))
         cand[:, els] = rng.integers(1, 6, (40, len(els)))
