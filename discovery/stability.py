@@ -17,7 +17,7 @@ and cached, and every candidate of that system costs one small matrix product. T
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,11 +106,16 @@ def _dense(el: np.ndarray, frac: np.ndarray) -> np.ndarray:
     return a
 
 
+def plausible_formation_energies(values, limit: float = FORMATION_LIMIT) -> np.ndarray:
+    """Mask of |ΔHf| ≤ ``limit`` eV/atom (False for data errors and NaN)."""
+    return np.abs(np.asarray(values, dtype=np.float64)) <= limit
+
+
 def clean_formation_energies(df: pd.DataFrame, column: str = "formation_enthalpy",
                              limit: float = FORMATION_LIMIT) -> tuple[pd.DataFrame, int]:
     """Drop rows with |ΔHf| > ``limit`` eV/atom (data errors); returns (kept, dropped count)."""
-    bad = ~(df[column].abs() <= limit)  # NaN counts as bad
-    return df[~bad].reset_index(drop=True), int(bad.sum())
+    ok = plausible_formation_energies(df[column], limit)
+    return df[ok].reset_index(drop=True), int((~ok).sum())
 
 
 class PhaseHulls:
@@ -155,15 +160,6 @@ class PhaseHulls:
 
     def __len__(self) -> int:
         return len(self.energies)
-
-    @classmethod
-    def from_formulas(cls, formulas: Iterable[object], energies: Iterable[float],
-                      sources: dict | None = None) -> PhaseHulls:
-        """Phases from formulas; unparsable rows raise (use ``from_table`` to clean and count)."""
-        formulas = list(formulas)
-        batch = parse_formulas(formulas)
-        batch.raise_first()
-        return cls(batch.amounts, np.asarray(list(energies), float), [str(f) for f in formulas], sources)
 
     @classmethod
     def from_table(cls, df: pd.DataFrame, column: str = "formation_enthalpy",
@@ -327,10 +323,6 @@ class PhaseHulls:
         """Energy of the lowest mix of known phases at each composition (eV/atom)."""
         return self.evaluate(amounts, decompose=False).hull_energy
 
-    def e_above_hull(self, amounts: np.ndarray, energies: np.ndarray) -> np.ndarray:
-        """``energies − hull_energy(amounts)`` (eV/atom), negative below the hull."""
-        return self.evaluate(amounts, energies, decompose=False).e_hull
-
     def stable_only(self) -> PhaseHulls:
         """Only the phases at a vertex of their own chemical system's hull. Exact for every hull
         query: a phase above the hull of its own system stays above it in every larger system
@@ -429,12 +421,16 @@ def default_hulls(cache: Path | None = None) -> PhaseHulls | None:
 
 
 def stability_metrics(ef_true: np.ndarray, ef_pred: np.ndarray, hull_energy: np.ndarray,
-                      threshold: float = 0.0) -> dict[str, float]:
+                      threshold: float = 0.0, hull_pred: np.ndarray | None = None) -> dict[str, float]:
     """Bartel et al.'s figures: formation-energy MAE, decomposition-energy MAE, and stability
     classification (stable: ΔHd = E_f − hull ≤ ``threshold``) precision, recall, F1, accuracy,
-    and the discovery acceleration factor (precision ÷ the share of truly stable ones)."""
+    and the discovery acceleration factor (precision ÷ the share of truly stable ones).
+
+    ``hull_pred``: the hull the predicted ΔHd is measured against when it is not the DFT one
+    (Bartel's own protocol puts every competing phase at its predicted energy)."""
     ef_true, ef_pred, hull = (np.asarray(v, dtype=np.float64) for v in (ef_true, ef_pred, hull_energy))
-    d_true, d_pred = ef_true - hull, ef_pred - hull
+    hull_p = hull if hull_pred is None else np.asarray(hull_pred, dtype=np.float64)
+    d_true, d_pred = ef_true - hull, ef_pred - hull_p
     t, p = d_true <= threshold, d_pred <= threshold
     tp, fp, fn = int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum())
     precision = tp / (tp + fp) if tp + fp else float("nan")
