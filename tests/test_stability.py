@@ -148,6 +148,10 @@ def test_stability_metrics_on_a_hand_made_case():
     assert m["daf"] == pytest.approx((2 / 3) / 0.5) and m["stable_share"] == 0.5
     assert m["ef_mae"] == pytest.approx(np.abs(ef_pred - ef_true).mean())
     assert m["f1_all_stable"] == pytest.approx(2 * 0.5 / 1.5)
+    # predictions measured against a hull 0.15 higher: row 1 is called stable too (rows 0, 1, 2, 4)
+    m2 = stability_metrics(ef_true, ef_pred, hull, hull_pred=hull + 0.15)
+    assert m2["recall"] == 1.0 and m2["precision"] == pytest.approx(3 / 4)
+    assert m2["ed_mae"] == pytest.approx(np.abs(ef_pred - 0.15 - ef_true).mean())
 
 
 def test_leave_one_out_hull_excludes_only_the_compound_itself():
