@@ -39,6 +39,7 @@ from discovery.runtime import set_threads
 from discovery.stability import PhaseHulls, plausible_formation_energies, stability_metrics
 
 REPORTS = Path("pipelines/reports")
+MODELS = ("shipped", "tmlp", "attention", "magpie-gbt")
 PUBLISHED = [  # Bartel et al. 2020, Table 1 / Fig. 2 (composition-only models, MP)
     {"model": "Magpie (published)", "ef_mae": 0.13, "ed_mae": 0.12, "f1": 0.57},
     {"model": "ElemNet (published)", "ef_mae": 0.10, "ed_mae": 0.10, "f1": 0.60},
@@ -215,7 +216,12 @@ def main() -> None:
     import sys
 
     cmd = "python pipelines/bench_stability.py " + " ".join(sys.argv[1:])
-    for name in args.models.split(","):
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in MODELS or (m == "shipped" and args.protocol != "oqmd")]
+    if unknown:
+        raise SystemExit(f"error: model {unknown[0]!r} is not for protocol {args.protocol!r}; use "
+                         f"{', '.join(m for m in MODELS if m != 'shipped' or args.protocol == 'oqmd')}")
+    for name in models:
         if not args.force and any(r["protocol"] == args.protocol and r["model"] == name for r in rows):
             print(f"{args.protocol}/{name}: already in {out} (--force recomputes)")
             continue
