@@ -6,11 +6,14 @@ fractions × formation energy per atom. ``e_hull = E_f(candidate) − E_hull(x)`
 candidate would decompose into the hull's phases at x by that much energy per atom; negative, it
 lies below every known mix (a predicted new stable compound).
 
-Speed: the lower hull is a convex piecewise-linear function, so its value at x is the largest of
-its facets' planes there, ``max_j μ_j · x``, where μ_j are the facet's chemical potentials. Each
-chemical system's facets are computed once with qhull (as pymatgen's ``PhaseDiagram`` does:
-negative-energy phases and the elements, plus one point above to keep the hull full-dimensional)
-and cached, and every candidate of that system costs one small matrix product. The answers equal
+Speed: the hull energy at x is a small linear programme, min Σ λ_i E_i over mixes of the
+system's phases (elements included, at 0) with Σ λ_i x_i = x and λ ≥ 0, whose optimal basis is
+the decomposition. ``evaluate`` solves it for every candidate at once with a batched simplex
+method in numpy (``batched_hull_lp``): the elements are a feasible first basis, and each pivot is
+a batch of k×k solves, so a chemical system seen once (most candidates of a screen) costs a few
+matrix products instead of a qhull call. ``system_hull`` keeps the facet construction (qhull, as
+pymatgen's ``PhaseDiagram`` builds it) for leave-one-out hulls and as the fallback for the rare
+programme that does not settle within its pivot limit. The answers equal
 ``PhaseDiagram.get_decomp_and_e_above_hull(..., allow_negative=True)`` (tested to 1e-6 eV/atom).
 """
 
@@ -37,6 +40,8 @@ FORMATION_LIMIT = 5.0
 MAX_ELEMENTS = 8
 _FORMATION_TOL = 1e-11  # pymatgen's PhaseDiagram.formation_energy_tol
 _DECOMP_TOL = 1e-8  # pymatgen's PhaseDiagram.numerical_tol
+_LP_BATCH = 4096  # candidates per batched simplex call
+_PAD_ENERGY = 1e9  # energy of padding rows: never worth entering a basis
 _CACHE_VERSION = 1
 _BITS = (np.uint64(1) << np.arange(64, dtype=np.uint64))
 
@@ -106,6 +111,51 @@ def _dense(el: np.ndarray, frac: np.ndarray) -> np.ndarray:
     return a
 
 
+
+def batched_hull_lp(x: np.ndarray, points: np.ndarray, energies: np.ndarray, tol: float = 1e-12,
+                    max_pivots: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lower-hull energy at each x by the primal simplex method, batched over rows.
+
+    x [R, k] fractions (rows sum to 1, all > 0); points [R, M, k] phase fractions whose first k
+    rows are the identity (the elements, energy 0; padding rows are zeros with a huge energy);
+    energies [R, M]. Returns (hull energy [R], basis [R, k] row indices into points, weights
+    [R, k] atom fractions of the basis phases, converged [R]). Dantzig's rule; a row that has not
+    settled after ``max_pivots`` is reported unconverged for the caller to solve otherwise.
+    """
+    r_all, m, k = points.shape
+    basis = np.broadcast_to(np.arange(k), (r_all, k)).copy()
+    lam = np.array(x, dtype=np.float64)
+    done = np.zeros(r_all, dtype=bool)
+    active = np.arange(r_all)
+    for _ in range(max_pivots or 4 * m + 20):
+        if not len(active):
+            break
+        p, e, b = points[active], energies[active], basis[active]
+        bmat = np.take_along_axis(p, b[..., None], axis=1)  # [A, k, k]: basis phases as rows
+        mu = np.linalg.solve(bmat, np.take_along_axis(e, b, axis=1)[..., None])[..., 0]
+        reduced = e - np.einsum("amk,ak->am", p, mu)
+        enter = reduced.argmin(axis=1)
+        best = reduced[np.arange(len(active)), enter]
+        settled = best >= -tol * np.maximum(1.0, np.abs(mu).max(axis=1))
+        done[active[settled]] = True
+        go = ~settled
+        active, p, b, enter, bmat = active[go], p[go], b[go], enter[go], bmat[go]
+        if not len(active):
+            break
+        col = p[np.arange(len(active)), enter]  # [A, k]
+        d = np.linalg.solve(np.swapaxes(bmat, 1, 2), col[..., None])[..., 0]
+        la = lam[active]
+        ratio = np.where(d > 1e-12, la / np.where(d > 1e-12, d, 1.0), np.inf)
+        leave = ratio.argmin(axis=1)
+        step = ratio[np.arange(len(active)), leave]
+        la = np.maximum(la - step[:, None] * d, 0.0)
+        la[np.arange(len(active)), leave] = step
+        b[np.arange(len(active)), leave] = enter
+        lam[active], basis[active] = la, b
+    e_basis = np.take_along_axis(energies, basis, axis=1)
+    return (lam * e_basis).sum(axis=1), basis, lam, done
+
+
 def plausible_formation_energies(values, limit: float = FORMATION_LIMIT) -> np.ndarray:
     """Mask of |ΔHf| ≤ ``limit`` eV/atom (False for data errors and NaN)."""
     return np.abs(np.asarray(values, dtype=np.float64)) <= limit
@@ -157,6 +207,7 @@ class PhaseHulls:
             for j, m in enumerate(uniq):
                 self._by_system[_as_int(m)] = by[bounds[j]:bounds[j + 1]]
         self._cache: dict[int, SystemHull] = {}
+        self._points: dict[int, tuple] = {}
 
     def __len__(self) -> int:
         return len(self.energies)
@@ -209,15 +260,20 @@ class PhaseHulls:
             self._cache[system] = hull
         return hull
 
-    def _compute(self, system: int, exclude: int | None = None) -> SystemHull:
+    def _system_points(self, system: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(elements [k], fractions [k + m, k], energies [k + m], labels [k + m]) of a system:
+        the k elements first (label −1 − e), then its m known phases below the elements (cached)."""
+        got = self._points.get(system)
+        if got is None:
+            got = self._gather(system, self._phases_in(system))
+            if len(self._points) > 500_000:
+                self._points.clear()
+            self._points[system] = got
+        return got
+
+    def _gather(self, system: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         els = np.array(_elements_of(system))
-        k = len(els)
-        ids = self._phases_in(system)
-        if exclude is not None:
-            ids = ids[ids != exclude]
-        m = len(ids)
-        # points: the k elements, then the phases, in (k-1) fraction coordinates + energy, and
-        # one point above all (pymatgen's trick) so the hull is full-dimensional
+        k, m = len(els), len(ids)
         pts = np.zeros((k + m, k))
         pts[:k] = np.eye(k)
         e_idx = self.el[ids]
@@ -225,7 +281,16 @@ class PhaseHulls:
         pts[k + r, np.searchsorted(els, e_idx[r, c])] = self.frac[ids][r, c]
         energy = np.zeros(k + m)
         energy[k:] = self.energies[ids]
-        labels = np.concatenate([-1 - els, ids])
+        return els, pts, energy, np.concatenate([-1 - els, ids])
+
+    def _compute(self, system: int, exclude: int | None = None) -> SystemHull:
+        if exclude is None:
+            els, pts, energy, labels = self._system_points(system)
+        else:
+            ids = self._phases_in(system)
+            els, pts, energy, labels = self._gather(system, ids[ids != exclude])
+        k = len(els)
+        m = len(pts) - k
         if k == 1 or m == 0:  # the elements' plane
             v = np.arange(k)[None, :]
             return SystemHull(els, np.zeros((1, k)), labels[v], pts[v])
@@ -277,31 +342,60 @@ class PhaseHulls:
             masks = system_masks(present[idx])
             uniq, inverse = np.unique(masks, axis=0, return_inverse=True)
             inverse = inverse.ravel()
-            order = np.argsort(inverse, kind="stable")
-            bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
-            for j, m in enumerate(uniq):
-                rows = order[bounds[j]:bounds[j + 1]]
-                h = self.system_hull(_as_int(m))
-                x = x_all[rows][:, h.elements]
-                planes = x @ h.mu.T  # [r, F]
-                best = planes.argmax(axis=1)
-                hull[idx[rows]] = planes[np.arange(len(rows)), best]
+            data = [self._system_points(_as_int(m)) for m in uniq]
+            kk = np.array([len(d[0]) for d in data])
+            mm = np.array([len(d[1]) for d in data])
+            row_k, row_m = kk[inverse], mm[inverse]
+            slow: list[int] = []
+            for k in np.unique(kk):
+                rows_k = np.flatnonzero(row_k == k)
+                rows_k = rows_k[np.argsort(row_m[rows_k], kind="stable")]  # little padding
+                for start in range(0, len(rows_k), _LP_BATCH):
+                    rows = rows_k[start:start + _LP_BATCH]
+                    slow += self._solve_rows(rows, inverse, data, int(row_m[rows].max()), int(k), x_all,
+                                             idx, hull, decomp, decompose)
+            for r in slow:  # did not settle within the pivot limit: the facets of the system
+                h = self.system_hull(_as_int(uniq[inverse[r]]))
+                x = x_all[r, h.elements]
+                planes = h.mu @ x
+                best = int(planes.argmax())
+                hull[idx[r]] = planes[best]
                 if decompose:
-                    w = np.linalg.solve(np.swapaxes(h.vertex_fractions[best], 1, 2), x[..., None])[..., 0]
-                    for r, f, wr in zip(rows, best, w, strict=True):
-                        decomp[idx[r]] = self._describe(h.vertices[f], wr)
+                    w = np.linalg.solve(h.vertex_fractions[best].T, x)
+                    decomp[idx[r]] = self._describe(h.vertices[best], w)
         e_hull = np.asarray(energies, dtype=np.float64) - hull if energies is not None else np.full(n, np.nan)
         return StabilityResult(hull, e_hull, decomp, note)
 
+    def _solve_rows(self, rows, inverse, data, m, k, x_all, idx, hull, decomp, decompose) -> list[int]:
+        """Hull energies (and decompositions) of candidate ``rows`` of one element count k by
+        ``batched_hull_lp``; returns the rows that did not settle."""
+        n = len(rows)
+        pts = np.zeros((n, m, k))
+        energy = np.full((n, m), _PAD_ENERGY)
+        labels = np.zeros((n, m), dtype=np.int64)
+        els = np.zeros((n, k), dtype=np.int64)
+        sys_of = inverse[rows]
+        order = np.argsort(sys_of, kind="stable")
+        cuts = np.flatnonzero(np.r_[True, sys_of[order][1:] != sys_of[order][:-1], True])
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            sel = order[a:b]
+            e, p, en, lab = data[sys_of[sel[0]]]
+            pts[sel, :len(p)], energy[sel, :len(p)], labels[sel, :len(p)], els[sel] = p, en, lab, e
+        x = np.take_along_axis(x_all[rows], els, axis=1)
+        value, basis, weights, ok = batched_hull_lp(x, pts, energy)
+        hull[idx[rows[ok]]] = value[ok]
+        if decompose:
+            lab = np.take_along_axis(labels, basis, axis=1)
+            for i in np.flatnonzero(ok):
+                decomp[idx[rows[i]]] = self._describe(lab[i], weights[i])
+        return [int(r) for r in rows[~ok]]
+
     def _describe(self, vertices: np.ndarray, weights: np.ndarray) -> str:
         """'Al2Te3 (0.556) + Al (0.444)': the facet's phases by atom fraction, largest first."""
-        parts = []
-        for i in np.argsort(-weights, kind="stable"):
-            if weights[i] > _DECOMP_TOL:
-                lab = vertices[i]
-                name = ELEMENTS[-1 - lab] if lab < 0 else str(self.names[lab])
-                parts.append(f"{name} ({weights[i]:.3f})")
-        return " + ".join(parts)
+        named = [(ELEMENTS[-1 - lab] if lab < 0 else str(self.names[lab]), w)
+                 for lab, w in zip(vertices, weights, strict=True) if w > _DECOMP_TOL]
+        named.sort(key=lambda p: (-round(p[1], 9), p[0]))  # equal shares: by name, not by round-off
+        return " + ".join(f"{name} ({w:.3f})" for name, w in named)
 
     def leave_one_out_hull_energy(self, amounts: np.ndarray, energies: np.ndarray) -> np.ndarray:
         """Hull energy of each known composition on the hull of all *other* phases (Bartel et
@@ -381,7 +475,7 @@ class PhaseHulls:
         remap = np.cumsum(keep) - 1
         out._by_system = {m: remap[ids[keep[ids]]] for m, ids in self._by_system.items()
                           if keep[ids].any()}
-        out._cache = {}
+        out._cache, out._points = {}, {}
         return out
 
 

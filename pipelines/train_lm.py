@@ -9,7 +9,7 @@ split, sweep the sampling temperature there, and ship the winner.
 
 Each set trains in ``RUN_ROOT/<set>/`` (checkpoints ``last/``, ``best/`` and ``log.csv`` with
 losses and per-epoch recovery on the MP validation split at ``--eval-n`` samples). Every
-(set, temperature) is then measured at ``--n`` samples (seed 1) on the MP validation split:
+(set, temperature, sampling mode) is then measured at ``--n`` samples (seed 1) on the MP validation split:
 precision before and after the charge-neutrality + electronegativity screen, yield, unique,
 empty/unary, CN and EN shares against the model's training set, and samples/s. The winner is
 the highest yield (distinct held-out compositions per 100k samples, which already discounts
@@ -88,7 +88,7 @@ def write_report(rows: list[dict], winner: dict, logs: dict[str, list[dict]], ar
                  params: int) -> None:
     ship = Path(args.ship).resolve()
     shown = ship.relative_to(ROOT) if ship.is_relative_to(ROOT) else ship
-    cols = ["set", "temperature", "precision_pct", "precision_screened_pct", "precision_vs_union_pct",
+    cols = ["set", "temperature", "sampling", "precision_pct", "precision_screened_pct", "precision_vs_union_pct",
             "yield_per_100k",
             "yield_screened_per_100k", "unique_pct", "empty_or_unary_pct", "cn_pct", "train_cn_pct",
             "en_pct", "train_en_pct", "samples_per_s"]
@@ -112,7 +112,7 @@ def write_report(rows: list[dict], winner: dict, logs: dict[str, list[dict]], ar
     for r in rows:
         lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     lines += ["", f"**Shipped**: `{winner['set']}` at temperature {winner['temperature']} "
-              f"(highest yield on the MP validation split; yields within 2·sqrt(hits) of the best are a "
+              f"with {winner.get('sampling', 'plain')} sampling (highest yield on the MP validation split; yields within 2·sqrt(hits) of the best are a "
               f"tie, won by the higher precision after the screen) → `{shown}`.", ""]
     for name, log in logs.items():
         if not log:
@@ -137,6 +137,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--eval-only", action="store_true", help="skip training, evaluate the runs' best/")
     ap.add_argument("--temperatures", default="0.8,1.0,1.2")
+    ap.add_argument("--sampling", default="plain,distinct",
+                    help="sampling modes to compare: plain (ancestral) and/or distinct (no repeats)")
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--eval-n", type=int, default=20_000)
     ap.add_argument("--units", type=int, default=256)
@@ -193,14 +195,17 @@ def main() -> None:
             logs[name] = list(csv.DictReader(f))
         shares = screen_shares(tr)
         for t in temps:
-            m = quality(lm.with_options(temperature=t), args.n, train_keys, val_keys, shares, union_keys)
-            row = {"set": name, "temperature": t, **m}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            for mode in args.sampling.split(","):
+                m = quality(lm.with_options(temperature=t, distinct=mode == "distinct"), args.n, train_keys,
+                            val_keys, shares, union_keys)
+                row = {"set": name, "temperature": t, "sampling": mode, **m}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
         models[name] = lm
 
     winner = select(rows)
-    ship = models[winner["set"]].with_options(temperature=winner["temperature"])
+    ship = models[winner["set"]].with_options(temperature=winner["temperature"],
+                                              distinct=winner.get("sampling") == "distinct")
     ship.card = {**models[winner["set"]].card,
                  "selection": f"highest yield on the MP validation split ({args.n} samples, "
                               f"seed {EVAL_SEED}); yields within 2 sqrt(hits) of the best are a tie, "

@@ -88,6 +88,35 @@ def test_samples_do_not_depend_on_batch_size(tiny_lm):
     assert (tiny_lm.sample_counts(100, seed=(2, 4)) == ref[:100]).all()
 
 
+def test_distinct_sampling_never_repeats_and_is_seeded(tiny_lm):
+    from discovery.encoding import composition_keys
+
+    lm = tiny_lm.with_options(distinct=True)
+    ref = lm.sample_counts(800, seed=(3, 1), batch_size=800)
+    keys = composition_keys(ref)
+    assert len(np.unique(keys)) == 800  # plain sampling repeats (next assert); distinct never
+    assert len(np.unique(composition_keys(tiny_lm.sample_counts(800, seed=(3, 1))))) < 800
+    for bs in (9, 300):
+        assert (np.concatenate(list(lm.iter_counts(800, seed=(3, 1), batch_size=bs))) == ref).all()
+    assert (lm.sample_counts(200, seed=(3, 1)) == ref[:200]).all()
+    assert not (lm.sample_counts(800, seed=(3, 2)) == ref).all()
+
+
+def test_distinct_sampling_warms_up_when_draws_stop_being_new():
+    """A model that knows one composition: the cold stream would repeat it forever; the
+    temperature rises until draws are new again (and stays within the grammar)."""
+    lm = CompositionLM(units=16, embed_dim=8, epochs=60, learning_rate=3e-2, block=256, patience=60)
+    lm.fit(["YBa2Cu3O7"], seed=0)
+    cold = lm.with_options(temperature=0.02, distinct=True)
+    c = cold.sample_counts(300, seed=1)
+    from discovery.encoding import composition_keys
+
+    assert len(np.unique(composition_keys(c))) == 300
+    assert (c[0] == unique_counts(["YBa2Cu3O7"])[0]).all()
+    n_el = (c > 0).sum(axis=1)
+    assert (n_el >= 2).all() and (n_el <= 8).all()
+
+
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
 def test_every_sample_is_a_valid_compound(tiny_lm, temperature):
     c = tiny_lm.with_options(temperature=temperature).sample_counts(2000, seed=0)

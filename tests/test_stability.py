@@ -184,3 +184,40 @@ def test_shipped_phases_equal_the_fetched_tables(crabnet_cache):
         q = np.vstack([q, (present[ids].any(axis=0) * rng.integers(1, 5, 85))[None]])
     np.testing.assert_allclose(shipped.hull_energy(q), fetched.hull_energy(q), atol=1e-9)
     assert shipped.evaluate(q[:1], np.zeros(1)).decomposition == ["Al2Te3 (0.556) + Al (0.444)"]
+
+
+def test_batched_simplex_equals_facets_and_falls_back(monkeypatch):
+    """The batched simplex gives the facet construction's hull energy; a row that has not
+    settled within the pivot limit is reported, and ``evaluate`` then solves it by the facets,
+    with the same energy and decomposition."""
+    import discovery.stability as st
+
+    rng = np.random.default_rng(7)
+    els, a, e = _random_system(rng, 5, 40)
+    els = np.sort(els)
+    cand = np.zeros((200, len(ELEMENTS)))
+    cand[:, els] = rng.integers(1, 6, (200, 5))
+    x = cand[:, els] / cand[:, els].sum(axis=1, keepdims=True)
+    hulls = PhaseHulls(a, e)
+    system = sum(1 << int(j) for j in els)
+    h = hulls.system_hull(system)
+    _, pts, energy, _ = hulls._system_points(system)
+    value, _, weights, settled = st.batched_hull_lp(x, np.repeat(pts[None], 200, 0), np.repeat(energy[None], 200, 0))
+    assert settled.all()
+    np.testing.assert_allclose(value, (x @ h.mu.T).max(axis=1), atol=1e-10)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    *_, settled = st.batched_hull_lp(x, np.repeat(pts[None], 200, 0), np.repeat(energy[None], 200, 0),
+                                     max_pivots=1)
+    assert not settled.all()
+    fast = hulls.evaluate(cand, np.zeros(200))
+    real = st.batched_hull_lp
+    monkeypatch.setattr(st, "batched_hull_lp", lambda *args, **kw: real(*args, **{**kw, "max_pivots": 1}))
+    slow = PhaseHulls(a, e).evaluate(cand, np.zeros(200))
+    np.testing.assert_allclose(slow.hull_energy, fast.hull_energy, atol=1e-10)
+
+    def parts(text):  # {phase: share}; shares are printed to 3 decimals
+        return {p.split(" (")[0]: float(p.split("(")[1][:-1]) for p in text.split(" + ")}
+
+    for mine, ref in zip(slow.decomposition, fast.decomposition, strict=True):
+        a_, b_ = parts(mine), parts(ref)
+        assert a_.keys() == b_.keys() and all(abs(a_[k] - b_[k]) <= 0.0011 for k in a_)

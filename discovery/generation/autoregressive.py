@@ -30,7 +30,8 @@ SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
 
 DEFAULTS = {"units": 256, "embed_dim": 64, "temperature": 1.0, "top_p": None, "epochs": 40,
             "batch_size": 256, "learning_rate": 2e-3, "patience": 3, "val_fraction": 0.05,
-            "block": 4096, "dropout": 0.0}
+            "block": 4096, "dropout": 0.0, "distinct": False,
+            "min_fresh": 0.3, "temperature_step": 0.05, "max_temperature": 2.0}
 
 
 def build_network(units: int, embed_dim: int, seed: int = 0, dropout: float = 0.0):
@@ -102,9 +103,11 @@ class CompositionLM(Generator):
         self._sampler = None
         return self
 
-    def with_options(self, temperature: float | None = None, top_p: float | None = None) -> CompositionLM:
+    def with_options(self, temperature: float | None = None, top_p: float | None = None,
+                     distinct: bool | None = None) -> CompositionLM:
         """The same network with other sampling options (shares the weights)."""
-        hp = {k: v for k, v in (("temperature", temperature), ("top_p", top_p)) if v is not None}
+        hp = {k: v for k, v in (("temperature", temperature), ("top_p", top_p), ("distinct", distinct))
+              if v is not None}
         other = CompositionLM(self.card, **{**self.hparams, **hp})
         other.model = self.model
         return other
@@ -125,20 +128,54 @@ class CompositionLM(Generator):
         return state.astype(np.int64)
 
     def iter_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192) -> Iterator[np.ndarray]:
+        """Reduced count vectors.
+
+        With the ``distinct`` option the stream draws without repeats: a composition already
+        drawn in this stream is skipped and the next draw taken instead. The most likely
+        compositions come first; when fewer than ``min_fresh`` of a block's draws are new,
+        the temperature rises by ``temperature_step`` (up to ``max_temperature``) so a long
+        stream keeps finding new compositions at a bounded cost. Everything depends only on
+        (seed, block index), never on ``batch_size``.
+        """
         if n < 0 or batch_size < 1:
             raise ConfigError(f"need n >= 0 and batch_size >= 1, got n={n}, batch_size={batch_size}")
-        sampler, block, temp = self.sampler(), int(self.hparams["block"]), float(self.hparams["temperature"])
+        hp = self.hparams
+        sampler, block, temp = self.sampler(), int(hp["block"]), float(hp["temperature"])
+        distinct = bool(hp.get("distinct", False))
+        seen: set[int] = set()
         pending: list[np.ndarray] = []
         held, done, b = 0, 0, 0
         while done < n:
             while held < min(batch_size, n - done):
-                pending.append(sampler.block(block, self.block_seed(seed, b), temp))
-                held += block
+                rows = reduce_counts(sampler.block(block, self.block_seed(seed, b), temp))
+                if distinct:
+                    rows = self._first_seen(rows, seen)
+                    if len(rows) < hp["min_fresh"] * block:
+                        temp = min(temp + hp["temperature_step"], hp["max_temperature"])
+                pending.append(rows)
+                held += len(rows)
                 b += 1
+                if distinct and b > 64 and b * block > 1000 * (done + held + 1):
+                    raise ConfigError(f"{self.name}: {b * block:,} draws gave only {done + held:,} distinct "
+                                      f"compositions; ask for fewer")
             rows = np.concatenate(pending) if len(pending) > 1 else pending[0]
             take = min(batch_size, n - done)
-            yield reduce_counts(rows[:take]).astype(np.int8)
+            yield rows[:take].astype(np.int8)
             pending, held, done = [rows[take:]], held - take, done + take
+
+    @staticmethod
+    def _first_seen(rows: np.ndarray, seen: set[int]) -> np.ndarray:
+        """The rows whose composition is not in ``seen`` (first occurrence within the block),
+        in draw order; adds their keys to ``seen``."""
+        from discovery.encoding import composition_keys
+
+        keys = composition_keys(rows)
+        _, first = np.unique(keys, return_index=True)
+        first = np.sort(first)
+        new = np.fromiter((int(k) not in seen for k in keys[first]), dtype=bool, count=len(first))
+        keep = first[new]
+        seen.update(int(k) for k in keys[keep])
+        return rows[keep]
 
     def fit(self, formulas: Sequence[str], seed: int = 0, name: str = "formulas") -> CompositionLM:
         """Train on formulas (unparseable / unusable rows are counted, warned and skipped)."""
@@ -167,7 +204,8 @@ class CompositionLM(Generator):
         os.replace(tmp, d / "model.keras")
         weights = {f"w{i}": w for i, w in enumerate(self.model.get_weights())}
         weights["sampling"] = np.array([self.hparams.get("temperature") or 0.0,
-                                        self.hparams.get("top_p") or 0.0])
+                                        self.hparams.get("top_p") or 0.0,
+                                        float(bool(self.hparams.get("distinct")))])
         card = {**self.card, "generator": self.name, "hyperparameters": self.hparams,
                 "version": state_version(self.name, weights),
                 "trained_on": self.card.get("training", {}).get("data", "formulas"),
