@@ -14,7 +14,8 @@ model; finished rows are kept, so the benchmark continues across sessions):
 Models: ``shipped`` (the shipped formation-energy ensemble; OQMD-trained, so OQMD protocol
 only), ``tmlp`` (the shipped recipe: MLP with T fine-tuned, fractions in), ``attention``
 (discovery.attention, element tokens on T), ``magpie-gbt`` (Magpie features + scikit-learn's
-gradient-boosted trees). Trained models are kept under --runs and reused.
+gradient-boosted trees), ``stack`` (the T-MLP and attention models averaged, the weight chosen
+on the validation split). Trained models are kept under --runs and reused.
 
     python pipelines/bench_stability.py --protocol oqmd --models shipped
     python pipelines/bench_stability.py --protocol bartel --models tmlp,magpie-gbt --members 2
@@ -39,7 +40,7 @@ from discovery.runtime import set_threads
 from discovery.stability import PhaseHulls, plausible_formation_energies, stability_metrics
 
 REPORTS = Path("pipelines/reports")
-MODELS = ("shipped", "tmlp", "attention", "magpie-gbt")
+MODELS = ("shipped", "tmlp", "attention", "magpie-gbt", "stack")
 PUBLISHED = [  # Bartel et al. 2020, Table 1 / Fig. 2 (composition-only models, MP)
     {"model": "Magpie (published)", "ef_mae": 0.13, "ed_mae": 0.12, "f1": 0.57},
     {"model": "ElemNet (published)", "ef_mae": 0.10, "ed_mae": 0.10, "f1": 0.60},
@@ -64,6 +65,14 @@ def oqmd_data() -> dict[str, pd.DataFrame]:
             for s in ("train", "val", "test")}
 
 
+def stack_weight(a: np.ndarray, b: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The weight w in [0, 1] (steps of 0.05) of ``w a + (1 - w) b`` with the lowest MAE on y."""
+    grid = np.round(np.linspace(0, 1, 21), 2)
+    mae = [float(np.abs(w * a + (1 - w) * b - y).mean()) for w in grid]
+    best = int(np.argmin(mae))
+    return float(grid[best]), mae[best]
+
+
 def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
     """A fitted predictor ``f(formulas) -> E_f``; trained once and kept under ``run_dir``."""
     from discovery.properties import PropertyModel, load_property_model
@@ -72,6 +81,12 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
         model = load_property_model("formation_energy")
         info = {"card": model.card.get("version")}
         return lambda f: model.predict_amounts(parse_formulas(f).amounts)[0], info
+    if name == "stack":  # the T-MLP and attention models, averaged with a weight fit on validation
+        (f_mlp, i_mlp), (f_att, i_att) = (train_model(m, data, args, run_dir) for m in ("tmlp", "attention"))
+        val = data["val"]["formula"].tolist()
+        w, val_mae = stack_weight(f_mlp(val), f_att(val), data["val"]["y"].to_numpy())
+        return (lambda f: w * f_mlp(f) + (1 - w) * f_att(f),
+                {"weight_tmlp": w, "val_mae": val_mae, "tmlp": i_mlp, "attention": i_att})
     if name == "magpie-gbt":
         from discovery.featurizers import Magpie
         from discovery.regressors import GBTRegressor
