@@ -14,8 +14,8 @@ model; finished rows are kept, so the benchmark continues across sessions):
 Models: ``shipped`` (the shipped formation-energy ensemble; OQMD-trained, so OQMD protocol
 only), ``tmlp`` (the shipped recipe: MLP with T fine-tuned, fractions in), ``attention``
 (discovery.attention, element tokens on T), ``magpie-gbt`` (Magpie features + scikit-learn's
-gradient-boosted trees), ``stack`` (the T-MLP and attention models averaged, the weight chosen
-on the validation split). Trained models are kept under --runs and reused.
+gradient-boosted trees), ``attention-sN`` (another attention model, seed + N), ``stack``
+(the ``--stack`` models averaged, weights chosen on the validation split). Trained models are kept under --runs and reused.
 
     python pipelines/bench_stability.py --protocol oqmd --models shipped
     python pipelines/bench_stability.py --protocol bartel --models tmlp,magpie-gbt --members 2
@@ -25,7 +25,9 @@ on the validation split). Trained models are kept under --runs and reused.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import re
 import time
 from pathlib import Path
 
@@ -65,12 +67,19 @@ def oqmd_data() -> dict[str, pd.DataFrame]:
             for s in ("train", "val", "test")}
 
 
-def stack_weight(a: np.ndarray, b: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The weight w in [0, 1] (steps of 0.05) of ``w a + (1 - w) b`` with the lowest MAE on y."""
-    grid = np.round(np.linspace(0, 1, 21), 2)
-    mae = [float(np.abs(w * a + (1 - w) * b - y).mean()) for w in grid]
-    best = int(np.argmin(mae))
-    return float(grid[best]), mae[best]
+def stack_weights(preds: list[np.ndarray], y: np.ndarray, step: float = 0.05) -> tuple[np.ndarray, float]:
+    """Non-negative weights summing to 1 (a grid of ``step``) of the average of ``preds`` with the
+    lowest MAE on y: the stack is chosen on the validation split, never on test."""
+    n = round(1 / step)
+    best, best_mae = None, np.inf
+    for combo in itertools.product(range(n + 1), repeat=len(preds) - 1):
+        if sum(combo) > n:
+            continue
+        w = np.array([*combo, n - sum(combo)]) / n
+        mae = float(np.abs(sum(wi * p for wi, p in zip(w, preds, strict=True)) - y).mean())
+        if mae < best_mae:
+            best, best_mae = w, mae
+    return best, best_mae
 
 
 def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
@@ -81,12 +90,13 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
         model = load_property_model("formation_energy")
         info = {"card": model.card.get("version")}
         return lambda f: model.predict_amounts(parse_formulas(f).amounts)[0], info
-    if name == "stack":  # the T-MLP and attention models, averaged with a weight fit on validation
-        (f_mlp, i_mlp), (f_att, i_att) = (train_model(m, data, args, run_dir) for m in ("tmlp", "attention"))
+    if name == "stack":  # component models averaged with weights fit on the validation split
+        parts = [train_model(m, data, args, run_dir) for m in args.stack.split(",")]
         val = data["val"]["formula"].tolist()
-        w, val_mae = stack_weight(f_mlp(val), f_att(val), data["val"]["y"].to_numpy())
-        return (lambda f: w * f_mlp(f) + (1 - w) * f_att(f),
-                {"weight_tmlp": w, "val_mae": val_mae, "tmlp": i_mlp, "attention": i_att})
+        w, val_mae = stack_weights([f(val) for f, _ in parts], data["val"]["y"].to_numpy())
+        return (lambda f: sum(wi * g(f) for wi, (g, _) in zip(w, parts, strict=True)),
+                {"components": args.stack, "weights": w.tolist(), "val_mae": val_mae,
+                 **{m: info for m, (_, info) in zip(args.stack.split(","), parts, strict=True)}})
     if name == "magpie-gbt":
         from discovery.featurizers import Magpie
         from discovery.regressors import GBTRegressor
@@ -110,14 +120,15 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
             ens = Ensemble.fit(x["train"], y["train"], x["val"], y["val"], k=args.members, seed=args.seed,
                                max_epochs=args.max_epochs, batch_size=1024, lr_patience=10, patience=30,
                                embedding=t)
-        elif name == "attention":
+        elif name == "attention" or name.startswith("attention-s"):  # attention-sN: seed + N
             from discovery.attention import AttentionRegressor
 
             regs = []
+            offset = int(name[len("attention-s"):]) if name != "attention" else 0
             for i in range(args.members):
                 r = AttentionRegressor(embedding=t, width=args.width, blocks=args.blocks, ff=2 * args.width,
                                        batch_size=args.batch_size, max_epochs=args.max_epochs,
-                                       seed=args.seed + i,
+                                       seed=args.seed + offset + i,
                                        max_minutes=args.budget_min / args.members,
                                        checkpoint_dir=run_dir / f"{name}_ckpt_{i}")
                 regs.append(r.fit(x["train"], y["train"], x["val"], y["val"]))
@@ -219,6 +230,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stack", default="tmlp,attention", help="components of the 'stack' model")
     ap.add_argument("--runs", default="runs/bench_stability")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--force", action="store_true", help="recompute rows already in the report")
@@ -232,7 +244,9 @@ def main() -> None:
 
     cmd = "python pipelines/bench_stability.py " + " ".join(sys.argv[1:])
     models = args.models.split(",")
-    unknown = [m for m in models if m not in MODELS or (m == "shipped" and args.protocol != "oqmd")]
+    unknown = [m for m in models + args.stack.split(",")
+               if (m not in MODELS and not re.fullmatch(r"attention-s\d+", m))
+               or (m == "shipped" and args.protocol != "oqmd")]
     if unknown:
         raise SystemExit(f"error: model {unknown[0]!r} is not for protocol {args.protocol!r}; use "
                          f"{', '.join(m for m in MODELS if m != 'shipped' or args.protocol == 'oqmd')}")
