@@ -38,7 +38,7 @@ REGISTRY: dict[str, Entry] = {
         "ion substitution, plus element swaps for compositions with no ionic assignment",
         (("element_swaps", True),)),
     "lm": Entry("discovery.generation.autoregressive:CompositionLM", "lm", True,
-                "GRU language model over element/count tokens (grammar-masked, temperature sampling)"),
+                "GRU language model over element/count tokens (grammar-masked, drawn without repeats)"),
     "random": Entry("discovery.generation.baselines:EnhancedRandom", "random", True,
                     "baseline: element count, elements and counts drawn independently"),
     "pattern-random": Entry("discovery.generation.baselines:PatternSiteRandom", "pattern_random", True,
