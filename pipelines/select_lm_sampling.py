@@ -59,6 +59,7 @@ def main() -> None:
             "are a tie, won by the higher precision after the CN+EN screen")
     ship.card = {**lm.card, "selection": rule, "metrics_mp_validation": win, "sampling_candidates": rows}
     ship.save(args.model)
+    shipped_version = CompositionLM.load(args.model).card.get("version", "")
     lines = ["# Language model: sampling mode and temperature", "",
              f"Shipped network `{lm.card.get('version')}`, MP validation split ({len(val_keys):,}), "
              f"{args.n:,} samples, seed {EVAL_SEED}; novelty against the union training set. *distinct*: "
@@ -67,7 +68,7 @@ def main() -> None:
              "| " + " | ".join(COLS) + " |", "|" + "---|" * len(COLS)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in COLS) + " |" for r in rows]
     lines += ["", f"**Shipped**: temperature {win['temperature']}, {win['sampling']} sampling "
-              f"→ `{ship.card.get('version', '')}`.", "", "```", "python " + " ".join(sys.argv), "```", ""]
+              f"→ `{shipped_version}`.", "", "```", "python " + " ".join(sys.argv), "```", ""]
     atomic_write(args.report, lambda p: p.write_text("\n".join(lines)))
     print("shipped", json.dumps({k: win[k] for k in ("temperature", "sampling", "yield_per_100k")}))
 
