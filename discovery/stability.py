@@ -120,7 +120,8 @@ def batched_hull_lp(x: np.ndarray, points: np.ndarray, energies: np.ndarray, tol
     rows are the identity (the elements, energy 0; padding rows are zeros with a huge energy);
     energies [R, M]. Returns (hull energy [R], basis [R, k] row indices into points, weights
     [R, k] atom fractions of the basis phases, converged [R]). Dantzig's rule; a row that has not
-    settled after ``max_pivots`` is reported unconverged for the caller to solve otherwise.
+    settled after ``max_pivots`` (or whose batch met a singular basis) is reported unconverged
+    for the caller to solve otherwise.
     """
     r_all, m, k = points.shape
     basis = np.broadcast_to(np.arange(k), (r_all, k)).copy()
@@ -132,7 +133,10 @@ def batched_hull_lp(x: np.ndarray, points: np.ndarray, energies: np.ndarray, tol
             break
         p, e, b = points[active], energies[active], basis[active]
         bmat = np.take_along_axis(p, b[..., None], axis=1)  # [A, k, k]: basis phases as rows
-        mu = np.linalg.solve(bmat, np.take_along_axis(e, b, axis=1)[..., None])[..., 0]
+        try:
+            mu = np.linalg.solve(bmat, np.take_along_axis(e, b, axis=1)[..., None])[..., 0]
+        except np.linalg.LinAlgError:  # a (numerically) singular basis: leave these rows unsettled
+            break
         reduced = e - np.einsum("amk,ak->am", p, mu)
         enter = reduced.argmin(axis=1)
         best = reduced[np.arange(len(active)), enter]
@@ -143,7 +147,10 @@ def batched_hull_lp(x: np.ndarray, points: np.ndarray, energies: np.ndarray, tol
         if not len(active):
             break
         col = p[np.arange(len(active)), enter]  # [A, k]
-        d = np.linalg.solve(np.swapaxes(bmat, 1, 2), col[..., None])[..., 0]
+        try:
+            d = np.linalg.solve(np.swapaxes(bmat, 1, 2), col[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            break
         la = lam[active]
         ratio = np.where(d > 1e-12, la / np.where(d > 1e-12, d, 1.0), np.inf)
         leave = ratio.argmin(axis=1)
