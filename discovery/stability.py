@@ -152,7 +152,7 @@ def batched_hull_lp(x: np.ndarray, points: np.ndarray, energies: np.ndarray, tol
         except np.linalg.LinAlgError:
             break
         la = lam[active]
-        ratio = np.where(d > 1e-12, la / np.where(d > 1e-12, d, 1.0), np.inf)
+        ratio = np.where(d > 1e-9, la / np.where(d > 1e-9, d, 1.0), np.inf)  # no pivot on round-off
         leave = ratio.argmin(axis=1)
         step = ratio[np.arange(len(active)), leave]
         la = np.maximum(la - step[:, None] * d, 0.0)

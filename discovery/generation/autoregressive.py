@@ -144,20 +144,22 @@ class CompositionLM(Generator):
         distinct = bool(hp.get("distinct", False))
         seen: set[int] = set()
         pending: list[np.ndarray] = []
-        held, done, b = 0, 0, 0
+        held, done, b, stale = 0, 0, 0, 0
         while done < n:
             while held < min(batch_size, n - done):
                 rows = reduce_counts(sampler.block(block, self.block_seed(seed, b), temp))
                 if distinct:
                     rows = self._first_seen(rows, seen)
-                    if len(rows) < hp["min_fresh"] * block:
-                        temp = min(temp + hp["temperature_step"], hp["max_temperature"])
+                    if len(rows) < hp["min_fresh"] * block:  # warm up; never cool a hot start
+                        temp = max(temp, min(temp + hp["temperature_step"], hp["max_temperature"]))
+                    stale = stale + 1 if len(rows) * 1000 < block else 0
+                    if stale > 64:
+                        raise ConfigError(f"{self.name}: the last {stale} blocks of {block:,} draws gave almost "
+                                          f"no new composition after {done + held + len(rows):,} distinct "
+                                          "ones; ask for fewer")
                 pending.append(rows)
                 held += len(rows)
                 b += 1
-                if distinct and b > 64 and b * block > 1000 * (done + held + 1):
-                    raise ConfigError(f"{self.name}: {b * block:,} draws gave only {done + held:,} distinct "
-                                      f"compositions; ask for fewer")
             rows = np.concatenate(pending) if len(pending) > 1 else pending[0]
             take = min(batch_size, n - done)
             yield rows[:take].astype(np.int8)
