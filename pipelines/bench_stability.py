@@ -15,7 +15,8 @@ Models: ``shipped`` (the shipped formation-energy ensemble; OQMD-trained, so OQM
 only), ``tmlp`` (the shipped recipe: MLP with T fine-tuned, fractions in), ``attention``
 (discovery.attention, element tokens on T), ``magpie-gbt`` (Magpie features + scikit-learn's
 gradient-boosted trees), ``attention-sN`` (another attention model, seed + N), ``stack``
-(the ``--stack`` models averaged, weights chosen on the validation split). Trained models are kept under --runs and reused.
+(the ``--stack`` models averaged, weights chosen on the validation split). Trained models are
+kept under --runs and reused.
 
     python pipelines/bench_stability.py --protocol oqmd --models shipped
     python pipelines/bench_stability.py --protocol bartel --models tmlp,magpie-gbt --members 2

@@ -88,7 +88,8 @@ def write_report(rows: list[dict], winner: dict, logs: dict[str, list[dict]], ar
                  params: int) -> None:
     ship = Path(args.ship).resolve()
     shown = ship.relative_to(ROOT) if ship.is_relative_to(ROOT) else ship
-    cols = ["set", "temperature", "sampling", "precision_pct", "precision_screened_pct", "precision_vs_union_pct",
+    cols = ["set", "temperature", "sampling", "precision_pct", "precision_screened_pct",
+            "precision_vs_union_pct",
             "yield_per_100k",
             "yield_screened_per_100k", "unique_pct", "empty_or_unary_pct", "cn_pct", "train_cn_pct",
             "en_pct", "train_en_pct", "samples_per_s"]
@@ -112,7 +113,8 @@ def write_report(rows: list[dict], winner: dict, logs: dict[str, list[dict]], ar
     for r in rows:
         lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
     lines += ["", f"**Shipped**: `{winner['set']}` at temperature {winner['temperature']} "
-              f"with {winner.get('sampling', 'plain')} sampling (highest yield on the MP validation split; yields within 2·sqrt(hits) of the best are a "
+              f"with {winner.get('sampling', 'plain')} sampling (highest yield on the MP validation "
+              "split; yields within 2·sqrt(hits) of the best are a "
               f"tie, won by the higher precision after the screen) → `{shown}`.", ""]
     for name, log in logs.items():
         if not log:

@@ -202,12 +202,12 @@ def test_batched_simplex_equals_facets_and_falls_back(monkeypatch):
     system = sum(1 << int(j) for j in els)
     h = hulls.system_hull(system)
     _, pts, energy, _ = hulls._system_points(system)
-    value, _, weights, settled = st.batched_hull_lp(x, np.repeat(pts[None], 200, 0), np.repeat(energy[None], 200, 0))
+    pts, energy = np.repeat(pts[None], 200, 0), np.repeat(energy[None], 200, 0)
+    value, _, weights, settled = st.batched_hull_lp(x, pts, energy)
     assert settled.all()
     np.testing.assert_allclose(value, (x @ h.mu.T).max(axis=1), atol=1e-10)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0)
-    *_, settled = st.batched_hull_lp(x, np.repeat(pts[None], 200, 0), np.repeat(energy[None], 200, 0),
-                                     max_pivots=1)
+    *_, settled = st.batched_hull_lp(x, pts, energy, max_pivots=1)
     assert not settled.all()
     fast = hulls.evaluate(cand, np.zeros(200))
     real = st.batched_hull_lp

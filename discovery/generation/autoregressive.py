@@ -154,7 +154,8 @@ class CompositionLM(Generator):
                         temp = max(temp, min(temp + hp["temperature_step"], hp["max_temperature"]))
                     stale = stale + 1 if len(rows) * 1000 < block else 0
                     if stale > 64:
-                        raise ConfigError(f"{self.name}: the last {stale} blocks of {block:,} draws gave almost "
+                        raise ConfigError(f"{self.name}: the last {stale} blocks of {block:,} draws gave "
+                                          "almost "
                                           f"no new composition after {done + held + len(rows):,} distinct "
                                           "ones; ask for fewer")
                 pending.append(rows)
