@@ -394,6 +394,13 @@ def composition_keys(counts: np.ndarray) -> np.ndarray:
     return keys
 
 
+def first_occurrences(keys: np.ndarray) -> np.ndarray:
+    """Indices of each distinct key's first occurrence, in stream order (deduplication that
+    keeps the order things were drawn or listed in)."""
+    _, first = np.unique(keys, return_index=True)
+    return np.sort(first)
+
+
 def count_patterns(counts: np.ndarray) -> np.ndarray:
     """Each row's nonzero counts, high to low, as a label: Fe2O3 -> '3-2', Cu2MnAl -> '2-1-1'.
 

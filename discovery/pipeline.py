@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from discovery.elements import ELEMENTS, INDEX
-from discovery.encoding import composition_keys, counts_to_formulas, reduce_counts
+from discovery.encoding import composition_keys, counts_to_formulas, first_occurrences, reduce_counts
 from discovery.errors import ConfigError
 from discovery.filters.chemistry import smact_screen
 from discovery.generation.registry import DEFAULT as DEFAULT_GENERATOR
@@ -305,9 +305,9 @@ class Pipeline:
                 sampled += batch_n
                 counts = counts[(counts > 0).sum(axis=1) >= 2]  # a compound: at least two elements
                 decoded += len(counts)
-                keys, first = np.unique(composition_keys(counts), return_index=True)
-                order = np.argsort(first, kind="stable")  # first-occurrence order
-                keys, first = keys[order], first[order]
+                keys = composition_keys(counts)
+                first = first_occurrences(keys)
+                keys = keys[first]
                 fresh = ~np.isin(keys, seen)
                 keys, counts = keys[fresh], reduce_counts(counts[first[fresh]])
                 seen = np.union1d(seen, keys)

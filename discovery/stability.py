@@ -111,7 +111,6 @@ def _dense(el: np.ndarray, frac: np.ndarray) -> np.ndarray:
     return a
 
 
-
 def batched_hull_lp(x: np.ndarray, points: np.ndarray, energies: np.ndarray, tol: float = 1e-12,
                     max_pivots: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Lower-hull energy at each x by the primal simplex method, batched over rows.
@@ -161,6 +160,28 @@ def batched_hull_lp(x: np.ndarray, points: np.ndarray, energies: np.ndarray, tol
         lam[active], basis[active] = la, b
     e_basis = np.take_along_axis(energies, basis, axis=1)
     return (lam * e_basis).sum(axis=1), basis, lam, done
+
+
+def _solve_batch(systems: np.ndarray, data: list[tuple], x_full: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``batched_hull_lp`` for candidates of one element count: ``data[systems[i]]`` are row i's
+    system points (``PhaseHulls._system_points``), padded to one size, and ``x_full`` [n, 85] its
+    compositions. Returns (hull energy, basis labels, basis weights, settled)."""
+    n = len(systems)
+    k = len(data[systems[0]][0])
+    m = max(len(data[s][1]) for s in np.unique(systems))
+    pts = np.zeros((n, m, k))
+    energy = np.full((n, m), _PAD_ENERGY)
+    labels = np.zeros((n, m), dtype=np.int64)
+    els = np.zeros((n, k), dtype=np.int64)
+    order = np.argsort(systems, kind="stable")
+    cuts = np.flatnonzero(np.r_[True, systems[order][1:] != systems[order][:-1], True])
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):  # one assignment per system
+        sel = order[a:b]
+        e, p, en, lab = data[systems[sel[0]]]
+        pts[sel, :len(p)], energy[sel, :len(p)], labels[sel, :len(p)], els[sel] = p, en, lab, e
+    value, basis, weights, ok = batched_hull_lp(np.take_along_axis(x_full, els, axis=1), pts, energy)
+    return value, np.take_along_axis(labels, basis, axis=1), weights, ok
 
 
 def plausible_formation_energies(values, limit: float = FORMATION_LIMIT) -> np.ndarray:
@@ -301,6 +322,8 @@ class PhaseHulls:
         if k == 1 or m == 0:  # the elements' plane
             v = np.arange(k)[None, :]
             return SystemHull(els, np.zeros((1, k)), labels[v], pts[v])
+        # points in (k-1) fraction coordinates + energy, and one point above all (pymatgen's
+        # trick) so the hull is full-dimensional
         data = np.empty((k + m + 1, k))
         data[:-1, :-1], data[:-1, -1] = pts[:, 1:], energy
         data[-1, :-1], data[-1, -1] = 1.0 / k, energy.max() + 1
@@ -359,43 +382,28 @@ class PhaseHulls:
                 rows_k = rows_k[np.argsort(row_m[rows_k], kind="stable")]  # little padding
                 for start in range(0, len(rows_k), _LP_BATCH):
                     rows = rows_k[start:start + _LP_BATCH]
-                    slow += self._solve_rows(rows, inverse, data, int(row_m[rows].max()), int(k), x_all,
-                                             idx, hull, decomp, decompose)
+                    value, labels, weights, ok = _solve_batch(inverse[rows], data, x_all[rows])
+                    hull[idx[rows[ok]]] = value[ok]
+                    if decompose:
+                        for i in np.flatnonzero(ok):
+                            decomp[idx[rows[i]]] = self._describe(labels[i], weights[i])
+                    slow += rows[~ok].tolist()
             for r in slow:  # did not settle within the pivot limit: the facets of the system
-                h = self.system_hull(_as_int(uniq[inverse[r]]))
-                x = x_all[r, h.elements]
-                planes = h.mu @ x
-                best = int(planes.argmax())
-                hull[idx[r]] = planes[best]
+                hull[idx[r]], labels, weights = self.facet_solution(_as_int(uniq[inverse[r]]), x_all[r])
                 if decompose:
-                    w = np.linalg.solve(h.vertex_fractions[best].T, x)
-                    decomp[idx[r]] = self._describe(h.vertices[best], w)
+                    decomp[idx[r]] = self._describe(labels, weights)
         e_hull = np.asarray(energies, dtype=np.float64) - hull if energies is not None else np.full(n, np.nan)
         return StabilityResult(hull, e_hull, decomp, note)
 
-    def _solve_rows(self, rows, inverse, data, m, k, x_all, idx, hull, decomp, decompose) -> list[int]:
-        """Hull energies (and decompositions) of candidate ``rows`` of one element count k by
-        ``batched_hull_lp``; returns the rows that did not settle."""
-        n = len(rows)
-        pts = np.zeros((n, m, k))
-        energy = np.full((n, m), _PAD_ENERGY)
-        labels = np.zeros((n, m), dtype=np.int64)
-        els = np.zeros((n, k), dtype=np.int64)
-        sys_of = inverse[rows]
-        order = np.argsort(sys_of, kind="stable")
-        cuts = np.flatnonzero(np.r_[True, sys_of[order][1:] != sys_of[order][:-1], True])
-        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-            sel = order[a:b]
-            e, p, en, lab = data[sys_of[sel[0]]]
-            pts[sel, :len(p)], energy[sel, :len(p)], labels[sel, :len(p)], els[sel] = p, en, lab, e
-        x = np.take_along_axis(x_all[rows], els, axis=1)
-        value, basis, weights, ok = batched_hull_lp(x, pts, energy)
-        hull[idx[rows[ok]]] = value[ok]
-        if decompose:
-            lab = np.take_along_axis(labels, basis, axis=1)
-            for i in np.flatnonzero(ok):
-                decomp[idx[rows[i]]] = self._describe(lab[i], weights[i])
-        return [int(r) for r in rows[~ok]]
+    def facet_solution(self, system: int, x: np.ndarray, exclude: int | None = None
+                       ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Hull energy at one composition x [85] from the system's facets (qhull; ``exclude`` as
+        in ``system_hull``), the facet's phases (labels) and their atom fractions there."""
+        h = self.system_hull(system, exclude)
+        xs = x[h.elements]
+        planes = h.mu @ xs
+        best = int(planes.argmax())
+        return float(planes[best]), h.vertices[best], np.linalg.solve(h.vertex_fractions[best].T, xs)
 
     def _describe(self, vertices: np.ndarray, weights: np.ndarray) -> str:
         """'Al2Te3 (0.556) + Al (0.444)': the facet's phases by atom fraction, largest first."""
@@ -416,8 +424,7 @@ class PhaseHulls:
             system = _as_int(masks[i])
             own = [j for j in self._by_system.get(system, ())
                    if np.allclose(self.frac[j], np.where(self.el[j] >= 0, x[i, self.el[j]], 0), atol=1e-9)]
-            h = self.system_hull(system, exclude=int(own[0]) if own else None)
-            hull[i] = (x[i, h.elements] @ h.mu.T).max()
+            hull[i] = self.facet_solution(system, x[i], exclude=int(own[0]) if own else None)[0]
         return hull
 
     def hull_energy(self, amounts: np.ndarray) -> np.ndarray:

@@ -46,8 +46,12 @@ def main() -> None:
     ap.add_argument("--properties", default="bandgap,tc")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    props = args.properties.split(",")
+    bad = [p for p in props if p not in ("bandgap", "tc", "formation_energy")]
+    if bad:
+        raise SystemExit(f"error: --properties {bad[0]!r}: use bandgap, tc or formation_energy")
     rows = []
-    for prop in args.properties.split(","):
+    for prop in props:
         rows.append(compare(prop, args.seed))
         print(json.dumps(rows[-1], default=float), flush=True)
     lines = ["# Shipped property models vs Magpie + gradient-boosted trees, test splits", "",

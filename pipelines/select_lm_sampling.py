@@ -25,7 +25,7 @@ from discovery.generation.autoregressive import SHIPPED_LM_DIR, CompositionLM
 from discovery.generation.splits import generator_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_lm import EVAL_SEED, REPORTS, quality, screen_shares, select  # noqa: E402
+from train_lm import EVAL_SEED, REPORTS, parse_sweep, quality, screen_shares, select  # noqa: E402
 
 COLS = ["temperature", "sampling", "precision_pct", "precision_screened_pct", "yield_per_100k",
         "yield_screened_per_100k", "unique_pct", "novel_pct", "cn_pct", "train_cn_pct", "en_pct",
@@ -40,14 +40,15 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=SHIPPED_LM_DIR)
     ap.add_argument("--report", type=Path, default=REPORTS / "lm_sampling.md")
     args = ap.parse_args()
+    temps, modes = parse_sweep(args.temperatures, args.sampling)
     lm = CompositionLM.load(args.model)
     mp_train, mp_val = generator_split("mp")
     train_keys = composition_keys(generator_split("union")[0])  # the network saw union, then MP
     val_keys = composition_keys(mp_val)
     shares = screen_shares(mp_train)
     rows = []
-    for t in (float(x) for x in args.temperatures.split(",")):
-        for mode in args.sampling.split(","):
+    for t in temps:
+        for mode in modes:
             m = quality(lm.with_options(temperature=t, distinct=mode == "distinct"), args.n, train_keys,
                         val_keys, shares)
             rows.append({"temperature": t, "sampling": mode, **m})

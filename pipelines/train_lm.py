@@ -70,6 +70,26 @@ def quality(lm: CompositionLM, n: int, train_keys: np.ndarray, val_keys: np.ndar
     return out
 
 
+SAMPLING_MODES = ("plain", "distinct")
+
+
+def parse_sweep(temperatures: str, sampling: str) -> tuple[list[float], list[str]]:
+    """The --temperatures and --sampling lists, or a one-line exit naming the bad value."""
+    temps = []
+    for t in temperatures.split(","):
+        try:
+            temps.append(float(t))
+        except ValueError:
+            sys.exit(f"error: --temperatures {t!r} is not a number")
+        if not temps[-1] > 0:
+            sys.exit(f"error: --temperatures {t!r} must be > 0")
+    modes = sampling.split(",")
+    bad = [m for m in modes if m not in SAMPLING_MODES]
+    if bad:
+        sys.exit(f"error: --sampling {bad[0]!r}: use {' or '.join(SAMPLING_MODES)}")
+    return temps, modes
+
+
 def select(rows: list[dict]) -> dict:
     """Highest yield; yields within two Poisson standard errors of the best (2 sqrt(hits)) are
     a tie, and the tie goes to the highest precision after the CN+EN screen."""
@@ -155,7 +175,7 @@ def main() -> None:
     budgets = budgets * len(sets) if len(budgets) == 1 else budgets
     if len(budgets) != len(sets):
         sys.exit(f"--budget-min {args.budget_min!r}: give one budget or one per set ({len(sets)})")
-    temps = [float(t) for t in args.temperatures.split(",")]
+    temps, modes = parse_sweep(args.temperatures, args.sampling)
     _, mp_val = generator_split("mp")
     val_keys = composition_keys(mp_val)
     union_keys = composition_keys(generator_split("union")[0])
@@ -197,7 +217,7 @@ def main() -> None:
             logs[name] = list(csv.DictReader(f))
         shares = screen_shares(tr)
         for t in temps:
-            for mode in args.sampling.split(","):
+            for mode in modes:
                 m = quality(lm.with_options(temperature=t, distinct=mode == "distinct"), args.n, train_keys,
                             val_keys, shares, union_keys)
                 row = {"set": name, "temperature": t, "sampling": mode, **m}

@@ -184,6 +184,12 @@ def test_bad_options_are_one_line_errors():
         CompositionLM(width=3)
     with pytest.raises(ConfigError, match="none of the 1 formulas"):
         CompositionLM(**TINY).fit(["Fe"])
+    with pytest.raises(ConfigError, match="min_fresh must be in \\[0, 1\\], got 2"):
+        CompositionLM(min_fresh=2)
+    with pytest.raises(ConfigError, match="distinct must be True or False, got 'yes'"):
+        CompositionLM(distinct="yes")
+    with pytest.raises(ConfigError, match="max_temperature must be > 0, got 0"):
+        CompositionLM(max_temperature=0)
 
 
 def test_resume_continues_exactly(tmp_path):

@@ -21,7 +21,7 @@ import numpy as np
 
 from discovery.atomic import atomic_write
 from discovery.elements import MAX_COUNT, N_ELEMENTS
-from discovery.encoding import parse_formulas, reduce_counts
+from discovery.encoding import composition_keys, first_occurrences, parse_formulas, reduce_counts
 from discovery.errors import ConfigError
 from discovery.generation.base import Generator, Seed, read_card, seed_sequence, state_version
 from discovery.generation.lm_tokens import CANONICAL_SYMBOLS, MAX_ELEMENTS, VOCAB
@@ -66,10 +66,7 @@ def training_counts(formulas: Sequence[str]) -> tuple[np.ndarray, dict[str, int]
     skipped.update({k: v for k, v in reasons.items() if v})
     keep = (n_el >= 2) & (n_el <= MAX_ELEMENTS) & (c.max(axis=1, initial=0) <= MAX_COUNT)
     c = c[keep]
-    from discovery.encoding import composition_keys
-
-    _, first = np.unique(composition_keys(c), return_index=True)
-    return c[np.sort(first)].astype(np.int8), skipped
+    return c[first_occurrences(composition_keys(c))].astype(np.int8), skipped
 
 
 def counts_sha256(counts: np.ndarray) -> str:
@@ -93,6 +90,13 @@ class CompositionLM(Generator):
         tp = self.hparams["top_p"]
         if tp is not None and not 0 < tp <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {tp!r}")
+        checks = (("distinct", lambda v: isinstance(v, bool | np.bool_), "True or False"),
+                  ("min_fresh", lambda v: 0 <= v <= 1, "in [0, 1]"),
+                  ("temperature_step", lambda v: v >= 0, ">= 0"),
+                  ("max_temperature", lambda v: v > 0, "> 0"))
+        for key, ok, what in checks:
+            if not ok(self.hparams[key]):
+                raise ConfigError(f"{key} must be {what}, got {self.hparams[key]!r}")
         self.model = None
         self._sampler = None
 
@@ -155,9 +159,8 @@ class CompositionLM(Generator):
                     stale = stale + 1 if len(rows) * 1000 < block else 0
                     if stale > 64:
                         raise ConfigError(f"{self.name}: the last {stale} blocks of {block:,} draws gave "
-                                          "almost "
-                                          f"no new composition after {done + held + len(rows):,} distinct "
-                                          "ones; ask for fewer")
+                                          f"almost no new composition after {done + held + len(rows):,} "
+                                          "distinct ones; ask for fewer")
                 pending.append(rows)
                 held += len(rows)
                 b += 1
@@ -170,11 +173,8 @@ class CompositionLM(Generator):
     def _first_seen(rows: np.ndarray, seen: set[int]) -> np.ndarray:
         """The rows whose composition is not in ``seen`` (first occurrence within the block),
         in draw order; adds their keys to ``seen``."""
-        from discovery.encoding import composition_keys
-
         keys = composition_keys(rows)
-        _, first = np.unique(keys, return_index=True)
-        first = np.sort(first)
+        first = first_occurrences(keys)
         new = np.fromiter((int(k) not in seen for k in keys[first]), dtype=bool, count=len(first))
         keep = first[new]
         seen.update(int(k) for k in keys[keep])

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from discovery.encoding import composition_keys
+from discovery.encoding import composition_keys, first_occurrences
 from discovery.errors import ConfigError
-from discovery.generation.training import training_set
+from discovery.generation.training import training_counts
 
 SOURCES = ("mp", "oqmd", "union")
 VAL_FRACTION = 0.1
 SPLIT_SEED = 0
 
 
-def unique_counts(formulas) -> np.ndarray:
-    """Reduced integer count vectors [N, 85], one per composition, in first-occurrence order
-    (``training.training_set``: rows that do not parse or fit the codec are counted and warned
-    about, never dropped silently)."""
-    return training_set(formulas).counts
+# Reduced integer count vectors [N, 85], one per composition, in first-occurrence order
+# (``training.training_set``: rows that do not parse or fit the codec are counted and warned
+# about, never dropped silently).
+unique_counts = training_counts
 
 
 def _source_counts(source: str) -> np.ndarray:
@@ -58,6 +57,5 @@ def generator_split(source: str = "mp", val_fraction: float = VAL_FRACTION,
         va_keys = composition_keys(mp_va)
         oq = oq[~np.isin(composition_keys(oq), va_keys)]
         both = np.concatenate([mp_tr, oq])
-        _, first = np.unique(composition_keys(both), return_index=True)
-        return both[np.sort(first)], mp_va
+        return both[first_occurrences(composition_keys(both))], mp_va
     return split_counts(_source_counts(source), val_fraction, seed)

@@ -20,6 +20,7 @@ from discovery.encoding import (
     ParseFailure,
     _integer_count_failures,
     composition_keys,
+    first_occurrences,
     parse_formulas,
     reduce_counts,
 )
@@ -78,8 +79,7 @@ def training_set(data: object) -> TrainingSet:
     nonempty = (counts > 0).any(axis=1)
     empty = int((~nonempty).sum())
     counts = counts[nonempty]
-    _, first = np.unique(composition_keys(counts), return_index=True)
-    unique = counts[np.sort(first)].astype(np.int8)
+    unique = counts[first_occurrences(composition_keys(counts))].astype(np.int8)
     skipped: dict[str, int] = {}
     for f in failures:
         skipped[f.reason] = skipped.get(f.reason, 0) + 1
