@@ -5,7 +5,8 @@ metrics), the atom embedding ``T.npy`` its features were computed with (so retra
 GAN never silently changes a regressor's inputs) and the ensemble members ``member_i.keras``.
 When T is fine-tuned end to end, the featurizer is the element-amount vector and each member
 holds its own tuned copy of T as its first layer; there is no ``T.npy`` then, and the card's
-``embedding`` entry names the starting T and its sha256.
+``embedding`` entry names the starting T and its sha256. A card with a ``stack`` entry is a
+:class:`discovery.stacking.StackedPropertyModel` of such directories.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ class PropertyModel:
                                "members": len(self.ensemble.members), **card})
 
     @classmethod
-    def load(cls, directory: Path | str) -> PropertyModel:
+    def load(cls, directory: Path | str):
+        """The model saved in ``directory``: a PropertyModel, or a StackedPropertyModel when the
+        card describes a stack."""
         import discovery.attention  # noqa: F401  (registers the attention model's Keras layers)
 
         d = Path(directory)
@@ -78,6 +81,10 @@ class PropertyModel:
             raise ModelFileError(f"model card {str(card_file)!r} not found")
         try:
             card = json.loads(card_file.read_text())
+            if isinstance(card, dict) and "stack" in card:
+                from discovery.stacking import StackedPropertyModel
+
+                return StackedPropertyModel.load(d)
             feat = dict(card["featurizer"])
             name = feat.pop("name")
             k = int(card["members"])
@@ -90,11 +97,11 @@ class PropertyModel:
         return cls(card["property"], card["unit"], featurizer, Ensemble.load(d, k), card)
 
 
-_CACHE: dict[str, PropertyModel] = {}
+_CACHE: dict[str, object] = {}
 
 
-def load_property_model(name: str) -> PropertyModel:
-    """A shipped model by property name (cached)."""
+def load_property_model(name: str):
+    """A shipped model by property name (cached): a PropertyModel or a StackedPropertyModel."""
     if name not in PROPERTY_UNITS:
         raise ConfigError(f"unknown property {name!r}; shipped: {', '.join(PROPERTY_UNITS)}")
     if name not in _CACHE:

@@ -26,7 +26,6 @@ kept under --runs and reused.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import re
 import time
@@ -41,6 +40,7 @@ from discovery.featurizers import OneHot, load_embedding
 from discovery.regressors import Ensemble, regression_metrics
 from discovery.runtime import set_threads
 from discovery.stability import PhaseHulls, plausible_formation_energies, stability_metrics
+from discovery.stacking import stack_weights
 
 REPORTS = Path("pipelines/reports")
 MODELS = ("shipped", "tmlp", "attention", "magpie-gbt", "stack")
@@ -66,21 +66,6 @@ def bartel_data() -> dict[str, pd.DataFrame]:
 def oqmd_data() -> dict[str, pd.DataFrame]:
     return {s: load_oqmd_formation_enthalpy(s).rename(columns={"formation_enthalpy": "y"})
             for s in ("train", "val", "test")}
-
-
-def stack_weights(preds: list[np.ndarray], y: np.ndarray, step: float = 0.05) -> tuple[np.ndarray, float]:
-    """Non-negative weights summing to 1 (a grid of ``step``) of the average of ``preds`` with the
-    lowest MAE on y: the stack is chosen on the validation split, never on test."""
-    n = round(1 / step)
-    best, best_mae = None, np.inf
-    for combo in itertools.product(range(n + 1), repeat=len(preds) - 1):
-        if sum(combo) > n:
-            continue
-        w = np.array([*combo, n - sum(combo)]) / n
-        mae = float(np.abs(sum(wi * p for wi, p in zip(w, preds, strict=True)) - y).mean())
-        if mae < best_mae:
-            best, best_mae = w, mae
-    return best, best_mae
 
 
 def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):

@@ -7,7 +7,7 @@ import pytest
 from discovery.gan.io import ModelFileError, load_keras_model
 from discovery.properties import MODELS_DIR
 
-SHIPPED = MODELS_DIR / "tc" / "member_0.keras"
+SHIPPED = MODELS_DIR / "tc" / "tmlp" / "member_0.keras"
 
 
 def _damaged(tmp_path):
