@@ -31,6 +31,8 @@ class Entry:
 REGISTRY: dict[str, Entry] = {
     "wgan": Entry("discovery.gan.sampler:CompositionSampler", "gan", False,
                   "WGAN on OQMD compositions (train with `discover train gan`)"),
+    "wgan-pattern": Entry("discovery.generation.pattern_wgan:PatternWGAN", "wgan_pattern", True,
+                          "WGAN-GP on OQMD compositions, conditioned on the count pattern"),
     "substitution": Entry("discovery.generation.substitution:IonSubstitution", "substitution", True,
                           "one ion of a known composition swapped by Hautier substitution probabilities"),
     "substitution-elements": Entry(
