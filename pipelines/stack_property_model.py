@@ -40,12 +40,13 @@ def fit_magpie_mlp(task, args) -> PropertyModel:
     y = {s: getattr(task, s)["y"].to_numpy() for s in ("train", "val")}
     t0 = time.perf_counter()
     ens = Ensemble.fit(x["train"], y["train"], x["val"], y["val"], k=args.members, seed=args.seed,
-                       max_epochs=args.max_epochs, batch_size=256, lr_patience=10, patience=30, hidden=HIDDEN)
+                       max_epochs=args.max_epochs, batch_size=args.batch_size, lr_patience=10, patience=30,
+                       hidden=HIDDEN)
     card = {"version": f"{task.name}-magpie-mlp-k{args.members}-seed{args.seed}",
             "data": {"source": task.source, "sha256": task.data_sha256, "skipped": task.skipped},
             "splits": task.describe_splits(),
             "training": {"members": args.members, "seed": args.seed, "max_epochs": args.max_epochs,
-                         "batch_size": 256, "hidden": list(HIDDEN),
+                         "batch_size": args.batch_size, "hidden": list(HIDDEN),
                          "best_epochs": ens.fit_info["best_epochs"],
                          "loss": "mae",
                          "optimizer": "Adam 1e-3, halved after 10 epochs without validation gain",
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--property", required=True, choices=["bandgap", "tc", "formation_energy"])
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--max-epochs", type=int, default=400)
+    ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", type=Path, default=MODELS_DIR)
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
@@ -98,7 +100,8 @@ def main() -> None:
                            for c, m in parts.items()},
             "metrics": metrics, "rows_per_second": round(rate),
             "command": f"python pipelines/stack_property_model.py --property {args.property} "
-                       f"--members {args.members} --max-epochs {args.max_epochs} --seed {args.seed}"}
+                       f"--members {args.members} --max-epochs {args.max_epochs} "
+                       f"--batch-size {args.batch_size} --seed {args.seed}"}
     tmp, old = target.with_name(target.name + ".new"), target.with_name(target.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     stack.save(tmp, card)
