@@ -165,7 +165,8 @@ class Ensemble:
         """Members as ``.keras`` without optimizer state (a third of the size; inference only)."""
         directory.mkdir(parents=True, exist_ok=True)
         for i, m in enumerate(self.members):
-            bare = keras.models.clone_model(m)
+            # rebuilt from its config: uncompiled (clone_model keeps the optimizer in Keras 3)
+            bare = m.__class__.from_config(m.get_config())
             bare.set_weights(m.get_weights())
             bare.save(directory / f"member_{i}.keras")
 

@@ -40,6 +40,10 @@ def test_seed_reproducible_and_save_load_identical(tmp_path):
     m2, s2 = loaded.predict_amounts(a)
     assert np.array_equal(m1, m2) and np.array_equal(s1, s2) and (s1 > 0).all()
     assert loaded.unit == "K" and loaded.card["members"] == 2
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "tc" / "member_0.keras") as z:  # inference only: no optimizer state
+        assert b"optimizer" not in z.read("model.weights.h5")
 
 
 def test_bad_training_input():
