@@ -14,7 +14,8 @@ model; finished rows are kept, so the benchmark continues across sessions):
 Models: ``shipped`` (the shipped formation-energy ensemble; OQMD-trained, so OQMD protocol
 only), ``tmlp`` (the shipped recipe: MLP with T fine-tuned, fractions in), ``attention``
 (discovery.attention, element tokens on T), ``magpie-gbt`` (Magpie features + scikit-learn's
-gradient-boosted trees), ``attention-sN`` (another attention model, seed + N), ``stack``
+gradient-boosted trees), ``magpie-mlp`` (Magpie features + an MLP ensemble, 512-256-128-64),
+``attention-sN`` (another attention model, seed + N), ``stack``
 (the ``--stack`` models averaged, weights chosen on the validation split). Trained models are
 kept under --runs and reused.
 
@@ -43,7 +44,7 @@ from discovery.stability import PhaseHulls, plausible_formation_energies, stabil
 from discovery.stacking import stack_weights
 
 REPORTS = Path("pipelines/reports")
-MODELS = ("shipped", "tmlp", "attention", "magpie-gbt", "stack")
+MODELS = ("shipped", "tmlp", "attention", "magpie-gbt", "magpie-mlp", "stack")
 PUBLISHED = [  # Bartel et al. 2020, Table 1 / Fig. 2 (composition-only models, MP)
     {"model": "Magpie (published)", "ef_mae": 0.13, "ed_mae": 0.12, "f1": 0.57},
     {"model": "ElemNet (published)", "ef_mae": 0.10, "ed_mae": 0.10, "f1": 0.60},
@@ -98,7 +99,9 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
         model = PropertyModel.load(member_dir)
         info = json.loads(card_file.read_text()).get("training", {})
     else:
-        feat = OneHot(amounts="fractions")
+        from discovery.featurizers import Magpie
+
+        feat = Magpie() if name == "magpie-mlp" else OneHot(amounts="fractions")
         x = {s: feat.transform(data[s]["formula"]) for s in ("train", "val")}
         y = {s: data[s]["y"].to_numpy() for s in ("train", "val")}
         t = load_embedding(None)
@@ -107,6 +110,10 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
             ens = Ensemble.fit(x["train"], y["train"], x["val"], y["val"], k=args.members, seed=args.seed,
                                max_epochs=args.max_epochs, batch_size=1024, lr_patience=10, patience=30,
                                embedding=t)
+        elif name == "magpie-mlp":  # the Magpie half of the shipped stacks (stack_property_model.py)
+            ens = Ensemble.fit(x["train"], y["train"], x["val"], y["val"], k=args.members, seed=args.seed,
+                               max_epochs=args.max_epochs, batch_size=1024, lr_patience=10, patience=30,
+                               hidden=(512, 256, 128, 64))
         elif name == "attention" or name.startswith("attention-s"):  # attention-sN: seed + N
             from discovery.attention import AttentionRegressor
 
@@ -123,7 +130,8 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
             ens.fit_info = {"best_epochs": [r.best_epoch_ for r in regs],
                             "epochs": [len(r.history_.get("loss", [])) for r in regs]}
         else:
-            raise SystemExit(f"error: unknown model {name!r}; use shipped, tmlp, attention or magpie-gbt")
+            raise SystemExit(f"error: unknown model {name!r}; use shipped, tmlp, attention, attention-sN, "
+                             "magpie-mlp, magpie-gbt or stack")
         info = {**ens.fit_info, "wall_seconds": round(time.perf_counter() - t0, 1), "members": args.members}
         model = PropertyModel("formation_energy", "eV/atom", feat, ens)
         model.save(member_dir, {"version": f"bench-{name}", "training": info})
