@@ -1,6 +1,8 @@
 """Stack a shipped property model with an MLP ensemble on Magpie features, weights chosen on validation.
 
     python pipelines/stack_property_model.py --property tc [--members 3]
+    python pipelines/stack_property_model.py --property formation_energy \
+        --component attention=runs/bench_stability/oqmd/attention   # add a trained model
 
 Fits the Magpie MLP ensemble on the property's training split (early stopping on the validation
 split), finds the weights of the average of the shipped model and it with the lowest validation
@@ -9,6 +11,8 @@ at least ``--min-gain`` (1%: a second model costs prediction time on every candi
 replaces ``discovery/models/<property>/`` by the stack (the shipped model becomes its ``tmlp``
 component, unchanged). The test split is scored for the card only. The new model is written
 beside the old one and swapped in by renames: a killed run leaves the old model in place.
+A shipped stack keeps its parts and gains the ``--component`` models (each trained on the same
+training split, e.g. by ``bench_stability.py``); the weights are refit over all of them.
 
 Why an MLP and not gradient-boosted trees on the same features: on Tc the trees keep improving
 up to ~7,800 trees, and 6,000 trees predict ~1,500 rows/s on one core, too slow for a run's
@@ -64,8 +68,10 @@ def main() -> None:
     ap.add_argument("--max-epochs", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--min-gain", type=float, default=0.01,
-                    help="ship only if the stack's validation MAE is this fraction below the model's alone "
-                         "(a second model costs prediction time on every candidate)")
+                    help="ship only if the stack's validation MAE is this fraction below the shipped model's "
+                         "(another model costs prediction time on every candidate)")
+    ap.add_argument("--component", action="append", default=[],
+                    help="NAME=MODEL_DIR: a trained model of the property to stack as well (repeatable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", type=Path, default=MODELS_DIR)
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
@@ -73,22 +79,30 @@ def main() -> None:
     set_threads(args.threads)
     target = args.models / args.property
     shipped = PropertyModel.load(target)
-    if isinstance(shipped, StackedPropertyModel):
-        raise SystemExit(f"error: {target} is already a stack ({shipped.card.get('version')}); "
-                         "restore the single model first")
+    parts = dict(shipped.components) if isinstance(shipped, StackedPropertyModel) else {"tmlp": shipped}
     task = load_task(args.property)
-    parts = {"tmlp": shipped, "magpie_mlp": fit_magpie_mlp(task, args)}
+    for spec in args.component:
+        name, _, path = spec.partition("=")
+        if not name or not path or name in parts:
+            raise SystemExit(f"error: --component {spec!r}: give NAME=MODEL_DIR with a new name "
+                             f"(the stack has {', '.join(parts)})")
+        parts[name] = PropertyModel.load(path)
+        if parts[name].name != args.property:
+            raise SystemExit(f"error: --component {spec!r} predicts {parts[name].name!r}, "
+                             f"not {args.property!r}")
+    if "magpie_mlp" not in parts:
+        parts["magpie_mlp"] = fit_magpie_mlp(task, args)
     amounts = {s: parse_formulas(getattr(task, s)["formula"].tolist()).amounts for s in ("val", "test")}
     y = {s: getattr(task, s)["y"].to_numpy() for s in ("val", "test")}
     preds = {c: {s: m.predict_amounts(amounts[s])[0] for s in ("val", "test")} for c, m in parts.items()}
+    current = regression_metrics(y["val"], shipped.predict_amounts(amounts["val"])[0])["mae"]
     w, val_mae = stack_weights([preds[c]["val"] for c in parts], y["val"])
     weights = dict(zip(parts, (float(v) for v in w), strict=True))
     report = {c: {s: regression_metrics(y[s], preds[c][s]) for s in ("val", "test")} for c in parts}
     print({"weights": weights, "val_mae": val_mae, **report}, flush=True)
-    alone = report["tmlp"]["val"]["mae"]
-    if weights["tmlp"] == 1.0 or val_mae > alone * (1 - args.min_gain):
+    if val_mae > current * (1 - args.min_gain):
         print(f"the stack's validation MAE {val_mae:.4g} is not {args.min_gain:.0%} below the shipped "
-              f"{args.property} model's {alone:.4g}; nothing changed")
+              f"{args.property} model's {current:.4g}; nothing changed")
         return
     stack = StackedPropertyModel(args.property, task.unit, parts, weights)
     mean = {s: stack.predict_amounts(amounts[s])[0] for s in ("val", "test")}
@@ -104,10 +118,12 @@ def main() -> None:
                     "scored for this card only",
             "components": {c: {"version": m.card.get("version"), "metrics": report[c]}
                            for c, m in parts.items()},
+            "data": {"source": task.source, "sha256": task.data_sha256}, "splits": task.describe_splits(),
             "metrics": metrics, "rows_per_second": round(rate),
             "command": f"python pipelines/stack_property_model.py --property {args.property} "
                        f"--members {args.members} --max-epochs {args.max_epochs} "
-                       f"--batch-size {args.batch_size} --seed {args.seed}"}
+                       f"--batch-size {args.batch_size} --seed {args.seed}"
+                       + "".join(f" --component {c}" for c in args.component)}
     tmp, old = target.with_name(target.name + ".new"), target.with_name(target.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     stack.save(tmp, card)
