@@ -142,6 +142,14 @@ def test_save_load_gives_the_same_samples(tiny_lm, tmp_path):
     assert back.card["training"]["compositions"] == len(unique_counts(FORMULAS))
     assert len(back.card["training"]["data_sha256"]) == 64
     assert not list((tmp_path / "lm").glob("*.tmp*"))
+    # the distinct-draw warm-up schedule is part of the version (the network alone is not)
+    versions = set()
+    for i, opts in enumerate(({}, {"min_fresh": 0.5}, {"max_temperature": 1.5}, {"temperature": 0.9})):
+        other = CompositionLM(tiny_lm.card, **{**tiny_lm.hparams, **opts})
+        other.model = tiny_lm.model
+        other.save(tmp_path / f"v{i}")
+        versions.add(CompositionLM.load(tmp_path / f"v{i}").card["version"])
+    assert len(versions) == 4 and back.card["version"] in versions
 
 
 def test_in_graph_step_equals_the_keras_network(tiny_lm):

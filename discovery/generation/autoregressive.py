@@ -209,6 +209,9 @@ class CompositionLM(Generator):
         weights["sampling"] = np.array([self.hparams.get("temperature") or 0.0,
                                         self.hparams.get("top_p") or 0.0,
                                         float(bool(self.hparams.get("distinct")))])
+        schedule = ("min_fresh", "temperature_step", "max_temperature")  # the warm-up of distinct draws
+        if any(self.hparams[k] != DEFAULTS[k] for k in schedule):  # (defaults: versions stay as shipped)
+            weights["schedule"] = np.array([float(self.hparams[k]) for k in schedule])
         card = {**self.card, "generator": self.name, "hyperparameters": self.hparams,
                 "version": state_version(self.name, weights),
                 "trained_on": self.card.get("training", {}).get("data", "formulas"),
