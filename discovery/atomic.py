@@ -70,3 +70,41 @@ def remove_temp_files(directory: Path) -> list[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def staging_dir(path: Path) -> Path:
+    """Where a new version of directory ``path`` is written before :func:`replace_dir`."""
+    path = Path(path)
+    return path.with_name(path.name + ".tmp")
+
+
+def replace_dir(path: Path, marker: str) -> None:
+    """Swap the complete directory ``staging_dir(path)`` in as ``path``.
+
+    ``marker`` names the file the writer puts in the staged directory last, so its presence
+    means the directory is whole. The old ``path`` is kept as ``path.old`` until the new one is
+    in place; a kill between the two renames is repaired by :func:`recover_dir`."""
+    import shutil
+
+    path = Path(path)
+    new, old = staging_dir(path), path.with_name(path.name + ".old")
+    if not (new / marker).is_file():
+        raise FileNotFoundError(f"{str(new)!r} is incomplete (no {marker})")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(path: Path, marker: str) -> None:
+    """After a kill inside :func:`replace_dir` (``path`` missing): put the staged directory in
+    place when it is whole (has ``marker``), else the old one back. Nothing to do otherwise."""
+    path = Path(path)
+    if path.exists():
+        return
+    new, old = staging_dir(path), path.with_name(path.name + ".old")
+    if (new / marker).is_file():
+        os.replace(new, path)
+    elif old.exists():
+        os.replace(old, path)

@@ -10,7 +10,8 @@ MAE (``discovery.stacking.stack_weights``, grid 0.05) and, if that lowers the va
 at least ``--min-gain`` (1%: a second model costs prediction time on every candidate of a run),
 replaces ``discovery/models/<property>/`` by the stack (the shipped model becomes its ``tmlp``
 component, unchanged). The test split is scored for the card only. The new model is written
-beside the old one and swapped in by renames: a killed run leaves the old model in place.
+beside the old one and swapped in by renames (``discovery.atomic.replace_dir``); a run killed
+in between is repaired when the script next starts.
 A shipped stack keeps its parts and gains the ``--component`` models (each trained on the same
 training split, e.g. by ``bench_stability.py``); the weights are refit over all of them.
 
@@ -22,13 +23,19 @@ candidates; the MLP is more accurate on validation (4.65 vs 4.74 K) and fast.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import re
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from discovery.atomic import recover_dir, replace_dir, staging_dir
+from discovery.data import DataError
 from discovery.encoding import parse_formulas
+from discovery.errors import ConfigError
 from discovery.featurizers import Magpie
 from discovery.properties import MODELS_DIR, PropertyModel, training_domain
 from discovery.regressors import Ensemble, regression_metrics
@@ -61,6 +68,29 @@ def fit_magpie_mlp(task, args) -> PropertyModel:
     return PropertyModel(task.name, task.unit, feat, ens, card)
 
 
+def load_component(spec: str, parts: dict, task) -> PropertyModel:
+    """The ``NAME=MODEL_DIR`` model, checked: a new plain name, the task's property, and (when its
+    card records one) the task's training data."""
+    name, _, path = spec.partition("=")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not path or name in parts:
+        raise SystemExit(f"error: --component {spec!r}: give NAME=MODEL_DIR, a new name of letters, digits, "
+                         f"_ or - (the stack has {', '.join(parts)})")
+    try:
+        model = PropertyModel.load(path)
+    except (DataError, ConfigError) as exc:
+        raise SystemExit(f"error: --component {spec!r}: {exc}") from None
+    if model.name != task.name:
+        raise SystemExit(f"error: --component {spec!r} predicts {model.name!r}, not {task.name!r}")
+    digest = model.card.get("data", {}).get("sha256")
+    if digest is None:
+        print(f"warning: --component {spec!r} records no training-data hash; it must have been trained "
+              f"on the training split of {task.source} (validation for early stopping only)")
+    elif digest != task.data_sha256:
+        raise SystemExit(f"error: --component {spec!r} was trained on other data ({digest[:12]}, "
+                         f"task {task.data_sha256[:12]})")
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--property", required=True, choices=["bandgap", "tc", "formation_energy"])
@@ -78,18 +108,12 @@ def main() -> None:
     args = ap.parse_args()
     set_threads(args.threads)
     target = args.models / args.property
+    recover_dir(target, "card.json")  # a run killed while swapping the model in
     shipped = PropertyModel.load(target)
     parts = dict(shipped.components) if isinstance(shipped, StackedPropertyModel) else {"tmlp": shipped}
     task = load_task(args.property)
     for spec in args.component:
-        name, _, path = spec.partition("=")
-        if not name or not path or name in parts:
-            raise SystemExit(f"error: --component {spec!r}: give NAME=MODEL_DIR with a new name "
-                             f"(the stack has {', '.join(parts)})")
-        parts[name] = PropertyModel.load(path)
-        if parts[name].name != args.property:
-            raise SystemExit(f"error: --component {spec!r} predicts {parts[name].name!r}, "
-                             f"not {args.property!r}")
+        parts[spec.partition("=")[0]] = load_component(spec, parts, task)
     if "magpie_mlp" not in parts:
         parts["magpie_mlp"] = fit_magpie_mlp(task, args)
     amounts = {s: parse_formulas(getattr(task, s)["formula"].tolist()).amounts for s in ("val", "test")}
@@ -104,7 +128,8 @@ def main() -> None:
         print(f"the stack's validation MAE {val_mae:.4g} is not {args.min_gain:.0%} below the shipped "
               f"{args.property} model's {current:.4g}; nothing changed")
         return
-    stack = StackedPropertyModel(args.property, task.unit, parts, weights)
+    kept = {c: m for c, m in parts.items() if weights[c] > 0}  # a zero weight: not shipped
+    stack = StackedPropertyModel(args.property, task.unit, kept, {c: weights[c] for c in kept})
     mean = {s: stack.predict_amounts(amounts[s])[0] for s in ("val", "test")}
     metrics = {s: regression_metrics(y[s], mean[s]) for s in ("val", "test")}
     rows = np.repeat(amounts["test"], max(1, 20000 // len(amounts["test"])), axis=0)
@@ -112,7 +137,10 @@ def main() -> None:
     stack.predict_amounts(rows)
     rate = len(rows) / (time.perf_counter() - t0)
     mix = " + ".join(f"{v:.2f} {c}" for c, v in weights.items())
-    card = {"version": f"{args.property}-stack-" + "-".join(f"{c}{v:.2f}" for c, v in weights.items()),
+    parts_id = hashlib.sha256(json.dumps([[c, m.card.get("version"), weights[c]] for c, m in parts.items()])
+                              .encode()).hexdigest()[:8]  # retrained parts give another version
+    card = {"version": f"{args.property}-stack-" + "-".join(f"{c}{v:.2f}" for c, v in weights.items())
+                       + f"-{parts_id}",
             "rule": f"{mix}: the weights (grid 0.05, non-negative, summing to 1) of the average with the "
                     "lowest validation MAE; components trained on the training split, the test split "
                     "scored for this card only",
@@ -124,13 +152,9 @@ def main() -> None:
                        f"--members {args.members} --max-epochs {args.max_epochs} "
                        f"--batch-size {args.batch_size} --seed {args.seed}"
                        + "".join(f" --component {c}" for c in args.component)}
-    tmp, old = target.with_name(target.name + ".new"), target.with_name(target.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    stack.save(tmp, card)
-    shutil.rmtree(old, ignore_errors=True)
-    target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old)
+    shutil.rmtree(staging_dir(target), ignore_errors=True)
+    stack.save(staging_dir(target), card)  # the stack's card is written last
+    replace_dir(target, "card.json")
     print(f"saved {card['version']} to {target}: val {metrics['val']}, test {metrics['test']}, "
           f"{rate:,.0f} rows/s")
 
