@@ -1,6 +1,6 @@
 """Train and ship the count-pattern WGAN on the OQMD GAN set, judged against PatternSiteRandom.
 
-    python pipelines/train_pattern_wgan.py [--iterations 10000] [--run runs/wgan_pattern]
+    python pipelines/train_pattern_wgan.py [--iterations 10000] [--run runs/wgan_pattern] [--ship]
 
 The OQMD set is split 90/10 (``discovery.gan.config.split_indices``, seed 0, as the GAN recipe).
 The WGAN trains on the 90% and picks its iteration on a validation split it carves from that
@@ -8,7 +8,9 @@ The WGAN trains on the 90% and picks its iteration on a validation split it carv
 90%. Both draw 100,000 samples (seed 1); the report gives, against the 10%: distinct, novel
 (not in the 90%), held-out hits, precision (hits / novel) and the shares of the three main
 count patterns against the 90%'s. Interrupted training resumes from ``--run``.
-Writes discovery/models/wgan_pattern/ and pipelines/reports/wgan_pattern.{md,json}.
+Writes the model to ``--out`` (default ``<run>/model``; with ``--ship``, discovery/models/wgan_pattern/,
+the one ``discover run --generator wgan-pattern`` uses) and the report to
+pipelines/reports/wgan_pattern.{md,json} (with ``--ship`` only).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run", type=Path, default=Path("runs/wgan_pattern"))
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="model directory (default RUN/model)")
+    ap.add_argument("--ship", action="store_true", help="write the shipped model and the report")
     args = ap.parse_args()
     set_threads(args.threads)
     formulas = load_gan_formulas()["formula"].tolist()
@@ -73,7 +77,14 @@ def main() -> None:
             "pattern-random": judge(psr.sample_counts(args.samples, seed=1), known, held, train_shares)}
     gen.card["oqmd_benchmark"] = {**rows["wgan-pattern"], "pattern_random_precision_pct":
                                   rows["pattern-random"]["precision_pct"], "held_out": len(held)}
-    gen.save(shipped_dir("wgan-pattern"))
+    out = shipped_dir("wgan-pattern") if args.ship else (args.out or args.run / "model")
+    gen.save(out)
+    print(f"saved {gen.card['version']} to {out}")
+    for name, r in rows.items():
+        print(f"{name}: precision {r['precision_pct']:.2f}%, held-out hits {r['held_out_hits']:,}, "
+              f"largest pattern-share difference {r['pattern_max_diff_pts']:.1f} pts")
+    if not args.ship:
+        return
     report = {"train": len(train), "held_out": len(held), "train_pattern_shares_pct": train_shares,
               "training": {k: v for k, v in gen.card["training"].items() if k != "log"}, "rows": rows,
               "version": gen.card["version"]}
@@ -81,7 +92,8 @@ def main() -> None:
                  lambda p: p.write_text(json.dumps(report, indent=2, default=float) + "\n"))
     fit = gen.card["training"]
     lines = ["# Count-pattern WGAN vs PatternSiteRandom on the OQMD GAN set", "",
-             f"Command: `python pipelines/train_pattern_wgan.py --iterations {args.iterations}`", "",
+             f"Command: `python pipelines/train_pattern_wgan.py --iterations {args.iterations} --eval-every "
+             f"{args.eval_every} --samples {args.samples} --seed {args.seed} --ship`", "",
              f"Train: 90% of oqmd_gan_formulas.csv ({len(train):,} compositions; the WGAN selects its "
              f"iteration on a 10% validation carve-out of it: iteration {fit['best_iteration']:,} "
              f"of {fit['iterations']:,}). Held out: the other 10%, {len(held):,} compositions, "

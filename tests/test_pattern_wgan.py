@@ -51,16 +51,33 @@ def test_seeded_batch_independent_prefix_and_save_load(fitted, tmp_path):
 
 
 def test_same_seed_same_training_and_resume_equals_one_run(tmp_path):
-    one = PatternWGAN(**TINY).fit(FIT, seed=3)
+    import keras
+
+    one = PatternWGAN(**TINY).fit(FIT, seed=3, run_dir=tmp_path / "one")
     two = PatternWGAN(**TINY).fit(FIT, seed=3)
     assert np.array_equal(one.sample_counts(2000, seed=1), two.sample_counts(2000, seed=1))
     # stop after the first checkpoint (3 of 6 iterations), then resume to the end
-    PatternWGAN(**{**TINY, "iterations": 3}).fit(FIT, seed=3, run_dir=tmp_path)
-    resumed = PatternWGAN(**TINY).fit(FIT, seed=3, run_dir=tmp_path, resume=True)
-    assert resumed.card["training"]["log"][0]["iteration"] == 3
-    for w1, w2 in zip(one.generator.get_weights(), resumed.generator.get_weights(), strict=True):
-        np.testing.assert_allclose(w1, w2, rtol=1e-5, atol=1e-6)
+    PatternWGAN(**{**TINY, "iterations": 3}).fit(FIT, seed=3, run_dir=tmp_path / "two")
+    resumed = PatternWGAN(**TINY).fit(FIT, seed=3, run_dir=tmp_path / "two", resume=True)
+    assert [r["iteration"] for r in resumed.card["training"]["log"]] == [3, 6]
     assert one.card["training"]["best_iteration"] == resumed.card["training"]["best_iteration"]
+    for name in ("generator", "critic"):  # the state after iteration 6, whatever was selected
+        a = keras.models.load_model(tmp_path / "one" / "last" / f"{name}.keras", compile=False)
+        b = keras.models.load_model(tmp_path / "two" / "last" / f"{name}.keras", compile=False)
+        for w1, w2 in zip(a.get_weights(), b.get_weights(), strict=True):
+            np.testing.assert_allclose(w1, w2, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="holds another training"):
+        PatternWGAN(**TINY).fit(FIT, seed=4, run_dir=tmp_path / "two", resume=True)
+
+
+def test_a_half_written_save_is_refused(fitted, tmp_path):
+    from discovery.gan.io import ModelFileError
+
+    fitted.save(tmp_path / "a")
+    other = PatternWGAN(**TINY).fit(FIT, seed=5)
+    other.generator.save(tmp_path / "a" / "generator.keras")  # as if killed before the card
+    with pytest.raises(ModelFileError, match="do not match the card's version"):
+        PatternWGAN.load(tmp_path / "a")
 
 
 def test_training_counts_skipped_rows_and_checks_options():
@@ -69,9 +86,15 @@ def test_training_counts_skipped_rows_and_checks_options():
     assert gen.card["training_compositions"] == len(FIT)
     with pytest.raises(ConfigError, match="unknown PatternWGAN option 'layers'"):
         PatternWGAN(layers=3)
-    with pytest.raises(ConfigError, match="iterations must be >= 1"):
+    with pytest.raises(ConfigError, match="iterations must be an integer >= 1"):
         PatternWGAN(iterations=0)
+    with pytest.raises(ConfigError, match="z_dim must be an integer"):
+        PatternWGAN(z_dim=2.5)
+    with pytest.raises(ConfigError, match=r"val_fraction must be a number in \(0, 1\)"):
+        PatternWGAN(val_fraction=1.0)
     with pytest.raises(ConfigError, match="not fitted"):
         PatternWGAN().sample(3)
     with pytest.raises(ConfigError, match="at least 2"):
         PatternWGAN(**TINY).fit(["NaCl"])
+    two = PatternWGAN(**TINY).fit(["NaCl", "Fe2O3"])  # still one validation row to select on
+    assert (two.card["train_rows"], two.card["validation_rows"]) == (1, 1)

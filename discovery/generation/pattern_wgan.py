@@ -24,6 +24,7 @@ evaluation and ``resume=True`` continues there. All noise comes from numpy gener
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from discovery.atomic import recover_dir, replace_dir, staging_dir
 from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import composition_keys, count_patterns
 from discovery.errors import ConfigError
@@ -44,6 +46,14 @@ DEFAULTS = {"z_dim": 32, "pattern_dim": 16, "hidden": 256, "embed_dim": 32, "cri
             "gp_weight": 10.0, "iterations": 3000, "eval_every": 500, "eval_samples": 20000,
             "val_fraction": 0.1}
 STATE = ("patterns", "pattern_p", "site_count")
+
+
+def _matrices_of(counts: np.ndarray) -> np.ndarray:
+    """The paper's one-hot matrices [N, 85, 8] of count vectors (a 1 at row count - 1)."""
+    x = np.zeros((len(counts), N_ELEMENTS, MAX_COUNT), np.float32)
+    r, e = np.nonzero(counts)
+    x[r, e, counts[r, e] - 1] = 1.0
+    return x
 
 
 def pattern_tables(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -92,10 +102,18 @@ class PatternWGAN(BlockGenerator):
         unknown = set(hparams) - set(DEFAULTS)
         if unknown:
             raise ConfigError(f"unknown PatternWGAN option {sorted(unknown)[0]!r}")
-        self.hparams = {**DEFAULTS, **self.card.get("hyperparameters", {}), **hparams}
-        for key in ("iterations", "eval_every", "eval_samples", "batch_size", "n_critic"):
-            if int(self.hparams[key]) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {self.hparams[key]!r}")
+        self.hparams = hp = {**DEFAULTS, **self.card.get("hyperparameters", {}), **hparams}
+        for key in ("z_dim", "pattern_dim", "hidden", "embed_dim", "critic_hidden", "batch_size", "n_critic",
+                    "iterations", "eval_every", "eval_samples"):
+            if isinstance(hp[key], bool) or not isinstance(hp[key], int | np.integer) or hp[key] < 1:
+                raise ConfigError(f"{key} must be an integer >= 1, got {hp[key]!r}")
+        checks = (("val_fraction", lambda v: 0 < v < 1, "in (0, 1)"),
+                  ("learning_rate", lambda v: v > 0, "> 0"), ("gp_weight", lambda v: v >= 0, ">= 0"),
+                  ("beta_1", lambda v: 0 <= v < 1, "in [0, 1)"),
+                  ("beta_2", lambda v: 0 <= v < 1, "in [0, 1)"))
+        for key, ok, what in checks:
+            if isinstance(hp[key], bool) or not isinstance(hp[key], int | float) or not ok(hp[key]):
+                raise ConfigError(f"{key} must be a number {what}, got {hp[key]!r}")
         self.generator = self.critic = None
         self._fn = None
 
@@ -145,14 +163,16 @@ class PatternWGAN(BlockGenerator):
     # -- training ----------------------------------------------------------------------------
     def fit(self, formulas: Sequence[str] | np.ndarray, seed: int = 0, run_dir: Path | str | None = None,
             resume: bool = False, log: Callable[[str], None] | None = None) -> PatternWGAN:
-        """Train on formulas or count vectors (skipped rows are counted in the card)."""
-        from discovery.gan.config import split_indices
-
+        """Train on formulas or count vectors (skipped rows are counted in the card). The
+        validation split is ``discovery.gan.config.split_indices``' (at least one row)."""
         ts = training_set(formulas)
-        if len(ts.counts) < 2:
+        n = len(ts.counts)
+        if n < 2:
             raise ConfigError(f"generator {self.name!r}: need at least 2 training compositions "
                               f"({ts.summary()})")
-        tr, va = split_indices(len(ts.counts), self.hparams["val_fraction"], seed)
+        perm = np.random.default_rng(seed).permutation(n)
+        n_val = min(max(1, int(round(n * self.hparams["val_fraction"]))), n - 1)
+        tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
         counts, val = ts.counts[tr].astype(np.int64), ts.counts[va].astype(np.int64)
         self.patterns, self.pattern_p, self.site_count, pat_of_row = pattern_tables(counts)
         self.card.update({"name": self.name, "kind": self.name, "training_compositions": len(ts.counts),
@@ -169,9 +189,6 @@ class PatternWGAN(BlockGenerator):
         hp = self.hparams
         self.generator, self.critic = build_networks(len(self.patterns), self.site_count.shape[1], hp, seed)
         self._site_count, self._fn = tf.constant(self.site_count, tf.int32), None
-        real_all = np.zeros((len(counts), N_ELEMENTS, MAX_COUNT), np.float32)
-        r, e = np.nonzero(counts)
-        real_all[r, e, counts[r, e] - 1] = 1.0
         opts = [keras.optimizers.Adam(hp["learning_rate"], beta_1=hp["beta_1"], beta_2=hp["beta_2"])
                 for _ in range(2)]
         opt_c, opt_g = opts
@@ -204,11 +221,24 @@ class PatternWGAN(BlockGenerator):
 
         known = set(composition_keys(counts).tolist())
         held = set(composition_keys(val).tolist()) - known
-        state = {"iteration": 0, "best_precision": -1.0, "best_iteration": 0, "seconds": 0.0, "log": []}
-        if run is not None and resume and (run / "last" / "state.json").is_file():
-            state = self._restore(run / "last", opts)
-        best = (self._load_weights(run / "best") if run is not None and resume and (run / "best").is_dir()
-                else gen.get_weights())
+        settings = {"seed": seed, "patterns": self.patterns.tolist(),
+                    "hyperparameters": {k: v for k, v in hp.items() if k not in ("iterations", "eval_every")}}
+        fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=float).encode()
+                                     + np.ascontiguousarray(counts).tobytes()
+                                     + np.ascontiguousarray(val).tobytes()).hexdigest()
+        state = {"iteration": 0, "best_precision": -1.0, "best_iteration": 0, "seconds": 0.0, "log": [],
+                 "fingerprint": fingerprint}
+        best = (gen.get_weights(), critic.get_weights())
+        if run is not None and resume:
+            for part in ("last", "best"):
+                recover_dir(run / part, "state.json")  # a run killed while writing a checkpoint
+            if (run / "last" / "state.json").is_file():
+                saved = json.loads((run / "last" / "state.json").read_text())
+                if saved.get("fingerprint") != fingerprint:
+                    raise ConfigError(f"run directory {str(run)!r} holds another training (other data, seed "
+                                      "or settings); use another run directory or delete it")
+                state = self._restore(run / "last", opts)
+                best = self._load_weights(run / "best")
         t0 = time.perf_counter() - state["seconds"]
         while state["iteration"] < hp["iterations"]:
             it = state["iteration"] + 1
@@ -216,26 +246,26 @@ class PatternWGAN(BlockGenerator):
             for _ in range(hp["n_critic"]):
                 idx = rng.integers(0, len(counts), b)
                 z, pat, g = self._noise(rng, b, pat_of_row[idx])
-                lc = critic_step(real_all[idx], z, pat, g, rng.random(b, dtype=np.float32))
+                lc = critic_step(_matrices_of(counts[idx]), z, pat, g, rng.random(b, dtype=np.float32))
             lg = gen_step(*self._noise(rng, b))
             state["iteration"] = it
             if it % hp["eval_every"] == 0 or it == hp["iterations"]:
                 row = {"iteration": it, "critic_loss": round(float(lc), 5),
-                       "generator_loss": round(float(lg), 5), **self._validate(known, held, seed),
+                       "generator_loss": round(float(lg), 5), **self._validate(known, held),
                        "seconds": round(time.perf_counter() - t0, 1)}
                 state["log"].append(row)
                 state["seconds"] = time.perf_counter() - t0
-                if row["precision_pct"] > state["best_precision"]:
+                if row["precision_pct"] >= state["best_precision"]:  # ties: the later, trained longer
                     state["best_precision"], state["best_iteration"] = row["precision_pct"], it
-                    best = gen.get_weights()
+                    best = (gen.get_weights(), critic.get_weights())
                     if run is not None:
-                        self._checkpoint(run / "best")
+                        self._checkpoint(run / "best", state={"iteration": it})
                 if run is not None:
                     self._checkpoint(run / "last", opts, state)
                 if log is not None:
                     log(", ".join(f"{k}={v}" for k, v in row.items()))
-        gen.set_weights(best)
-        self._fn = None
+        gen.set_weights(best[0])
+        critic.set_weights(best[1])  # the critic of the chosen iteration: its T goes with the generator
         self.card["training"] = {"seed": seed, "iterations": state["iteration"],
                                  "best_iteration": state["best_iteration"],
                                  "best_validation_precision_pct": state["best_precision"],
@@ -243,9 +273,9 @@ class PatternWGAN(BlockGenerator):
                                  "selection": "highest validation precision (held-out share of novel "
                                               f"distinct draws, {hp['eval_samples']:,} draws, seed 1)"}
 
-    def _validate(self, known: set, held: set, seed: int) -> dict:
-        """Precision, yield and count-pattern shares of ``eval_samples`` draws (seed 1)."""
-        self._fn = None  # the weights changed
+    def _validate(self, known: set, held: set) -> dict:
+        """Distinct, novel and validation hits of ``eval_samples`` draws (seed 1), and precision
+        (hits among novel). The sampling graph reads the current weights: no retrace needed."""
         c = self.sample_counts(self.hparams["eval_samples"], seed=1)
         keys = set(composition_keys(c).tolist())
         novel = keys - known
@@ -255,8 +285,8 @@ class PatternWGAN(BlockGenerator):
 
     # -- persistence ---------------------------------------------------------------------------
     def _checkpoint(self, path: Path, opts=None, state: dict | None = None) -> None:
-        """Write a checkpoint folder whole (into ``path.tmp``, then swapped in)."""
-        tmp = path.with_name(path.name + ".tmp")
+        """Write a checkpoint folder whole: staged, ``state.json`` last, then swapped in."""
+        tmp = staging_dir(path)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         self.generator.save(tmp / "generator.keras")
@@ -264,24 +294,20 @@ class PatternWGAN(BlockGenerator):
         if opts is not None:
             for name, opt in zip(("critic", "generator"), opts, strict=True):
                 np.savez(tmp / f"optimizer_{name}.npz", *[v.numpy() for v in opt.variables])
-            (tmp / "state.json").write_text(json.dumps(state, indent=1))
-        old = path.with_name(path.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        (tmp / "state.json").write_text(json.dumps(state or {}, indent=1))
+        replace_dir(path, "state.json")
 
-    def _load_weights(self, path: Path) -> list:
+    def _load_weights(self, path: Path) -> tuple[list, list]:
+        """(generator, critic) weights of a checkpoint folder."""
         import keras
 
-        return keras.models.load_model(path / "generator.keras", compile=False).get_weights()
+        return tuple(keras.models.load_model(path / f"{n}.keras", compile=False).get_weights()
+                     for n in ("generator", "critic"))
 
     def _restore(self, path: Path, opts) -> dict:
-        import keras
-
-        self.generator.set_weights(self._load_weights(path))
-        self.critic.set_weights(keras.models.load_model(path / "critic.keras", compile=False).get_weights())
+        gen_w, critic_w = self._load_weights(path)
+        self.generator.set_weights(gen_w)
+        self.critic.set_weights(critic_w)
         for name, opt in zip(("critic", "generator"), opts, strict=True):
             with np.load(path / f"optimizer_{name}.npz") as z:
                 for v, i in zip(opt.variables, range(len(z.files)), strict=True):
@@ -290,7 +316,8 @@ class PatternWGAN(BlockGenerator):
 
     def save(self, directory: Path | str) -> None:
         """``generator.keras``, ``critic.keras`` (its ``atom_embedding`` is T), the pattern
-        tables and ``card.json``, each written to a temporary name and renamed."""
+        tables and, last, ``card.json``, each written to a temporary name and renamed; ``load``
+        checks the files against the card's version, so a killed save is refused there."""
         from discovery.atomic import atomic_write
 
         self._require_fit()
@@ -298,8 +325,11 @@ class PatternWGAN(BlockGenerator):
         d.mkdir(parents=True, exist_ok=True)
         for name, model in (("generator", self.generator), ("critic", self.critic)):
             tmp = d / f"{name}.tmp.keras"
-            model.save(tmp)
-            os.replace(tmp, d / f"{name}.keras")
+            try:
+                model.save(tmp)
+                os.replace(tmp, d / f"{name}.keras")
+            finally:
+                tmp.unlink(missing_ok=True)
         arrays = {k: getattr(self, k) for k in STATE}
 
         def write_arrays(p: Path) -> None:
@@ -307,16 +337,24 @@ class PatternWGAN(BlockGenerator):
                 np.savez(f, **arrays)
 
         atomic_write(d / "patterns.npz", write_arrays)
-        weights = {f"w{i}": w for i, w in enumerate(self.generator.get_weights())}
         card = {**self.card, "name": self.name, "generator": self.name, "hyperparameters": self.hparams,
-                "version": state_version(self.name, {**weights, **arrays})}
+                "version": self._version()}
         text = json.dumps(card, indent=2, default=float) + "\n"
         atomic_write(d / "card.json", lambda p: p.write_text(text))
         self.card = card
 
+    def _version(self) -> str:
+        """A hash of both networks' weights and the pattern tables."""
+        arrays = {k: getattr(self, k) for k in STATE}
+        arrays.update({f"g{i}": w for i, w in enumerate(self.generator.get_weights())})
+        arrays.update({f"c{i}": w for i, w in enumerate(self.critic.get_weights())})
+        return state_version(self.name, arrays)
+
     @classmethod
     def load(cls, directory: Path | str) -> PatternWGAN:
-        from discovery.gan.io import load_keras_model
+        """A saved generator; its files must agree with the card's version (a save that was
+        killed half-way is refused, not sampled)."""
+        from discovery.gan.io import ModelFileError, load_keras_model
 
         d = Path(directory)
         gen = cls(read_card(d))
@@ -325,6 +363,10 @@ class PatternWGAN(BlockGenerator):
             setattr(gen, k, z[k])
         gen.generator = load_keras_model(d / "generator.keras")
         gen.critic = load_keras_model(d / "critic.keras")
+        if gen.card.get("version") != gen._version():
+            raise ModelFileError(f"{str(d)!r}: the networks and pattern tables do not match the card's "
+                                 f"version {gen.card.get('version')!r} (an interrupted save?); save or "
+                                 "train it again")
         return gen
 
     def atom_embedding(self) -> np.ndarray:
