@@ -81,10 +81,14 @@ class PropertyModel:
             raise ModelFileError(f"model card {str(card_file)!r} not found")
         try:
             card = json.loads(card_file.read_text())
-            if isinstance(card, dict) and "stack" in card:
-                from discovery.stacking import StackedPropertyModel
+            stacked = isinstance(card, dict) and "stack" in card
+        except json.JSONDecodeError as exc:
+            raise ModelFileError(f"model card {str(card_file)!r} is malformed ({exc})") from None
+        if stacked:  # outside the card's try: a part's own error names the part
+            from discovery.stacking import StackedPropertyModel
 
-                return StackedPropertyModel.load(d)
+            return StackedPropertyModel.load(d)
+        try:
             feat = dict(card["featurizer"])
             name = feat.pop("name")
             k = int(card["members"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,11 @@ def stack_weights(preds: list[np.ndarray], y: np.ndarray, step: float = 0.05) ->
     """Non-negative weights summing to 1 (a grid of ``step``) of the average of ``preds`` with the
     lowest MAE on y: the stack is chosen on the validation split, never on test."""
     n = round(1 / step)
+    if not preds or not np.isclose(n * step, 1.0):
+        raise ConfigError(f"stack_weights needs predictions and a step dividing 1; "
+                          f"got {len(preds)} and {step}")
+    if not all(np.isfinite(p).all() for p in preds):
+        raise ConfigError("stack_weights: a component predicts NaN or infinity on the validation rows")
     best, best_mae = None, np.inf
     for combo in itertools.product(range(n + 1), repeat=len(preds) - 1):
         if sum(combo) > n:
@@ -87,9 +93,18 @@ class StackedPropertyModel:
         try:
             card = json.loads((d / "card.json").read_text())
             names, weights = card["stack"]["components"], card["stack"]["weights"]
+            prop, unit = card["property"], card["unit"]
             if len(names) != len(weights):
                 raise ValueError("components and weights differ in length")
+            bad = [c for c in names if not isinstance(c, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", c)]
+            if bad:
+                raise ValueError(f"component name {bad[0]!r} is not a plain directory name")
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"stack card {str(d / 'card.json')!r} is malformed ({exc})") from None
         components = {c: PropertyModel.load(d / c) for c in names}
-        return cls(card["property"], card["unit"], components, dict(zip(names, weights, strict=True)), card)
+        other = [(c, m) for c, m in components.items() if (m.name, m.unit) != (prop, unit)]
+        if other:
+            c, m = other[0]
+            raise ModelFileError(f"stack {str(d)!r}: part {c!r} predicts {m.name!r} in {m.unit!r}, "
+                                 f"not {prop!r} in {unit!r}")
+        return cls(prop, unit, components, dict(zip(names, weights, strict=True)), card)

@@ -89,3 +89,9 @@ def test_stack_rejects_bad_weights_and_cards(tmp_path):
                                                      "stack": {"components": ["a", "b"], "weights": [1.0]}}))
     with pytest.raises(ModelFileError, match="malformed"):
         PropertyModel.load(tmp_path)
+    (tmp_path / "card.json").write_text(json.dumps({"property": "tc", "unit": "K",
+                                                     "stack": {"components": ["../x"], "weights": [1.0]}}))
+    with pytest.raises(ModelFileError, match="not a plain directory name"):
+        PropertyModel.load(tmp_path)
+    with pytest.raises(ConfigError, match="NaN"):
+        stack_weights([np.array([1.0, np.nan]), np.array([1.0, 2.0])], np.array([1.0, 2.0]))
