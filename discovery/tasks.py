@@ -35,7 +35,8 @@ class Task:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
-def _hash_frames(*frames: pd.DataFrame) -> str:
+def frames_sha256(*frames: pd.DataFrame) -> str:
+    """SHA-256 of data frames' values (row order matters): a task's data hash."""
     h = hashlib.sha256()
     for f in frames:
         h.update(pd.util.hash_pandas_object(f, index=False).to_numpy().tobytes())
@@ -57,15 +58,15 @@ def load_task(name: str, split_seed: int = 0) -> Task:
         df = load_mp_bandgap().rename(columns={"bandgap": "y"})
         tr, va, te = seeded_split(df, split_seed)
         src = "mp_bandgap.csv (shared data)"
-        return Task(name, "eV", tr, va, te, src, _hash_frames(df), df.attrs.get("skipped", {}))
+        return Task(name, "eV", tr, va, te, src, frames_sha256(df), df.attrs.get("skipped", {}))
     if name == "tc":
         df = load_supercon_tc().rename(columns={"tc": "y"})
         tr, va, te = seeded_split(df, split_seed)
         src = "supercon_tc.csv (shared data)"
-        return Task(name, "K", tr, va, te, src, _hash_frames(df), df.attrs.get("skipped", {}))
+        return Task(name, "K", tr, va, te, src, frames_sha256(df), df.attrs.get("skipped", {}))
     if name == "formation_energy":
         parts = [load_oqmd_formation_enthalpy(s).rename(columns={"formation_enthalpy": "y"})
                  for s in ("train", "val", "test")]
         return Task(name, "eV/atom", *parts, "crabnet==2.0.8 OQMD_Formation_Enthalpy",
-                    _hash_frames(*parts), {})
+                    frames_sha256(*parts), {})
     raise ConfigError(f"unknown task {name!r}; use bandgap, tc or formation_energy")

@@ -134,7 +134,12 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
                              "magpie-mlp, magpie-gbt or stack")
         info = {**ens.fit_info, "wall_seconds": round(time.perf_counter() - t0, 1), "members": args.members}
         model = PropertyModel("formation_energy", "eV/atom", feat, ens)
-        model.save(member_dir, {"version": f"bench-{name}", "training": info})
+        from discovery.tasks import frames_sha256
+
+        splits = ("train", "val", "test")  # the data hash stack_property_model.py checks a part against
+        model.save(member_dir, {"version": f"bench-{name}", "training": info,
+                                "data": {"sha256": frames_sha256(*(data[s] for s in splits))},
+                                "splits": {s: len(data[s]) for s in splits}})
     return lambda f: model.predict_amounts(parse_formulas(f).amounts)[0], info
 
 
