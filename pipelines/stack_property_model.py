@@ -119,7 +119,8 @@ def main() -> None:
     amounts = {s: parse_formulas(getattr(task, s)["formula"].tolist()).amounts for s in ("val", "test")}
     y = {s: getattr(task, s)["y"].to_numpy() for s in ("val", "test")}
     preds = {c: {s: m.predict_amounts(amounts[s])[0] for s in ("val", "test")} for c, m in parts.items()}
-    current = regression_metrics(y["val"], shipped.predict_amounts(amounts["val"])[0])["mae"]
+    shipped_w = shipped.weights if isinstance(shipped, StackedPropertyModel) else {"tmlp": 1.0}
+    current = regression_metrics(y["val"], sum(w * preds[c]["val"] for c, w in shipped_w.items()))["mae"]
     w, val_mae = stack_weights([preds[c]["val"] for c in parts], y["val"])
     weights = dict(zip(parts, (float(v) for v in w), strict=True))
     report = {c: {s: regression_metrics(y[s], preds[c][s]) for s in ("val", "test")} for c in parts}

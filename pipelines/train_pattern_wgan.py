@@ -24,9 +24,10 @@ import numpy as np
 
 from discovery.atomic import atomic_write
 from discovery.data import load_gan_formulas
-from discovery.encoding import composition_keys, count_patterns
+from discovery.encoding import composition_keys, reduce_counts
 from discovery.gan.config import split_indices
 from discovery.generation.baselines import PatternSiteRandom
+from discovery.generation.metrics import pattern_shares, recovery_metrics
 from discovery.generation.pattern_wgan import PatternWGAN
 from discovery.generation.registry import shipped_dir
 from discovery.generation.training import training_set
@@ -36,14 +37,14 @@ REPORTS = Path(__file__).resolve().parent / "reports"
 PATTERNS = ("2-1-1", "1-1-1", "1-1-1-1")
 
 
-def judge(counts: np.ndarray, known: set, held: set, train_shares: dict) -> dict:
-    keys = set(composition_keys(counts).tolist())
-    novel = keys - known
-    hits = len(novel & held)
-    pats = count_patterns(counts)
-    shares = {p: 100 * float(np.mean(pats == p)) for p in PATTERNS}
-    return {"samples": len(counts), "distinct": len(keys), "novel": len(novel), "held_out_hits": hits,
-            "precision_pct": 100 * hits / max(len(novel), 1), "pattern_shares_pct": shares,
+def judge(counts: np.ndarray, known: np.ndarray, held: np.ndarray, train_shares: dict) -> dict:
+    """Distinct, novel, held-out hits and precision (``metrics.recovery_metrics``) and the shares
+    of the main count patterns, against the training split's."""
+    m = recovery_metrics(counts, known, held)
+    shares = {p: 100 * pattern_shares(reduce_counts(counts)).get(p, 0.0) for p in PATTERNS}
+    return {"samples": len(counts), "distinct": m["distinct"], "novel": m["novel"],
+            "held_out_hits": m["holdout_hits"], "precision_pct": m["precision_pct"],
+            "pattern_shares_pct": shares,
             "pattern_max_diff_pts": max(abs(shares[p] - train_shares[p]) for p in PATTERNS)}
 
 
@@ -68,10 +69,9 @@ def main() -> None:
     gen.card.update({"training_data": "oqmd_gan_formulas.csv (90% split, seed 0)",
                      "training_data_sha256": digest})
     gen.fit(train, seed=args.seed, run_dir=args.run, resume=True, log=lambda s: print(s, flush=True))
-    known = set(composition_keys(train).tolist())
-    held = set(composition_keys(test).tolist()) - known
-    pats = count_patterns(train)
-    train_shares = {p: 100 * float(np.mean(pats == p)) for p in PATTERNS}
+    known = composition_keys(train)
+    held = np.setdiff1d(composition_keys(test), known)  # the held-out compositions not in training
+    train_shares = {p: 100 * pattern_shares(reduce_counts(train)).get(p, 0.0) for p in PATTERNS}
     psr = PatternSiteRandom().fit(train)
     rows = {"wgan-pattern": judge(gen.sample_counts(args.samples, seed=1), known, held, train_shares),
             "pattern-random": judge(psr.sample_counts(args.samples, seed=1), known, held, train_shares)}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from discovery.atomic import atomic_write
+from discovery.atomic import atomic_write, recover_dir, replace_dir, staging_dir
 from discovery.generation.lm_tokens import GRAMMAR, PAD, counts_to_tokens
 
 
@@ -50,21 +49,16 @@ def _atomic_json(path: Path, obj: dict) -> None:
 
 
 def _save_dir(lm, path: Path, optimizer=None, state: dict | None = None) -> None:
-    """Write a checkpoint folder whole: into ``path.tmp``, then swap it in."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write a checkpoint folder whole: staged, ``state.json`` last, then swapped in
+    (``atomic.replace_dir``; a kill in between is repaired on resume)."""
+    tmp = staging_dir(path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     lm.model.save(tmp / "model.keras")
     if optimizer is not None:
         np.savez(tmp / "optimizer.npz", *[v.numpy() for v in optimizer.variables])
-    if state is not None:
-        _atomic_json(tmp / "state.json", state)
-    old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    _atomic_json(tmp / "state.json", state or {})
+    replace_dir(path, "state.json")
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
@@ -112,6 +106,9 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
     opt.build(lm.model.trainable_variables)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "seconds": 0.0}
     rows: list[dict] = []
+    if run is not None and resume:
+        for part in ("last", "best"):
+            recover_dir(run / part, "state.json")  # a run killed while writing a checkpoint
     if run is not None and resume and (run / "last" / "state.json").is_file():
         state = json.loads((run / "last" / "state.json").read_text())
         last = keras.models.load_model(run / "last" / "model.keras", compile=False)

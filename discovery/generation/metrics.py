@@ -57,6 +57,8 @@ def recovery_metrics(counts: np.ndarray, train_keys: np.ndarray, holdout_keys: n
     holdout = max(len(np.unique(holdout_keys)), 1)
     out = {
         "samples": n,
+        "distinct": len(keys),  # distinct compounds
+        "novel": novel,  # of them, not in the training set
         "empty_or_unary_pct": float(100.0 * (1 - compound.mean())) if n else 0.0,
         "unique_pct": 100.0 * len(keys) / max(int(compound.sum()), 1),
         "novel_pct": 100.0 * novel / max(len(keys), 1),

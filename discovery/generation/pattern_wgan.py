@@ -36,7 +36,7 @@ import numpy as np
 
 from discovery.atomic import recover_dir, replace_dir, staging_dir
 from discovery.elements import MAX_COUNT, N_ELEMENTS
-from discovery.encoding import composition_keys, count_patterns
+from discovery.encoding import composition_keys, count_patterns, counts_to_matrix
 from discovery.errors import ConfigError
 from discovery.generation.base import BlockGenerator, read_card, read_state, state_version
 from discovery.generation.training import training_set
@@ -46,14 +46,6 @@ DEFAULTS = {"z_dim": 32, "pattern_dim": 16, "hidden": 256, "embed_dim": 32, "cri
             "gp_weight": 10.0, "iterations": 3000, "eval_every": 500, "eval_samples": 20000,
             "val_fraction": 0.1}
 STATE = ("patterns", "pattern_p", "site_count")
-
-
-def _matrices_of(counts: np.ndarray) -> np.ndarray:
-    """The paper's one-hot matrices [N, 85, 8] of count vectors (a 1 at row count - 1)."""
-    x = np.zeros((len(counts), N_ELEMENTS, MAX_COUNT), np.float32)
-    r, e = np.nonzero(counts)
-    x[r, e, counts[r, e] - 1] = 1.0
-    return x
 
 
 def pattern_tables(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -219,8 +211,7 @@ class PatternWGAN(BlockGenerator):
             opt_g.apply_gradients(zip(grads, gen.trainable_variables, strict=True))
             return loss
 
-        known = set(composition_keys(counts).tolist())
-        held = set(composition_keys(val).tolist()) - known
+        known, held = composition_keys(counts), composition_keys(val)
         settings = {"seed": seed, "patterns": self.patterns.tolist(),
                     "hyperparameters": {k: v for k, v in hp.items() if k not in ("iterations", "eval_every")}}
         fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=float).encode()
@@ -246,7 +237,8 @@ class PatternWGAN(BlockGenerator):
             for _ in range(hp["n_critic"]):
                 idx = rng.integers(0, len(counts), b)
                 z, pat, g = self._noise(rng, b, pat_of_row[idx])
-                lc = critic_step(_matrices_of(counts[idx]), z, pat, g, rng.random(b, dtype=np.float32))
+                real = counts_to_matrix(counts[idx]).astype(np.float32)
+                lc = critic_step(real, z, pat, g, rng.random(b, dtype=np.float32))
             lg = gen_step(*self._noise(rng, b))
             state["iteration"] = it
             if it % hp["eval_every"] == 0 or it == hp["iterations"]:
@@ -273,15 +265,15 @@ class PatternWGAN(BlockGenerator):
                                  "selection": "highest validation precision (held-out share of novel "
                                               f"distinct draws, {hp['eval_samples']:,} draws, seed 1)"}
 
-    def _validate(self, known: set, held: set) -> dict:
+    def _validate(self, known: np.ndarray, held: np.ndarray) -> dict:
         """Distinct, novel and validation hits of ``eval_samples`` draws (seed 1), and precision
-        (hits among novel). The sampling graph reads the current weights: no retrace needed."""
-        c = self.sample_counts(self.hparams["eval_samples"], seed=1)
-        keys = set(composition_keys(c).tolist())
-        novel = keys - known
-        hits = len(novel & held)
-        return {"unique": len(keys), "novel": len(novel), "hits": hits,
-                "precision_pct": round(100 * hits / max(len(novel), 1), 3)}
+        (hits among novel; ``metrics.recovery_metrics``). The sampling graph reads the current
+        weights: no retrace needed."""
+        from discovery.generation.metrics import recovery_metrics
+
+        m = recovery_metrics(self.sample_counts(self.hparams["eval_samples"], seed=1), known, held)
+        return {"unique": m["distinct"], "novel": m["novel"], "hits": m["holdout_hits"],
+                "precision_pct": round(m["precision_pct"], 3)}
 
     # -- persistence ---------------------------------------------------------------------------
     def _checkpoint(self, path: Path, opts=None, state: dict | None = None) -> None:
