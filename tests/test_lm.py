@@ -156,12 +156,11 @@ def test_in_graph_step_equals_the_keras_network(tiny_lm):
     """The sampler's folded GRU step gives the Keras model's logits (teacher forcing)."""
     tok = counts_to_tokens(unique_counts(["YBa2Cu3O7", "GaN"]))[:, :-1]
     ref = tiny_lm.model(tok).numpy()
-    s = tiny_lm.sampler()
+    s = tiny_lm.sampler().members[0]
     w = gru_weights(tiny_lm.model)
     h = tf.zeros([len(tok), s.units])
     for t in range(tok.shape[1]):
-        proj = tf.matmul(h, s.h_mat) + s.h_bias
-        h = s._gru(tf.gather(s.x_table, tok[:, t]), proj[:, VOCAB:], h)
+        h = s.step(tf.constant(tok[:, t]), s.recurrent(h), h)
         logits = h.numpy() @ w["h_mat"][:, :VOCAB] + w["h_bias"][:VOCAB]
         np.testing.assert_allclose(logits, ref[:, t], rtol=1e-4, atol=1e-4)
 

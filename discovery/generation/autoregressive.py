@@ -24,14 +24,17 @@ from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import composition_keys, first_occurrences, parse_formulas, reduce_counts
 from discovery.errors import ConfigError
 from discovery.generation.base import Generator, Seed, read_card, seed_sequence, state_version
-from discovery.generation.lm_tokens import CANONICAL_SYMBOLS, MAX_ELEMENTS, VOCAB
+from discovery.generation.lm_tokens import CANONICAL_SYMBOLS, MAX_ELEMENTS, REVERSE_COLUMNS, VOCAB
 
 SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
+BEAM_BLOCK = 1 << 30  # the block index whose seed drives a stochastic beam
 
 DEFAULTS = {"units": 256, "embed_dim": 64, "temperature": 1.0, "top_p": None, "epochs": 40,
             "batch_size": 256, "learning_rate": 2e-3, "patience": 3, "val_fraction": 0.05,
             "block": 4096, "dropout": 0.0, "distinct": False,
-            "min_fresh": 0.3, "temperature_step": 0.05, "max_temperature": 2.0}
+            "min_fresh": 0.3, "temperature_step": 0.05, "max_temperature": 2.0,
+            "decoding": "sample", "beam_width": 100_000, "beam_temperature": 0.0, "reverse_weight": 0.25}
+DECODINGS = ("sample", "beam")
 
 
 def build_network(units: int, embed_dim: int, seed: int = 0, dropout: float = 0.0):
@@ -93,37 +96,102 @@ class CompositionLM(Generator):
         checks = (("distinct", lambda v: isinstance(v, bool | np.bool_), "True or False"),
                   ("min_fresh", lambda v: 0 <= v <= 1, "in [0, 1]"),
                   ("temperature_step", lambda v: v >= 0, ">= 0"),
-                  ("max_temperature", lambda v: v > 0, "> 0"))
+                  ("max_temperature", lambda v: v > 0, "> 0"),
+                  ("decoding", lambda v: v in DECODINGS, f"one of {', '.join(DECODINGS)}"),
+                  ("beam_width", lambda v: isinstance(v, int | np.integer) and v >= 1, "an integer >= 1"),
+                  ("beam_temperature", lambda v: v >= 0, ">= 0"),
+                  ("reverse_weight", lambda v: 0 <= v <= 1, "in [0, 1]"))
         for key, ok, what in checks:
             if not ok(self.hparams[key]):
                 raise ConfigError(f"{key} must be {what}, got {self.hparams[key]!r}")
         self.model = None
+        self.extra_models: list = []  # further networks decoded with ``model`` as a product of experts
+        self.reverse_models: list = []  # networks over the reversed element order that rescore the beam
         self._sampler = None
+        self._beam_heads: dict = {}
 
     # -- network ---------------------------------------------------------------------------
     def build(self, seed: int = 0) -> CompositionLM:
         self.model = build_network(self.hparams["units"], self.hparams["embed_dim"], seed,
                                    self.hparams.get("dropout", 0.0))
-        self._sampler = None
+        self.extra_models, self.reverse_models, self._sampler, self._beam_heads = [], [], None, {}
         return self
 
     def with_options(self, temperature: float | None = None, top_p: float | None = None,
-                     distinct: bool | None = None) -> CompositionLM:
-        """The same network with other sampling options (shares the weights)."""
-        hp = {k: v for k, v in (("temperature", temperature), ("top_p", top_p), ("distinct", distinct))
-              if v is not None}
+                     distinct: bool | None = None, **decoding) -> CompositionLM:
+        """The same networks with other sampling options (shares the weights); ``decoding``
+        takes ``decoding``, ``beam_width``, ``beam_temperature`` and ``reverse_weight``."""
+        bad = set(decoding) - {"decoding", "beam_width", "beam_temperature", "reverse_weight"}
+        if bad:
+            raise ConfigError(f"unknown CompositionLM option {sorted(bad)[0]!r}")
+        hp = {k: v for k, v in (("temperature", temperature), ("top_p", top_p), ("distinct", distinct),
+                                *decoding.items()) if v is not None}
         other = CompositionLM(self.card, **{**self.hparams, **hp})
-        other.model = self.model
+        other.model, other.extra_models = self.model, list(self.extra_models)
+        other.reverse_models = list(self.reverse_models)
         return other
 
-    def sampler(self):
+    def with_members(self, models: Sequence) -> CompositionLM:
+        """These options with further networks (Keras models from ``build_network``, trained
+        on the same data) that search the beam together with this one as a product of experts:
+        each next-token distribution is the renormalised mean of the networks' log
+        probabilities. Draws after the beam come from the first network alone."""
+        other = self.with_options()
+        other.extra_models = list(models)
+        return other
+
+    def with_reverse(self, models: Sequence) -> CompositionLM:
+        """These options with networks trained on the reversed element order
+        (``lm_tokens.REVERSE_COLUMNS``) that rescore the beam: its compositions are ordered by
+        (1 - reverse_weight) x the search's log p + reverse_weight x their mean log p. Two
+        factorisations of one distribution err differently, so the blend ranks better than
+        either (right-to-left reranking, as in machine translation)."""
+        other = self.with_options()
+        other.reverse_models = list(models)
+        return other
+
+    @property
+    def networks(self) -> list:
+        return [self.model, *self.extra_models]
+
+    def _weights(self) -> list[dict]:
+        from discovery.generation.lm_sampler import gru_weights
+
         if self.model is None:
             raise ConfigError("CompositionLM has no network: fit, build or load it first")
-        if self._sampler is None:
-            from discovery.generation.lm_sampler import GRUSampler, gru_weights
+        return [gru_weights(m) for m in self.networks]
 
-            self._sampler = GRUSampler(gru_weights(self.model), self.hparams["top_p"])
+    def sampler(self):
+        """Ancestral sampling from the first network (the others only steer the beam search:
+        sampling every draw through all of them would cost a run one network per member)."""
+        if self._sampler is None:
+            from discovery.generation.lm_sampler import GRUSampler
+
+            self._sampler = GRUSampler(self._weights()[0], self.hparams["top_p"])
         return self._sampler
+
+    def beam_head(self, seed: Seed = 0) -> np.ndarray:
+        """The beam search's distinct compounds int8 [<= beam_width, 85], best first; computed
+        once per (seed, options) and kept (at beam_temperature 0 it does not depend on the seed)."""
+        from discovery.generation.lm_beam import GRUBeamSearch
+
+        hp = self.hparams
+        stochastic = hp["beam_temperature"] > 0
+        key = (str(seed) if stochastic else "", int(hp["beam_width"]), float(hp["beam_temperature"]))
+        if key not in self._beam_heads:
+            counts, logp = GRUBeamSearch(self._weights()).search(
+                int(hp["beam_width"]), self.block_seed(seed, BEAM_BLOCK), float(hp["beam_temperature"]))
+            canonical = (reduce_counts(counts) == counts).all(axis=1)  # A2B2: AB's non-canonical twin
+            counts, logp = counts[canonical], logp[canonical]
+            if self.reverse_models:
+                from discovery.generation.lm_train import log_probs
+
+                rev = np.mean([log_probs(m, counts[:, REVERSE_COLUMNS]) for m in self.reverse_models], axis=0)
+                w = float(hp["reverse_weight"])
+                order = np.argsort(-((1 - w) * logp + w * rev), kind="stable")
+                counts = counts[order]
+            self._beam_heads[key] = counts.astype(np.int8)
+        return self._beam_heads[key]
 
     # -- Generator -------------------------------------------------------------------------
     def block_seed(self, seed: Seed, index: int) -> np.ndarray:
@@ -138,8 +206,10 @@ class CompositionLM(Generator):
         drawn in this stream is skipped and the next draw taken instead. The most likely
         compositions come first; when fewer than ``min_fresh`` of a block's draws are new,
         the temperature rises by ``temperature_step`` (up to ``max_temperature``) so a long
-        stream keeps finding new compositions at a bounded cost. Everything depends only on
-        (seed, block index), never on ``batch_size``.
+        stream keeps finding new compositions at a bounded cost. With ``decoding='beam'`` the
+        stream starts with ``beam_head`` (the beam search's compositions, most likely first)
+        and goes on with distinct draws. Everything depends only on (seed, block index), never
+        on ``batch_size``.
         """
         if n < 0 or batch_size < 1:
             raise ConfigError(f"need n >= 0 and batch_size >= 1, got n={n}, batch_size={batch_size}")
@@ -149,6 +219,11 @@ class CompositionLM(Generator):
         seen: set[int] = set()
         pending: list[np.ndarray] = []
         held, done, b, stale = 0, 0, 0, 0
+        if hp["decoding"] == "beam" and n > 0:  # the beam's best first, then distinct draws
+            head = self.beam_head(seed)
+            distinct = True
+            seen.update(int(k) for k in composition_keys(head))
+            pending, held = [head], len(head)
         while done < n:
             while held < min(batch_size, n - done):
                 rows = reduce_counts(sampler.block(block, self.block_seed(seed, b), temp))
@@ -196,23 +271,36 @@ class CompositionLM(Generator):
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: Path | str) -> None:
-        """Write ``model.keras`` and ``card.json`` (each via a temporary file and a rename; the
-        model's temp name keeps the ``.keras`` suffix Keras requires)."""
+        """Write ``model.keras`` (and ``member_1.keras``... for further networks) and
+        ``card.json``, each via a temporary file and a rename (the temp name keeps the
+        ``.keras`` suffix Keras requires); the card, written last, lists the members."""
         if self.model is None:
             raise ConfigError("CompositionLM has no network to save")
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / "model.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, d / "model.keras")
+        files = ["model.keras", *(f"member_{i}.keras" for i in range(1, len(self.networks)))]
+        reverse = [f"reverse_{i}.keras" for i in range(1, len(self.reverse_models) + 1)]
+        for net, name in zip([*self.networks, *self.reverse_models], files + reverse, strict=True):
+            tmp = d / f"{name[:-6]}.tmp.keras"
+            net.save(tmp)
+            os.replace(tmp, d / name)
         weights = {f"w{i}": w for i, w in enumerate(self.model.get_weights())}
+        for m, net in enumerate(self.extra_models, start=1):
+            weights.update({f"m{m}w{i}": w for i, w in enumerate(net.get_weights())})
+        for m, net in enumerate(self.reverse_models, start=1):
+            weights.update({f"r{m}w{i}": w for i, w in enumerate(net.get_weights())})
+        if self.reverse_models:
+            weights["reverse_weight"] = np.array([float(self.hparams["reverse_weight"])])
+        if self.hparams["decoding"] != "sample":
+            weights["beam"] = np.array([float(self.hparams[k]) for k in ("beam_width", "beam_temperature")])
         weights["sampling"] = np.array([self.hparams.get("temperature") or 0.0,
                                         self.hparams.get("top_p") or 0.0,
                                         float(bool(self.hparams.get("distinct")))])
         schedule = ("min_fresh", "temperature_step", "max_temperature")  # the warm-up of distinct draws
         if any(self.hparams[k] != DEFAULTS[k] for k in schedule):  # (defaults: versions stay as shipped)
             weights["schedule"] = np.array([float(self.hparams[k]) for k in schedule])
-        card = {**self.card, "generator": self.name, "hyperparameters": self.hparams,
+        card = {**self.card, "generator": self.name, "hyperparameters": self.hparams, "networks": files,
+                "reverse_networks": reverse,
                 "version": state_version(self.name, weights),
                 "trained_on": self.card.get("training", {}).get("data", "formulas"),
                 "vocabulary": {"special": ["PAD", "BOS", "EOS"], "elements_in_order": list(CANONICAL_SYMBOLS),
@@ -231,5 +319,8 @@ class CompositionLM(Generator):
         if list(card.get("vocabulary", {}).get("elements_in_order", [])) != list(CANONICAL_SYMBOLS):
             raise ModelFileError(f"{str(d / 'card.json')!r} was written for another element vocabulary")
         lm = cls(card)
-        lm.model = load_keras_model(d / "model.keras")
+        files = card.get("networks", ["model.keras"])
+        lm.model = load_keras_model(d / files[0])
+        lm.extra_models = [load_keras_model(d / f) for f in files[1:]]
+        lm.reverse_models = [load_keras_model(d / f) for f in card.get("reverse_networks", [])]
         return lm

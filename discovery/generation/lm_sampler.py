@@ -1,12 +1,16 @@
-"""In-graph ancestral sampling from a GRU composition language model.
+"""In-graph ancestral sampling from a GRU composition language model (or an ensemble of them).
 
 The whole decoding loop runs inside one ``tf.function``: a ``tf.while_loop`` over elements
 (one element step and one count step per iteration) that stops once every row has emitted
 EOS. Two exact rewrites of the Keras network make a step cheap on a CPU: the embedding and
 the GRU input kernel are folded into one table (token -> input projection), and the output
-layer and the recurrent kernel share one matmul on the hidden state. Noise is stateless
-(Gumbel-max on ``stateless_random_uniform`` folded in by step), so a block's samples depend
-only on its seed.
+layer and the recurrent kernel share one matmul on the hidden state (``FoldedGRU``). Noise
+is stateless (Gumbel-max on ``stateless_random_uniform`` folded in by step), so a block's
+samples depend only on its seed.
+
+Several networks decode as a product of experts: each one's grammar-masked log-softmax,
+averaged, is the next-token distribution (``ensemble_logits``). With one network the raw
+logits are used, exactly as before.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import tensorflow as tf
 
 from discovery.elements import N_ELEMENTS
 from discovery.generation.lm_tokens import CNT0, EL0, EL_LAST, EOS, GRAMMAR, MAX_ELEMENTS, RANK_TO_COL, VOCAB
+
+NEG = -1e30
 
 
 def gru_weights(model) -> dict[str, np.ndarray]:
@@ -30,63 +36,105 @@ def gru_weights(model) -> dict[str, np.ndarray]:
     }
 
 
-class GRUSampler:
-    """Samples token-level compositions as count vectors, a fixed-size block per call."""
+class FoldedGRU:
+    """One network's decoding step on folded weights. ``proj(h)`` is the next-token logits
+    (``[:, :VOCAB]``) and the recurrent projection (``[:, VOCAB:]``) in one matmul;
+    ``logits`` and ``recurrent`` compute either half alone (the beam search needs the
+    logits of every row but the recurrent part only of the rows it keeps)."""
 
-    def __init__(self, weights: dict[str, np.ndarray], top_p: float | None = None):
+    def __init__(self, weights: dict[str, np.ndarray]):
         self.x_table = tf.constant(weights["x_table"])
         self.h_mat = tf.constant(weights["h_mat"])
         self.h_bias = tf.constant(weights["h_bias"])
+        self.w_out, self.b_out = self.h_mat[:, :VOCAB], self.h_bias[:VOCAB]
+        self.w_rec, self.b_rec = self.h_mat[:, VOCAB:], self.h_bias[VOCAB:]
         self.units = int(weights["h_mat"].shape[0])
+
+    def proj(self, h: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(h, self.h_mat) + self.h_bias
+
+    def logits(self, h: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(h, self.w_out) + self.b_out
+
+    def recurrent(self, h: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(h, self.w_rec) + self.b_rec
+
+    def step(self, tok: tf.Tensor, rec: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
+        """The hidden state after feeding ``tok`` [B] to rows with state ``h`` whose recurrent
+        projection is ``rec`` (``proj(h)[:, VOCAB:]``)."""
+        xz, xr, xh = tf.split(tf.gather(self.x_table, tok), 3, axis=1)
+        hz, hr, hh = tf.split(rec, 3, axis=1)
+        z = tf.sigmoid(xz + hz)
+        r = tf.sigmoid(xr + hr)
+        return z * h + (1.0 - z) * tf.tanh(xh + r * hh)
+
+    def start(self, rows) -> tf.Tensor:
+        """Hidden states [rows, units] after BOS."""
+        h0 = tf.zeros([rows, self.units])
+        return self.step(tf.fill([rows], 1), self.recurrent(h0), h0)
+
+
+def as_members(weights: dict | list[dict]) -> list[FoldedGRU]:
+    ws = [weights] if isinstance(weights, dict) else list(weights)
+    if not ws:
+        raise ValueError("need the weights of at least one network")
+    return [FoldedGRU(w) for w in ws]
+
+
+def ensemble_logits(logits: list[tf.Tensor], allowed: tf.Tensor) -> tf.Tensor:
+    """Next-token logits [B, VOCAB] of the members' logits, grammar-masked: one network's own,
+    or the mean of several networks' masked log-softmax (product of experts)."""
+    if len(logits) == 1:
+        return tf.where(allowed, logits[0], NEG)
+    logp = [tf.nn.log_softmax(tf.where(allowed, x, NEG), axis=1) for x in logits]
+    return tf.where(allowed, tf.add_n(logp) / len(logp), NEG)
+
+
+class GRUSampler:
+    """Samples token-level compositions as count vectors, a fixed-size block per call."""
+
+    def __init__(self, weights: dict | list[dict], top_p: float | None = None):
+        self.members = as_members(weights)
         self.top_p = top_p
         self.grammar = tf.constant(GRAMMAR)
         self.rank_to_col = tf.constant(RANK_TO_COL, dtype=tf.int32)
         self._fn = tf.function(self._sample, reduce_retracing=True, autograph=False)
 
-    def _gru(self, x_proj: tf.Tensor, h_proj: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
-        xz, xr, xh = tf.split(x_proj, 3, axis=1)
-        hz, hr, hh = tf.split(h_proj, 3, axis=1)
-        z = tf.sigmoid(xz + hz)
-        r = tf.sigmoid(xr + hr)
-        return z * h + (1.0 - z) * tf.tanh(xh + r * hh)
-
-    def _pick(self, logits, allowed, temperature, seed, step):
-        logits = tf.where(allowed, logits / temperature, -1e30)
+    def _pick(self, logits, temperature, seed, step):
+        logits = tf.where(logits > NEG / 2, logits / temperature, NEG)
         if self.top_p is not None and self.top_p < 1.0:
             srt = tf.sort(logits, axis=1, direction="DESCENDING")
             cum = tf.cumsum(tf.nn.softmax(srt, axis=1), axis=1, exclusive=True)
             kept = tf.where(cum < self.top_p, srt, 1e30)
             cutoff = tf.reduce_min(kept, axis=1, keepdims=True)
-            logits = tf.where(logits >= cutoff, logits, -1e30)
+            logits = tf.where(logits >= cutoff, logits, NEG)
         step_seed = seed + tf.stack([tf.constant(0, tf.int64), tf.cast(step, tf.int64)])
         u = tf.random.stateless_uniform(tf.shape(logits), seed=step_seed, minval=1e-12, maxval=1.0)
         return tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
 
     def _sample(self, rows: tf.Tensor, seed: tf.Tensor, temperature: tf.Tensor) -> tf.Tensor:
         """Count vectors int32 [rows, 85] for a stateless seed int64 [2]."""
-        h0 = tf.zeros([rows, self.units])
-        proj0 = tf.matmul(h0, self.h_mat) + self.h_bias
-        h0 = self._gru(tf.gather(self.x_table, tf.fill([rows], 1)), proj0[:, VOCAB:], h0)  # BOS
-        state = (tf.constant(0), h0, tf.fill([rows], EL0 - 1), tf.zeros([rows], tf.bool),
+        hs = [m.start(rows) for m in self.members]
+        state = (tf.constant(0), hs, tf.fill([rows], EL0 - 1), tf.zeros([rows], tf.bool),
                  tf.zeros([rows, N_ELEMENTS], tf.int32))
 
-        def cond(i, h, prev, done, counts):
+        def cond(i, hs, prev, done, counts):
             return (i < MAX_ELEMENTS) & ~tf.reduce_all(done)
 
-        def body(i, h, prev, done, counts):
-            proj = tf.matmul(h, self.h_mat) + self.h_bias
-            allowed = tf.gather(self.grammar[2 * i], prev)
-            el = self._pick(proj[:, :VOCAB], allowed, temperature, seed, 2 * i)
+        def body(i, hs, prev, done, counts):
+            projs = [m.proj(h) for m, h in zip(self.members, hs, strict=True)]
+            logits = ensemble_logits([p[:, :VOCAB] for p in projs], tf.gather(self.grammar[2 * i], prev))
+            el = self._pick(logits, temperature, seed, 2 * i)
             done = done | (el == EOS)
-            h = self._gru(tf.gather(self.x_table, el), proj[:, VOCAB:], h)
-            proj = tf.matmul(h, self.h_mat) + self.h_bias
-            allowed = tf.gather(self.grammar[2 * i + 1], el)
-            cnt = self._pick(proj[:, :VOCAB], allowed, temperature, seed, 2 * i + 1)
-            h = self._gru(tf.gather(self.x_table, cnt), proj[:, VOCAB:], h)
+            hs = [m.step(el, p[:, VOCAB:], h) for m, p, h in zip(self.members, projs, hs, strict=True)]
+            projs = [m.proj(h) for m, h in zip(self.members, hs, strict=True)]
+            logits = ensemble_logits([p[:, :VOCAB] for p in projs], tf.gather(self.grammar[2 * i + 1], el))
+            cnt = self._pick(logits, temperature, seed, 2 * i + 1)
+            hs = [m.step(cnt, p[:, VOCAB:], h) for m, p, h in zip(self.members, projs, hs, strict=True)]
             col = tf.gather(self.rank_to_col, tf.clip_by_value(el - EL0, 0, EL_LAST - EL0))
             add = tf.one_hot(col, N_ELEMENTS, dtype=tf.int32) * (cnt - CNT0 + 1)[:, None]
             counts = counts + tf.where(done[:, None], 0, add)
-            return i + 1, h, tf.where(done, prev, el), done, counts
+            return i + 1, hs, tf.where(done, prev, el), done, counts
 
         out = tf.while_loop(cond, body, state, maximum_iterations=MAX_ELEMENTS)
         return out[-1]

@@ -27,6 +27,11 @@ SEQ_LEN = 2 * MAX_ELEMENTS + 2  # BOS + 8 x (El, c) + EOS
 RANK_TO_COL = np.asarray(FORMULA_ORDER, dtype=np.int64)
 COL_TO_RANK = np.argsort(RANK_TO_COL)
 CANONICAL_SYMBOLS: tuple[str, ...] = tuple(ELEMENTS[i] for i in FORMULA_ORDER)
+# A column permutation that reverses the canonical order: ``counts_to_tokens(c[:, REVERSE_COLUMNS])``
+# writes c's elements most electronegative first. A network trained on such sequences is a
+# second, differently factorised model of the same compositions (``CompositionLM`` rescoring).
+REVERSE_COLUMNS = np.empty(N_ELEMENTS, dtype=np.int64)
+REVERSE_COLUMNS[RANK_TO_COL] = RANK_TO_COL[::-1]
 
 
 def counts_to_tokens(counts: np.ndarray) -> np.ndarray:

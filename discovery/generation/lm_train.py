@@ -44,6 +44,24 @@ def sequence_loss(model, tokens: tf.Tensor, training: bool = False) -> tuple[tf.
     return tf.reduce_sum(ce * w), tf.reduce_sum(w)
 
 
+def log_probs(model, counts: np.ndarray, batch: int = 16384) -> np.ndarray:
+    """log p [N] of count vectors [N, 85] (2..8 elements, counts 1..8) under a network: the
+    sum of its grammar-masked log-softmax over each composition's tokens (teacher forcing)."""
+    fn = _log_prob_fn(model)
+    tok = counts_to_tokens(counts)
+    out = [fn(tf.constant(tok[i:i + batch])).numpy() for i in range(0, len(tok), batch)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def _log_prob_fn(model):
+    @tf.function(reduce_retracing=True, autograph=False)
+    def fn(tokens):
+        x, y = tokens[:, :-1], tokens[:, 1:]
+        logp = tf.nn.log_softmax(masked_logits(model(x, training=False), x), axis=-1)
+        return tf.reduce_sum(tf.where(y != PAD, tf.gather(logp, y, batch_dims=2), 0.0), axis=1)
+    return fn
+
+
 def _atomic_json(path: Path, obj: dict) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=float) + "\n"))
 
@@ -167,7 +185,7 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
         row = {"epoch": epoch, "train_loss": round(tot / cnt, 5), "val_loss": round(val, 5),
                "seconds": round(state["seconds"], 1)}
         if evaluate is not None:
-            lm._sampler = None  # weights changed
+            lm._sampler, lm._beam_heads = None, {}  # weights changed
             row.update(evaluate(lm))
         rows.append(row)
         if log is not None:
@@ -180,7 +198,7 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
         if budget_s is not None and state["seconds"] >= budget_s:
             break
     model.set_weights(best_weights)
-    lm._sampler = None
+    lm._sampler, lm._beam_heads = None, {}
     summary = {"data": data_name, "data_sha256": counts_sha256(counts), "compositions": int(len(counts)),
                "train_rows": int(len(tr)), "early_stopping_rows": int(len(va)), "seed": seed,
                "epochs": state["epoch"], "best_epoch": state["best_epoch"],

@@ -1,0 +1,145 @@
+"""Beam decoding of the composition LM: exact log probabilities, best first, sampling without
+replacement at T > 0, products of experts, and the beam-first stream of ``CompositionLM``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from discovery.encoding import composition_keys
+from discovery.errors import ConfigError
+from discovery.generation.autoregressive import CompositionLM
+from discovery.generation.lm_beam import GRUBeamSearch, truncated_gumbel
+from discovery.generation.lm_sampler import gru_weights
+from discovery.generation.lm_tokens import PAD, REVERSE_COLUMNS, counts_to_tokens
+from discovery.generation.lm_train import log_probs, masked_logits, train
+from discovery.generation.splits import unique_counts
+
+FORMULAS = ["Fe2O3", "NaCl", "GaN", "MgO", "Al2O3", "SiO2", "TiO2", "CaTiO3", "SrTiO3", "ZnS",
+            "GaAs", "InP", "Li2O", "CuO", "NiO", "LaAlO3", "Bi2Te3", "SnO2", "Na2SO4", "Li3N"]
+TINY = {"units": 16, "embed_dim": 8, "epochs": 30, "batch_size": 8, "block": 256, "patience": 30,
+        "learning_rate": 1e-2}
+
+
+@pytest.fixture(scope="module")
+def lm() -> CompositionLM:
+    return CompositionLM(**TINY).fit(FORMULAS, seed=1)
+
+
+@pytest.fixture(scope="module")
+def other(lm) -> CompositionLM:
+    return CompositionLM(**TINY).fit(FORMULAS, seed=2)
+
+
+def teacher_forced_logp(models, counts: np.ndarray) -> np.ndarray:
+    """log p of each composition under the product of ``models`` (mean of masked log-softmax,
+    renormalised), summed over its tokens: the reference the beam's scores must equal."""
+    tok = tf.constant(counts_to_tokens(counts))
+    x, y = tok[:, :-1], tok[:, 1:]
+    logp = tf.add_n([tf.nn.log_softmax(masked_logits(m(x), x), axis=-1) for m in models]) / len(models)
+    logp = tf.nn.log_softmax(masked_logits(logp, x), axis=-1)
+    picked = tf.gather(logp, y, batch_dims=2)
+    return tf.reduce_sum(tf.where(y != PAD, picked, 0.0), axis=1).numpy()
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_beam_scores_are_exact_log_probabilities_best_first(lm, other, members):
+    models = [lm.model, other.model][:members]
+    counts, phi = GRUBeamSearch([gru_weights(m) for m in models]).search(300, np.array([0, 1]))
+    assert len(counts) == 300 and (np.diff(phi) <= 1e-6).all()
+    assert len(np.unique(counts, axis=0)) == 300  # distinct sequences (A2B2 and AB both may occur)
+    np.testing.assert_allclose(phi, teacher_forced_logp(models, counts), atol=2e-4)
+    # the beam finds likelier compositions than 4,000 ancestral draws do (beam search is not
+    # exact: a prefix can drop out before its completion would have won)
+    pool = np.unique(lm.with_options(temperature=1.0).sample_counts(4000, seed=3), axis=0)
+    pool_logp = np.sort(teacher_forced_logp(models, pool))[::-1]
+    assert phi[0] >= pool_logp[0] - 1e-5 and phi[:100].mean() > pool_logp[:100].mean()
+
+
+def test_two_copies_of_one_network_decode_like_the_network(lm):
+    w = gru_weights(lm.model)
+    a, pa = GRUBeamSearch(w).search(200, np.array([0, 1]))
+    b, pb = GRUBeamSearch([w, w]).search(200, np.array([0, 1]))
+    assert (a == b).all()
+    np.testing.assert_allclose(pa, pb, atol=1e-5)
+
+
+def test_stochastic_beam_is_seeded_and_draws_without_replacement(lm):
+    bs = GRUBeamSearch(gru_weights(lm.model))
+    a, _ = bs.search(150, np.array([5, 6]), temperature=1.0)
+    assert (a == bs.search(150, np.array([5, 6]), temperature=1.0)[0]).all()
+    assert not (a == bs.search(150, np.array([5, 7]), temperature=1.0)[0]).all()
+    assert len(np.unique(a, axis=0)) == 150
+
+
+def test_a_stochastic_beam_of_one_is_an_exact_sample(lm):
+    """k = 1 at T = 1 draws one sequence with the model's probability (Kool et al.)."""
+    bs = GRUBeamSearch(gru_weights(lm.model))
+    top, phi = bs.search(1, np.array([0, 0]))
+    p_top = float(np.exp(phi[0]))
+    draws = 400
+    hits = sum((bs.search(1, np.array([9, s]), temperature=1.0)[0][0] == top[0]).all() for s in range(draws))
+    sigma = np.sqrt(draws * p_top * (1 - p_top))
+    assert abs(hits - draws * p_top) < 4 * sigma + 1, (hits, draws * p_top)
+
+
+def test_truncated_gumbel_keeps_order_and_has_the_parent_as_maximum():
+    g = tf.constant([[0.3, -1.2, 2.5, 0.0]])
+    out = truncated_gumbel(g, tf.reduce_max(g, axis=1, keepdims=True), tf.constant([[1.0]])).numpy()[0]
+    assert out.max() == pytest.approx(1.0, abs=1e-6)
+    assert (np.argsort(out) == np.argsort(g.numpy()[0])).all() and (out <= 1.0 + 1e-6).all()
+
+
+def test_beam_stream_starts_with_the_beam_and_never_repeats(lm, other, tmp_path):
+    beam = lm.with_options(decoding="beam", beam_width=120, temperature=0.8).with_members([other.model])
+    head = beam.beam_head(0)
+    ref = beam.sample_counts(400, seed=4)
+    assert (ref[: len(head)] == head).all() and len(head) >= 100
+    assert len(np.unique(composition_keys(ref))) == 400
+    for bs in (7, 150):
+        assert (np.concatenate(list(beam.iter_counts(400, seed=4, batch_size=bs))) == ref).all()
+    assert (beam.sample_counts(50, seed=4) == ref[:50]).all()
+    assert (beam.sample_counts(400, seed=5)[: len(head)] == head).all()  # T = 0: the seed only moves draws
+    beam.save(tmp_path / "lm")
+    back = CompositionLM.load(tmp_path / "lm")
+    assert back.card["networks"] == ["model.keras", "member_1.keras"]
+    assert (back.sample_counts(400, seed=4) == ref).all()
+    lm.save(tmp_path / "single")
+    versions = {CompositionLM.load(tmp_path / d).card["version"] for d in ("lm", "single")}
+    assert len(versions) == 2
+
+
+def test_reverse_networks_reorder_the_beam_by_the_blended_log_probability(lm, tmp_path):
+    rev = CompositionLM(**TINY)
+    train(rev, unique_counts(FORMULAS)[:, REVERSE_COLUMNS], seed=4)
+    beam = lm.with_options(decoding="beam", beam_width=150)
+    plain = beam.beam_head(0)
+    fwd = log_probs(lm.model, plain)
+    assert (np.diff(fwd) <= 1e-4).all()  # without rescoring: the search's order
+    for w in (0.0, 0.5, 1.0):
+        head = beam.with_options(reverse_weight=w).with_reverse([rev.model]).beam_head(0)
+        assert len(head) == len(plain) and set(composition_keys(head)) == set(composition_keys(plain))
+        score = (1 - w) * log_probs(lm.model, head) + w * log_probs(rev.model, head[:, REVERSE_COLUMNS])
+        assert (np.diff(score) <= 1e-4).all()
+    assert not (head == plain).all()
+    ship = beam.with_reverse([rev.model])
+    ship.save(tmp_path / "lm")
+    back = CompositionLM.load(tmp_path / "lm")
+    assert back.card["reverse_networks"] == ["reverse_1.keras"]
+    assert (back.sample_counts(300, seed=2) == ship.sample_counts(300, seed=2)).all()
+    beam.save(tmp_path / "no_reverse")
+    assert back.card["version"] != CompositionLM.load(tmp_path / "no_reverse").card["version"]
+
+
+def test_bad_decoding_options_are_one_line_errors(lm):
+    with pytest.raises(ConfigError, match="decoding must be one of sample, beam, got 'greedy'"):
+        CompositionLM(decoding="greedy")
+    with pytest.raises(ConfigError, match="beam_width must be an integer >= 1, got 0"):
+        lm.with_options(beam_width=0)
+    with pytest.raises(ConfigError, match="beam_temperature must be >= 0, got -1"):
+        lm.with_options(beam_temperature=-1)
+    with pytest.raises(ConfigError, match="reverse_weight must be in \\[0, 1\\], got 2"):
+        lm.with_options(reverse_weight=2)
+    with pytest.raises(ConfigError, match="unknown CompositionLM option 'beam'"):
+        lm.with_options(beam=3)
