@@ -143,8 +143,8 @@ def main() -> None:
     sets = evaluation_sets()
     results = []
     for label, kind, path in gens:
-        gen = load_generator(kind, path)
         for n in sizes:
+            gen = load_generator(kind, path)  # fresh per size: nothing computed for one size is reused
             r = bench_one(gen, n, args.seed, sets)
             r.update({"generator": label, "version": gen.card.get("version", "unknown"), "n": n})
             results.append(r)

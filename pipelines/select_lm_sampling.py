@@ -1,5 +1,6 @@
 """Choose the shipped language model's sampling mode and temperature on the MP validation
-split, without retraining, and re-ship it.
+split, without retraining, and re-ship it (with beam decoding, ``select_lm_decoding.py``,
+these are the draws that follow the beam; the decoding itself is kept as shipped).
 
     python pipelines/select_lm_sampling.py --temperatures 0.5,0.65,0.8,1.0 --sampling plain,distinct
 
@@ -49,8 +50,8 @@ def main() -> None:
     rows = []
     for t in temps:
         for mode in modes:
-            m = quality(lm.with_options(temperature=t, distinct=mode == "distinct"), args.n, train_keys,
-                        val_keys, shares)
+            draws = lm.with_options(temperature=t, distinct=mode == "distinct", decoding="sample")
+            m = quality(draws, args.n, train_keys, val_keys, shares)
             rows.append({"temperature": t, "sampling": mode, **m})
             print(json.dumps(rows[-1]), flush=True)
     win = select(rows)

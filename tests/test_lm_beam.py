@@ -11,7 +11,7 @@ from discovery.encoding import composition_keys
 from discovery.errors import ConfigError
 from discovery.generation.autoregressive import CompositionLM
 from discovery.generation.lm_beam import GRUBeamSearch, truncated_gumbel
-from discovery.generation.lm_sampler import gru_weights
+from discovery.generation.lm_sampler import folded_log_probs, gru_weights
 from discovery.generation.lm_tokens import PAD, REVERSE_COLUMNS, counts_to_tokens
 from discovery.generation.lm_train import log_probs, masked_logits, train
 from discovery.generation.splits import unique_counts
@@ -55,6 +55,22 @@ def test_beam_scores_are_exact_log_probabilities_best_first(lm, other, members):
     pool = np.unique(lm.with_options(temperature=1.0).sample_counts(4000, seed=3), axis=0)
     pool_logp = np.sort(teacher_forced_logp(models, pool))[::-1]
     assert phi[0] >= pool_logp[0] - 1e-5 and phi[:100].mean() > pool_logp[:100].mean()
+
+
+def test_folded_scoring_equals_the_keras_network(lm):
+    counts = lm.with_options(temperature=1.0).sample_counts(700, seed=8)
+    fast = folded_log_probs(gru_weights(lm.model), counts_to_tokens(counts), chunk=256)
+    np.testing.assert_allclose(fast, log_probs(lm.model, counts), atol=1e-4)
+    np.testing.assert_allclose(fast, teacher_forced_logp([lm.model], counts), atol=1e-4)
+
+
+def test_a_beam_wider_than_the_first_steps_holds_only_valid_compounds(lm):
+    """Step 0 has 84 children and k = 3,000: masked tokens must never fill the beam."""
+    counts, phi = GRUBeamSearch(gru_weights(lm.model)).search(3000, np.array([0, 2]))
+    n_el = (counts > 0).sum(axis=1)
+    assert len(counts) == 3000 and (n_el >= 2).all() and (n_el <= 8).all() and (counts <= 8).all()
+    assert (phi > -1e3).all()
+    np.testing.assert_allclose(phi, teacher_forced_logp([lm.model], counts), atol=2e-4)
 
 
 def test_two_copies_of_one_network_decode_like_the_network(lm):

@@ -24,7 +24,13 @@ from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import composition_keys, first_occurrences, parse_formulas, reduce_counts
 from discovery.errors import ConfigError
 from discovery.generation.base import Generator, Seed, read_card, seed_sequence, state_version
-from discovery.generation.lm_tokens import CANONICAL_SYMBOLS, MAX_ELEMENTS, REVERSE_COLUMNS, VOCAB
+from discovery.generation.lm_tokens import (
+    CANONICAL_SYMBOLS,
+    MAX_ELEMENTS,
+    REVERSE_COLUMNS,
+    VOCAB,
+    counts_to_tokens,
+)
 
 SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
 BEAM_BLOCK = 1 << 30  # the block index whose seed drives a stochastic beam
@@ -184,9 +190,15 @@ class CompositionLM(Generator):
             canonical = (reduce_counts(counts) == counts).all(axis=1)  # A2B2: AB's non-canonical twin
             counts, logp = counts[canonical], logp[canonical]
             if self.reverse_models:
-                from discovery.generation.lm_train import log_probs
+                from discovery.generation.lm_sampler import folded_log_probs, gru_weights
 
-                rev = np.mean([log_probs(m, counts[:, REVERSE_COLUMNS]) for m in self.reverse_models], axis=0)
+                ws = [gru_weights(m) for m in self.reverse_models]
+                rev = np.zeros(len(counts))
+                by_length = np.argsort((counts > 0).sum(axis=1), kind="stable")  # short rows stop early
+                for i in range(0, len(counts), 16384):  # slices: the whole beam's tokens cost hundreds of MB
+                    rows = by_length[i:i + 16384]
+                    tokens = counts_to_tokens(counts[rows][:, REVERSE_COLUMNS])
+                    rev[rows] = np.mean([folded_log_probs(w, tokens) for w in ws], axis=0)
                 w = float(hp["reverse_weight"])
                 order = np.argsort(-((1 - w) * logp + w * rev), kind="stable")
                 counts = counts[order]

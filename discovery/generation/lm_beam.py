@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from discovery.elements import N_ELEMENTS
 from discovery.generation.lm_sampler import NEG, as_members, ensemble_logits
-from discovery.generation.lm_tokens import CNT0, EL0, EL_LAST, EOS, GRAMMAR, MAX_ELEMENTS, RANK_TO_COL, VOCAB
+from discovery.generation.lm_tokens import CNT0, EL0, EOS, GRAMMAR, MAX_ELEMENTS, RANK_TO_COL, VOCAB
 
 
 def _log1mexp(x: tf.Tensor) -> tf.Tensor:
@@ -41,37 +41,37 @@ def truncated_gumbel(g_child: tf.Tensor, z: tf.Tensor, g_parent: tf.Tensor) -> t
 class GRUBeamSearch:
     """The k best compositions per call (``lm_sampler.gru_weights`` of one or more networks).
 
-    Memory stays bounded by a few [k, units] states, whatever k: a step scores the
-    unfinished rows ``chunk`` at a time and merges each chunk's best children into a running
-    top-k (``_score``), then advances each network's states for the kept rows, again in
-    chunks (``_advance``).
+    Memory stays at about two [k, units] float32 arrays per network, whatever k: the beam's
+    state lives in numpy arrays, a step scores the unfinished rows ``chunk`` at a time and
+    merges each chunk's best children into a running top-k (``_score``, compiled), then
+    advances each network's states for the kept rows, again ``chunk`` at a time.
     """
 
     def __init__(self, weights: dict | list[dict], chunk: int = 8192):
         self.members = as_members(weights)
         self.chunk = int(chunk)
         self.grammar = tf.constant(GRAMMAR)
-        self.rank_to_col = tf.constant(RANK_TO_COL, dtype=tf.int32)
         self._scores = {}
         self._advance = tf.function(self._advance_rows, reduce_retracing=True, autograph=False)
         self._merge = tf.function(self._merge_top, reduce_retracing=True, autograph=False)
 
-    def _score_rows(self, k, hs, rows, prev, phi, g, first, seed, temperature, step: int, stochastic: bool):
-        """Best children of unfinished ``rows`` (at most k): (value, log p, id), id = (position
-        of the row among the unfinished ones, from ``first``) × VOCAB + token."""
-        allowed = tf.gather(self.grammar[step], tf.gather(prev, rows))  # [C, VOCAB]
-        logits = [m.logits(tf.gather(h, rows)) for m, h in zip(self.members, hs, strict=True)]
-        logp = tf.nn.log_softmax(ensemble_logits(logits, allowed), axis=1)
-        phi_c = tf.where(allowed, tf.gather(phi, rows)[:, None] + logp, NEG)
+    def _score_rows(self, k, hs, prev, phi, g, first, seed, temperature, step: int, stochastic: bool):
+        """Best children (at most k) of a chunk of unfinished rows (their states ``hs``, one
+        [C, units] per network): (value, log p, id), id = (the row's position among the
+        unfinished ones, ``first`` + i) × VOCAB + token."""
+        allowed = tf.gather(self.grammar[step], prev)  # [C, VOCAB]
+        logp = tf.nn.log_softmax(ensemble_logits([m.logits(h) for m, h in zip(self.members, hs, strict=True)],
+                                                 allowed), axis=1)
+        phi_c = tf.where(allowed, phi[:, None] + logp, NEG)
         if stochastic:
             u = tf.random.stateless_uniform(tf.shape(phi_c), seed=seed, minval=1e-12, maxval=1.0)
             gumbel = tf.where(allowed, phi_c / temperature - tf.math.log(-tf.math.log(u)), NEG)
             top = tf.reduce_max(gumbel, axis=1, keepdims=True)
-            gc = tf.where(allowed, truncated_gumbel(gumbel, top, tf.gather(g, rows)[:, None]), NEG)
+            gc = tf.where(allowed, truncated_gumbel(gumbel, top, g[:, None]), NEG)
         else:
             gc = phi_c
         flat = tf.reshape(gc, [-1])
-        val, pos = tf.math.top_k(flat, tf.minimum(k, tf.size(flat)))
+        val, pos = tf.math.top_k(flat, tf.minimum(k, tf.reduce_sum(tf.cast(flat > NEG / 2, tf.int32))))
         return val, tf.gather(tf.reshape(phi_c, [-1]), pos), pos + first * VOCAB
 
     @staticmethod
@@ -89,7 +89,8 @@ class GRUBeamSearch:
             self._scores[key] = tf.function(fn, reduce_retracing=True, autograph=False)
         return self._scores[key]
 
-    def _advance_rows(self, x_table, w_rec, b_rec, tok, h):
+    @staticmethod
+    def _advance_rows(x_table, w_rec, b_rec, tok, h):
         """GRU states after feeding ``tok`` to rows ``h`` (one network's folded weights)."""
         xz, xr, xh = tf.split(tf.gather(x_table, tok), 3, axis=1)
         hz, hr, hh = tf.split(tf.matmul(h, w_rec) + b_rec, 3, axis=1)
@@ -97,18 +98,18 @@ class GRUBeamSearch:
         r = tf.sigmoid(xr + hr)
         return z * h + (1.0 - z) * tf.tanh(xh + r * hh)
 
-    def _advanced(self, m, h, parent, tok, from_live) -> tf.Tensor:
-        """One network's kept states: an unfinished parent's after its child's token, a
-        finished row's as it was; the GRU runs on the former only, in chunks."""
-        kept = tf.gather(h, parent)
-        sel = tf.cast(tf.where(from_live)[:, 0], tf.int32)
-        n = int(sel.shape[0])
-        if n == 0:
-            return kept
-        parts = [self._advance(m.x_table, m.w_rec, m.b_rec, tf.gather(tok, sel[i:i + self.chunk]),
-                               tf.gather(kept, sel[i:i + self.chunk])) for i in range(0, n, self.chunk)]
-        new = tf.concat(parts, 0) if len(parts) > 1 else parts[0]
-        return tf.tensor_scatter_nd_update(kept, sel[:, None], new)
+    def _advanced(self, m, h: np.ndarray, parent: np.ndarray, tok: np.ndarray, live: np.ndarray):
+        """One network's states of the kept rows: an unfinished parent's after its child's
+        token, a finished row's as it was (the GRU runs on the former only)."""
+        out = np.empty((len(parent), h.shape[1]), dtype=np.float32)
+        for i in range(0, len(parent), self.chunk):
+            rows = h[parent[i:i + self.chunk]]
+            go = np.flatnonzero(live[i:i + self.chunk])
+            if len(go):
+                new = self._advance(m.x_table, m.w_rec, m.b_rec, tok[i:i + self.chunk][go], rows[go])
+                rows[go] = new.numpy()
+            out[i:i + self.chunk] = rows
+        return out
 
     def search(self, k: int, seed: np.ndarray, temperature: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """(count vectors int8 [k', 85], log probabilities float [k']), best first (by log
@@ -116,44 +117,42 @@ class GRUBeamSearch:
         admits fewer sequences. Depends only on (k, seed, temperature, chunk)."""
         if k < 1 or not temperature >= 0:
             raise ValueError(f"need k >= 1 and temperature >= 0, got k={k}, temperature={temperature}")
-        hs = [m.start(1) for m in self.members]
-        prev = tf.constant([EL0 - 1], tf.int32)
-        done = tf.zeros([1], tf.bool)
-        counts = tf.zeros([1, N_ELEMENTS], tf.int32)
-        phi = g = tf.zeros([1])
+        hs = [m.start(1).numpy() for m in self.members]
+        prev = np.array([EL0 - 1], dtype=np.int32)
+        done = np.zeros(1, dtype=bool)
+        counts = np.zeros((1, N_ELEMENTS), dtype=np.int8)
+        phi = np.zeros(1, dtype=np.float32)
+        g = np.zeros(1, dtype=np.float32)
         seed = np.asarray(seed, dtype=np.int64)
         stochastic = temperature > 0
         kk, temp = tf.constant(k), tf.constant(max(temperature, 1e-6), tf.float32)
         for step in range(2 * MAX_ELEMENTS + 1):
-            if bool(tf.reduce_all(done)):
+            if done.all():
                 break
-            live = tf.cast(tf.where(~done)[:, 0], tf.int32)
-            fin = tf.cast(tf.where(done)[:, 0], tf.int32)
-            n_live = int(live.shape[0])
-            best = (tf.gather(g if stochastic else phi, fin), tf.gather(phi, fin), n_live * VOCAB + tf.range(
-                tf.size(fin)))  # a finished row's one child: itself
+            live, fin = np.flatnonzero(~done), np.flatnonzero(done)
+            n_live = len(live)
+            best = (tf.constant((g if stochastic else phi)[fin]), tf.constant(phi[fin]),  # a finished
+                    tf.constant(n_live * VOCAB + np.arange(len(fin), dtype=np.int32)))  # row: itself
             for c, i in enumerate(range(0, n_live, self.chunk)):
-                step_seed = tf.constant(seed + np.array([c, step], dtype=np.int64) * np.array([1 << 20, 1]))
-                part = self._score_fn(step, stochastic)(kk, hs, live[i:i + self.chunk], prev, phi, g,
-                                                        tf.constant(i), step_seed, temp)
+                rows = live[i:i + self.chunk]
+                step_seed = tf.constant(seed + np.array([c << 20, step], dtype=np.int64))
+                part = self._score_fn(step, stochastic)(kk, [h[rows] for h in hs], prev[rows], phi[rows],
+                                                        g[rows], tf.constant(i), step_seed, temp)
                 best = self._merge(kk, best, part)
-            g, phi, ids = best
+            g, phi, ids = (t.numpy() for t in best)
             from_live = ids < n_live * VOCAB
-            li = tf.where(from_live, ids // VOCAB, 0)
-            tok = tf.where(from_live, ids % VOCAB, EOS)
-            di = tf.where(from_live, 0, ids - n_live * VOCAB)  # row among the finished ones
-            parent = tf.where(from_live, tf.gather(live, li), tf.gather(tf.concat([fin, [0]], 0), di))
-            counts = tf.gather(counts, parent)
-            prev_p = tf.gather(prev, parent)
+            tok = np.where(from_live, ids % VOCAB, EOS).astype(np.int32)
+            parent = np.where(from_live, live[np.where(from_live, ids // VOCAB, 0)],
+                              np.r_[fin, 0][np.where(from_live, 0, ids - n_live * VOCAB)])
+            counts, prev_p = counts[parent], prev[parent]
             if step % 2 == 0:  # element step: remember the element (its count follows)
                 done = ~from_live | (tok == EOS)
-                prev = tf.where(done, prev_p, tok)
+                prev = np.where(done, prev_p, tok).astype(np.int32)
             else:  # count step: add the count at the element chosen one step before
                 done = ~from_live
-                col = tf.gather(self.rank_to_col, tf.clip_by_value(prev_p - EL0, 0, EL_LAST - EL0))
-                counts = counts + tf.where(from_live[:, None], tf.one_hot(col, N_ELEMENTS, dtype=tf.int32)
-                                           * (tok - CNT0 + 1)[:, None], 0)
+                r = np.flatnonzero(from_live)
+                counts[r, RANK_TO_COL[prev_p[r] - EL0]] = tok[r] - CNT0 + 1
                 prev = prev_p
             for j, m in enumerate(self.members):  # one network at a time: old states freed as we go
                 hs[j] = self._advanced(m, hs[j], parent, tok, from_live)
-        return counts.numpy().astype(np.int8), phi.numpy()
+        return counts, phi

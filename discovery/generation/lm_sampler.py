@@ -90,6 +90,40 @@ def ensemble_logits(logits: list[tf.Tensor], allowed: tf.Tensor) -> tf.Tensor:
     return tf.where(allowed, tf.add_n(logp) / len(logp), NEG)
 
 
+def folded_log_probs(weights: dict[str, np.ndarray], tokens: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    """log p [N] of token sequences [N, SEQ_LEN] under one network (folded weights), the sum of
+    its grammar-masked log-softmax over each sequence's tokens: ``lm_train.log_probs``
+    without Keras, and with each row's GRU stopping at its EOS (rows sorted by length, so a
+    step runs only the rows still going)."""
+    m = FoldedGRU(weights)
+    tokens = np.asarray(tokens, dtype=np.int32)
+    lengths = (tokens != 0).sum(axis=1)  # PAD = 0; BOS ... EOS
+    order = np.argsort(-lengths, kind="stable")
+    out = np.zeros(len(tokens), dtype=np.float32)
+    grammar = tf.constant(GRAMMAR)
+    for i in range(0, len(tokens), chunk):
+        rows = order[i:i + chunk]
+        tok = tf.constant(tokens[rows])
+        n_steps = int(lengths[rows].max()) - 1
+        out[rows] = _score_chunk(m, grammar, tok, n_steps).numpy()
+    return out
+
+
+def _score_chunk(m: FoldedGRU, grammar, tok, n_steps: int):
+    h = m.start(tf.shape(tok)[0])
+    total = tf.zeros([tf.shape(tok)[0]])
+    prev = tf.zeros([tf.shape(tok)[0]], tf.int32)  # the token before the input (PAD at step 0)
+    for t in range(n_steps):
+        x, y = tok[:, t], tok[:, t + 1]
+        allowed = tf.gather(grammar[t], prev)
+        logp = tf.nn.log_softmax(tf.where(allowed, m.logits(h), NEG), axis=1)
+        total += tf.where(y != 0, tf.gather(logp, y, batch_dims=1), 0.0)
+        if t + 1 < n_steps:
+            h = m.step(y, m.recurrent(h), h)
+        prev = x
+    return total
+
+
 class GRUSampler:
     """Samples token-level compositions as count vectors, a fixed-size block per call."""
 
