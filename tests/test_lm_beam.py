@@ -124,6 +124,8 @@ def test_beam_stream_starts_with_the_beam_and_never_repeats(lm, other, tmp_path)
     lm.save(tmp_path / "single")
     versions = {CompositionLM.load(tmp_path / d).card["version"] for d in ("lm", "single")}
     assert len(versions) == 2
+    lm.save(tmp_path / "lm")  # saving fewer networks over a folder removes the former extras
+    assert sorted(p.name for p in (tmp_path / "lm").glob("*.keras")) == ["model.keras"]
 
 
 def test_reverse_networks_reorder_the_beam_by_the_blended_log_probability(lm, tmp_path):

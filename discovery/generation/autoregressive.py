@@ -320,6 +320,9 @@ class CompositionLM(Generator):
                                "max_elements": MAX_ELEMENTS, "n_elements": N_ELEMENTS}}
         text = json.dumps(card, indent=2, default=float) + "\n"
         atomic_write(d / "card.json", lambda p: p.write_text(text))
+        for stale in [*d.glob("member_*.keras"), *d.glob("reverse_*.keras")]:  # a former save's extras
+            if stale.name not in files + reverse:
+                stale.unlink()
 
     @classmethod
     def load(cls, directory: Path | str | None = None) -> CompositionLM:
