@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from discovery.atomic import atomic_write
+from discovery.gan.io import load_keras_model
 from discovery.generation.autoregressive import SHIPPED_LM_DIR, CompositionLM
 from discovery.generation.registry import load_generator
 
@@ -72,14 +73,17 @@ def main() -> None:
                          f"got {args.beam_widths!r} and {args.reverse_weights!r}") from None
     member_dirs = [Path(m) for m in args.members.split(",") if m]
     reverse_dirs = [Path(m) for m in args.reverse.split(",") if m]
-    for d in member_dirs + reverse_dirs:
-        if not (d / "model" / "card.json").is_file():
-            raise SystemExit(f"error: --members {str(d)!r} holds no trained member "
-                             f"(no {d / 'model' / 'card.json'})")
+    for d, order in [*((d, "canonical") for d in member_dirs), *((d, "reverse") for d in reverse_dirs)]:
+        card = d / "model" / "card.json"
+        if not card.is_file():
+            raise SystemExit(f"error: {str(d)!r} holds no trained member (no {card})")
+        if json.loads(card.read_text()).get("element_order", "canonical") != order:
+            raise SystemExit(f"error: {str(d)!r} is not a {order}-order network; give canonical ones to "
+                             "--members and reverse ones to --reverse")
     base = CompositionLM.load(args.model)
     base.extra_models, base.reverse_models = [], []  # the shipped network alone; the rest chosen below
     members = [CompositionLM.load(d / "model") for d in member_dirs]
-    reverse = [CompositionLM.load(d / "model").model for d in reverse_dirs]
+    reverse = [load_keras_model(d / "model" / "model.keras") for d in reverse_dirs]
     sets = evaluation_sets()
 
     def measure(gen, **extra) -> dict:

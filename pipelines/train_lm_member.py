@@ -51,6 +51,11 @@ def main() -> None:
         init = args.init / "model" / "model.keras"
         if not init.is_file():
             raise SystemExit(f"error: --init {str(args.init)!r} holds no trained member ({init} is missing)")
+        init_card = json.loads((args.init / "model" / "card.json").read_text())
+        init_order = init_card.get("element_order", "canonical")
+        if init_order != args.order:
+            raise SystemExit(f"error: --init {str(args.init)!r} reads elements in {init_order} order, "
+                             f"not {args.order}")
     tr, _ = generator_split(args.data)
     if args.order == "reverse":
         tr = tr[:, REVERSE_COLUMNS]
@@ -62,6 +67,7 @@ def main() -> None:
     summary = train(lm, tr, seed=args.seed, data_name=data_name, run_dir=run, resume=True,
                     budget_s=args.budget_min * 60, log=lambda s: print(f"[{name}] {s}", flush=True),
                     init_from=init)
+    lm.card["element_order"] = args.order  # a reverse network only rescores; load refuses to sample it
     lm.save(run / "model")
     print(json.dumps({"member": str(run / "model"), **summary}))
 

@@ -32,13 +32,14 @@ def other(lm) -> CompositionLM:
     return CompositionLM(**TINY).fit(FORMULAS, seed=2)
 
 
-def teacher_forced_logp(models, counts: np.ndarray) -> np.ndarray:
+def teacher_forced_logp(models, counts: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """log p of each composition under the product of ``models`` (mean of masked log-softmax,
-    renormalised), summed over its tokens: the reference the beam's scores must equal."""
+    renormalised; each token's distribution at ``temperature``), summed over its tokens: the
+    reference the beam's scores must equal."""
     tok = tf.constant(counts_to_tokens(counts))
     x, y = tok[:, :-1], tok[:, 1:]
     logp = tf.add_n([tf.nn.log_softmax(masked_logits(m(x), x), axis=-1) for m in models]) / len(models)
-    logp = tf.nn.log_softmax(masked_logits(logp, x), axis=-1)
+    logp = tf.nn.log_softmax(masked_logits(logp, x) / temperature, axis=-1)
     picked = tf.gather(logp, y, batch_dims=2)
     return tf.reduce_sum(tf.where(y != PAD, picked, 0.0), axis=1).numpy()
 
@@ -89,15 +90,26 @@ def test_stochastic_beam_is_seeded_and_draws_without_replacement(lm):
     assert len(np.unique(a, axis=0)) == 150
 
 
-def test_a_stochastic_beam_of_one_is_an_exact_sample(lm):
-    """k = 1 at T = 1 draws one sequence with the model's probability (Kool et al.)."""
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_a_stochastic_beam_of_one_is_an_exact_sample(lm, temperature):
+    """k = 1 at T draws one sequence with its probability under the model at T (Kool et al.):
+    the most likely composition comes up as often as that probability says."""
     bs = GRUBeamSearch(gru_weights(lm.model))
-    top, phi = bs.search(1, np.array([0, 0]))
-    p_top = float(np.exp(phi[0]))
-    draws = 400
-    hits = sum((bs.search(1, np.array([9, s]), temperature=1.0)[0][0] == top[0]).all() for s in range(draws))
+    top, _ = bs.search(1, np.array([0, 0]))
+    p_top = float(np.exp(teacher_forced_logp([lm.model], top, temperature)[0]))
+    draws = 300
+    hits = sum((bs.search(1, np.array([9, s]), temperature=temperature)[0][0] == top[0]).all()
+               for s in range(draws))
     sigma = np.sqrt(draws * p_top * (1 - p_top))
     assert abs(hits - draws * p_top) < 4 * sigma + 1, (hits, draws * p_top)
+
+
+def test_results_do_not_depend_on_the_chunk(lm, other):
+    w = [gru_weights(lm.model), gru_weights(other.model)]
+    a, pa = GRUBeamSearch(w).search(900, np.array([0, 1]))
+    b, pb = GRUBeamSearch(w, chunk=7).search(900, np.array([0, 1]))
+    assert (a == b).all()
+    np.testing.assert_allclose(pa, pb, atol=1e-5)
 
 
 def test_truncated_gumbel_keeps_order_and_has_the_parent_as_maximum():
@@ -150,11 +162,32 @@ def test_reverse_networks_reorder_the_beam_by_the_blended_log_probability(lm, tm
     assert back.card["version"] != CompositionLM.load(tmp_path / "no_reverse").card["version"]
 
 
+def test_a_reverse_order_network_cannot_generate_and_bad_cards_are_refused(lm, tmp_path):
+    from discovery.gan.io import ModelFileError
+
+    rev = lm.with_options()
+    rev.card = {**lm.card, "element_order": "reverse"}
+    with pytest.raises(ConfigError, match="reverse order: it rescores another model's beam"):
+        rev.sample_counts(10, seed=0)
+    lm.save(tmp_path / "lm")
+    card = tmp_path / "lm" / "card.json"
+    import json
+
+    for bad in ([], ["../x.keras"], ["model.h5"]):
+        card.write_text(json.dumps({**json.loads(card.read_text()), "networks": bad}))
+        with pytest.raises(ModelFileError, match="lists bad network files"):
+            CompositionLM.load(tmp_path / "lm")
+
+
 def test_bad_decoding_options_are_one_line_errors(lm):
     with pytest.raises(ConfigError, match="decoding must be one of sample, beam, got 'greedy'"):
         CompositionLM(decoding="greedy")
-    with pytest.raises(ConfigError, match="beam_width must be an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match="beam_width must be an integer in 1..10,000,000, got 0"):
         lm.with_options(beam_width=0)
+    with pytest.raises(ConfigError, match="beam_width must be an integer in 1..10,000,000, got True"):
+        lm.with_options(beam_width=True)
+    with pytest.raises(ConfigError, match="beam_temperature must be >= 0, got '0.5'"):
+        lm.with_options(beam_temperature="0.5")
     with pytest.raises(ConfigError, match="beam_temperature must be >= 0, got -1"):
         lm.with_options(beam_temperature=-1)
     with pytest.raises(ConfigError, match="reverse_weight must be in \\[0, 1\\], got 2"):

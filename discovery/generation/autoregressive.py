@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import shutil
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from discovery.atomic import atomic_write
+from discovery.atomic import atomic_write, recover_dir, replace_dir, staging_dir
 from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import composition_keys, first_occurrences, parse_formulas, reduce_counts
 from discovery.errors import ConfigError
@@ -34,6 +35,7 @@ from discovery.generation.lm_tokens import (
 
 SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
 BEAM_BLOCK = 1 << 30  # the block index whose seed drives a stochastic beam
+MAX_BEAM_WIDTH = 10_000_000  # beam ids are int32 row x vocabulary products
 
 DEFAULTS = {"units": 256, "embed_dim": 64, "temperature": 1.0, "top_p": None, "epochs": 40,
             "batch_size": 256, "learning_rate": 2e-3, "patience": 3, "val_fraction": 0.05,
@@ -104,17 +106,23 @@ class CompositionLM(Generator):
                   ("temperature_step", lambda v: v >= 0, ">= 0"),
                   ("max_temperature", lambda v: v > 0, "> 0"),
                   ("decoding", lambda v: v in DECODINGS, f"one of {', '.join(DECODINGS)}"),
-                  ("beam_width", lambda v: isinstance(v, int | np.integer) and v >= 1, "an integer >= 1"),
+                  ("beam_width", lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool)
+                   and 1 <= v <= MAX_BEAM_WIDTH, f"an integer in 1..{MAX_BEAM_WIDTH:,}"),
                   ("beam_temperature", lambda v: v >= 0, ">= 0"),
                   ("reverse_weight", lambda v: 0 <= v <= 1, "in [0, 1]"))
         for key, ok, what in checks:
-            if not ok(self.hparams[key]):
+            try:
+                good = bool(ok(self.hparams[key]))
+            except TypeError:  # a string or None from a hand-edited card
+                good = False
+            if not good:
                 raise ConfigError(f"{key} must be {what}, got {self.hparams[key]!r}")
         self.model = None
         self.extra_models: list = []  # further networks decoded with ``model`` as a product of experts
         self.reverse_models: list = []  # networks over the reversed element order that rescore the beam
         self._sampler = None
         self._beam_heads: dict = {}
+        self._beam_lock = threading.Lock()  # one search at a time (a prefetch thread may ask too)
 
     # -- network ---------------------------------------------------------------------------
     def build(self, seed: int = 0) -> CompositionLM:
@@ -165,6 +173,9 @@ class CompositionLM(Generator):
 
         if self.model is None:
             raise ConfigError("CompositionLM has no network: fit, build or load it first")
+        if self.card.get("element_order", "canonical") != "canonical":
+            raise ConfigError("this network reads elements in reverse order: it rescores another model's "
+                              "beam (CompositionLM.with_reverse) and cannot generate")
         return [gru_weights(m) for m in self.networks]
 
     def sampler(self):
@@ -177,33 +188,37 @@ class CompositionLM(Generator):
         return self._sampler
 
     def beam_head(self, seed: Seed = 0) -> np.ndarray:
-        """The beam search's distinct compounds int8 [<= beam_width, 85], best first; computed
-        once per (seed, options) and kept (at beam_temperature 0 it does not depend on the seed)."""
-        from discovery.generation.lm_beam import GRUBeamSearch
-
+        """The beam search's distinct compounds int8 [<= beam_width, 85], best first; the last
+        one computed is kept (at beam_temperature 0 it does not depend on the seed)."""
         hp = self.hparams
         stochastic = hp["beam_temperature"] > 0
         key = (str(seed) if stochastic else "", int(hp["beam_width"]), float(hp["beam_temperature"]))
-        if key not in self._beam_heads:
-            counts, logp = GRUBeamSearch(self._weights()).search(
-                int(hp["beam_width"]), self.block_seed(seed, BEAM_BLOCK), float(hp["beam_temperature"]))
-            canonical = (reduce_counts(counts) == counts).all(axis=1)  # A2B2: AB's non-canonical twin
-            counts, logp = counts[canonical], logp[canonical]
-            if self.reverse_models:
-                from discovery.generation.lm_sampler import folded_log_probs, gru_weights
+        with self._beam_lock:
+            if key not in self._beam_heads:
+                self._beam_heads = {key: self._search_head(seed)}
+            return self._beam_heads[key]
 
-                ws = [gru_weights(m) for m in self.reverse_models]
-                rev = np.zeros(len(counts))
-                by_length = np.argsort((counts > 0).sum(axis=1), kind="stable")  # short rows stop early
-                for i in range(0, len(counts), 16384):  # slices: the whole beam's tokens cost hundreds of MB
-                    rows = by_length[i:i + 16384]
-                    tokens = counts_to_tokens(counts[rows][:, REVERSE_COLUMNS])
-                    rev[rows] = np.mean([folded_log_probs(w, tokens) for w in ws], axis=0)
-                w = float(hp["reverse_weight"])
-                order = np.argsort(-((1 - w) * logp + w * rev), kind="stable")
-                counts = counts[order]
-            self._beam_heads[key] = counts.astype(np.int8)
-        return self._beam_heads[key]
+    def _search_head(self, seed: Seed) -> np.ndarray:
+        from discovery.generation.lm_beam import GRUBeamSearch
+
+        hp = self.hparams
+        counts, logp = GRUBeamSearch(self._weights()).search(
+            int(hp["beam_width"]), self.block_seed(seed, BEAM_BLOCK), float(hp["beam_temperature"]))
+        canonical = (reduce_counts(counts) == counts).all(axis=1)  # A2B2: AB's non-canonical twin
+        counts, logp = counts[canonical], logp[canonical]
+        if self.reverse_models:
+            from discovery.generation.lm_sampler import folded_log_probs, gru_weights
+
+            ws = [gru_weights(m) for m in self.reverse_models]
+            rev = np.zeros(len(counts))
+            by_length = np.argsort((counts > 0).sum(axis=1), kind="stable")  # short rows stop early
+            for i in range(0, len(counts), 16384):  # slices: the whole beam's tokens cost hundreds of MB
+                rows = by_length[i:i + 16384]
+                tokens = counts_to_tokens(counts[rows][:, REVERSE_COLUMNS])
+                rev[rows] = np.mean([folded_log_probs(w, tokens) for w in ws], axis=0)
+            w = float(hp["reverse_weight"])
+            counts = counts[np.argsort(-((1 - w) * logp + w * rev), kind="stable")]
+        return counts.astype(np.int8)
 
     # -- Generator -------------------------------------------------------------------------
     def block_seed(self, seed: Seed, index: int) -> np.ndarray:
@@ -283,19 +298,21 @@ class CompositionLM(Generator):
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: Path | str) -> None:
-        """Write ``model.keras`` (and ``member_1.keras``... for further networks) and
-        ``card.json``, each via a temporary file and a rename (the temp name keeps the
-        ``.keras`` suffix Keras requires); the card, written last, lists the members."""
+        """Write ``model.keras`` (``member_N.keras`` and ``reverse_N.keras`` for further
+        networks) and ``card.json`` listing them, as a whole: the folder is written beside
+        ``directory`` and swapped in by renames (``atomic.replace_dir``; a kill in between is
+        repaired by the next save or load), so a folder never mixes two saves."""
         if self.model is None:
             raise ConfigError("CompositionLM has no network to save")
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        final = Path(directory)
+        recover_dir(final, "card.json")
+        d = staging_dir(final)
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
         files = ["model.keras", *(f"member_{i}.keras" for i in range(1, len(self.networks)))]
         reverse = [f"reverse_{i}.keras" for i in range(1, len(self.reverse_models) + 1)]
         for net, name in zip([*self.networks, *self.reverse_models], files + reverse, strict=True):
-            tmp = d / f"{name[:-6]}.tmp.keras"
-            net.save(tmp)
-            os.replace(tmp, d / name)
+            net.save(d / name)
         weights = {f"w{i}": w for i, w in enumerate(self.model.get_weights())}
         for m, net in enumerate(self.extra_models, start=1):
             weights.update({f"m{m}w{i}": w for i, w in enumerate(net.get_weights())})
@@ -320,9 +337,7 @@ class CompositionLM(Generator):
                                "max_elements": MAX_ELEMENTS, "n_elements": N_ELEMENTS}}
         text = json.dumps(card, indent=2, default=float) + "\n"
         atomic_write(d / "card.json", lambda p: p.write_text(text))
-        for stale in [*d.glob("member_*.keras"), *d.glob("reverse_*.keras")]:  # a former save's extras
-            if stale.name not in files + reverse:
-                stale.unlink()
+        replace_dir(final, "card.json")
 
     @classmethod
     def load(cls, directory: Path | str | None = None) -> CompositionLM:
@@ -330,11 +345,16 @@ class CompositionLM(Generator):
         from discovery.gan.io import ModelFileError, load_keras_model
 
         d = Path(directory) if directory is not None else SHIPPED_LM_DIR
+        recover_dir(d, "card.json")
         card = read_card(d, ModelFileError, "language model")
         if list(card.get("vocabulary", {}).get("elements_in_order", [])) != list(CANONICAL_SYMBOLS):
             raise ModelFileError(f"{str(d / 'card.json')!r} was written for another element vocabulary")
         lm = cls(card)
         files = card.get("networks", ["model.keras"])
+        listed = [*files, *card.get("reverse_networks", [])]
+        if not files or any(not isinstance(f, str) or Path(f).name != f or not f.endswith(".keras")
+                            for f in listed):
+            raise ModelFileError(f"{str(d / 'card.json')!r} lists bad network files: {listed!r}")
         lm.model = load_keras_model(d / files[0])
         lm.extra_models = [load_keras_model(d / f) for f in files[1:]]
         lm.reverse_models = [load_keras_model(d / f) for f in card.get("reverse_networks", [])]

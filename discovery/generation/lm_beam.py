@@ -4,8 +4,9 @@ Ancestral sampling spends most of its draws re-drawing the same likely compositi
 the order it emits them in has little to do with how likely they are. Beam search keeps the
 k most likely prefixes at every token and returns the k most likely compositions it finds,
 most likely first. With a temperature T > 0 it is stochastic beam search (Kool, van Hoof
-and Welling, ICML 2019): every prefix carries a Gumbel-perturbed log probability (at T),
-children inherit their parent's value truncated at its maximum, and the k largest survive;
+and Welling, ICML 2019): every prefix carries a Gumbel-perturbed log probability under the
+model at T (each token's distribution softmax(logits / T)), children inherit their
+parent's value truncated at its maximum, and the k largest survive;
 that draws k sequences *without replacement* from the model at T, exactly, and T -> 0 is
 plain beam search.
 
@@ -41,10 +42,11 @@ def truncated_gumbel(g_child: tf.Tensor, z: tf.Tensor, g_parent: tf.Tensor) -> t
 class GRUBeamSearch:
     """The k best compositions per call (``lm_sampler.gru_weights`` of one or more networks).
 
-    Memory stays at about two [k, units] float32 arrays per network, whatever k: the beam's
-    state lives in numpy arrays, a step scores the unfinished rows ``chunk`` at a time and
-    merges each chunk's best children into a running top-k (``_score``, compiled), then
-    advances each network's states for the kept rows, again ``chunk`` at a time.
+    Memory stays at one [k, units] float32 array per network, plus one while a network's
+    states are updated, whatever k: the beam's state lives in numpy arrays, a step scores
+    the unfinished rows ``chunk`` at a time and merges each chunk's best children into a
+    running top-k (compiled), then advances each network's states for the kept rows, again
+    ``chunk`` at a time.
     """
 
     def __init__(self, weights: dict | list[dict], chunk: int = 8192):
@@ -55,39 +57,39 @@ class GRUBeamSearch:
         self._advance = tf.function(self._advance_rows, reduce_retracing=True, autograph=False)
         self._merge = tf.function(self._merge_top, reduce_retracing=True, autograph=False)
 
-    def _score_rows(self, k, hs, prev, phi, g, first, seed, temperature, step: int, stochastic: bool):
+    def _score_rows(self, k, table, hs, prev, phi, psi, g, first, seed, temperature, stochastic: bool):
         """Best children (at most k) of a chunk of unfinished rows (their states ``hs``, one
-        [C, units] per network): (value, log p, id), id = (the row's position among the
-        unfinished ones, ``first`` + i) × VOCAB + token."""
-        allowed = tf.gather(self.grammar[step], prev)  # [C, VOCAB]
-        logp = tf.nn.log_softmax(ensemble_logits([m.logits(h) for m, h in zip(self.members, hs, strict=True)],
-                                                 allowed), axis=1)
-        phi_c = tf.where(allowed, phi[:, None] + logp, NEG)
-        if stochastic:
+        [C, units] per network): (value, log p, tempered log p, id), id = (the row's position
+        among the unfinished ones, ``first`` + i) × VOCAB + token."""
+        allowed = tf.gather(table, prev)  # [C, VOCAB]: this step's grammar, by the previous element
+        logits = ensemble_logits([m.logits(h) for m, h in zip(self.members, hs, strict=True)], allowed)
+        phi_c = tf.where(allowed, phi[:, None] + tf.nn.log_softmax(logits, axis=1), NEG)
+        if stochastic:  # Gumbels located at the log probability of the distribution at T
+            psi_c = tf.where(allowed, psi[:, None] + tf.nn.log_softmax(logits / temperature, axis=1), NEG)
             u = tf.random.stateless_uniform(tf.shape(phi_c), seed=seed, minval=1e-12, maxval=1.0)
-            gumbel = tf.where(allowed, phi_c / temperature - tf.math.log(-tf.math.log(u)), NEG)
+            gumbel = tf.where(allowed, psi_c - tf.math.log(-tf.math.log(u)), NEG)
             top = tf.reduce_max(gumbel, axis=1, keepdims=True)
             gc = tf.where(allowed, truncated_gumbel(gumbel, top, g[:, None]), NEG)
         else:
-            gc = phi_c
+            psi_c = gc = phi_c
         flat = tf.reshape(gc, [-1])
         val, pos = tf.math.top_k(flat, tf.minimum(k, tf.reduce_sum(tf.cast(flat > NEG / 2, tf.int32))))
-        return val, tf.gather(tf.reshape(phi_c, [-1]), pos), pos + first * VOCAB
+        return (val, tf.gather(tf.reshape(phi_c, [-1]), pos), tf.gather(tf.reshape(psi_c, [-1]), pos),
+                pos + first * VOCAB)
 
     @staticmethod
     def _merge_top(k, a, b):
-        """The k best of two (value, log p, id) candidate sets."""
-        val, phi, ids = (tf.concat([x, y], 0) for x, y in zip(a, b, strict=True))
+        """The k best of two (value, log p, tempered log p, id) candidate sets."""
+        val, *rest = (tf.concat([x, y], 0) for x, y in zip(a, b, strict=True))
         best_val, pos = tf.math.top_k(val, tf.minimum(k, tf.size(val)))
-        return best_val, tf.gather(phi, pos), tf.gather(ids, pos)
+        return (best_val, *(tf.gather(x, pos) for x in rest))
 
-    def _score_fn(self, step: int, stochastic: bool):
-        key = (step, stochastic)
-        if key not in self._scores:
-            def fn(*args, step=step, stochastic=stochastic):
-                return self._score_rows(*args, step=step, stochastic=stochastic)
-            self._scores[key] = tf.function(fn, reduce_retracing=True, autograph=False)
-        return self._scores[key]
+    def _score_fn(self, stochastic: bool):
+        if stochastic not in self._scores:  # one compiled function per mode, whatever the step
+            def fn(*args, stochastic=stochastic):
+                return self._score_rows(*args, stochastic=stochastic)
+            self._scores[stochastic] = tf.function(fn, reduce_retracing=True, autograph=False)
+        return self._scores[stochastic]
 
     @staticmethod
     def _advance_rows(x_table, w_rec, b_rec, tok, h):
@@ -121,8 +123,9 @@ class GRUBeamSearch:
         prev = np.array([EL0 - 1], dtype=np.int32)
         done = np.zeros(1, dtype=bool)
         counts = np.zeros((1, N_ELEMENTS), dtype=np.int8)
-        phi = np.zeros(1, dtype=np.float32)
-        g = np.zeros(1, dtype=np.float32)
+        phi = np.zeros(1, dtype=np.float32)  # log p of the prefix
+        psi = np.zeros(1, dtype=np.float32)  # its log p at the temperature (T > 0)
+        g = np.zeros(1, dtype=np.float32)  # its perturbed value
         seed = np.asarray(seed, dtype=np.int64)
         stochastic = temperature > 0
         kk, temp = tf.constant(k), tf.constant(max(temperature, 1e-6), tf.float32)
@@ -132,14 +135,15 @@ class GRUBeamSearch:
             live, fin = np.flatnonzero(~done), np.flatnonzero(done)
             n_live = len(live)
             best = (tf.constant((g if stochastic else phi)[fin]), tf.constant(phi[fin]),  # a finished
-                    tf.constant(n_live * VOCAB + np.arange(len(fin), dtype=np.int32)))  # row: itself
+                    tf.constant(psi[fin]), tf.constant(n_live * VOCAB + np.arange(len(fin), dtype=np.int32)))
             for c, i in enumerate(range(0, n_live, self.chunk)):
                 rows = live[i:i + self.chunk]
                 step_seed = tf.constant(seed + np.array([c << 20, step], dtype=np.int64))
-                part = self._score_fn(step, stochastic)(kk, [h[rows] for h in hs], prev[rows], phi[rows],
-                                                        g[rows], tf.constant(i), step_seed, temp)
-                best = self._merge(kk, best, part)
-            g, phi, ids = (t.numpy() for t in best)
+                rows_in = ([h[rows] for h in hs], prev[rows], phi[rows], psi[rows], g[rows])
+                score = self._score_fn(stochastic)
+                part = score(kk, self.grammar[step], *rows_in, tf.constant(i), step_seed, temp)
+                best = self._merge(kk, best, part)  # (row: itself)
+            g, phi, psi, ids = (t.numpy() for t in best)
             from_live = ids < n_live * VOCAB
             tok = np.where(from_live, ids % VOCAB, EOS).astype(np.int32)
             parent = np.where(from_live, live[np.where(from_live, ids // VOCAB, 0)],
