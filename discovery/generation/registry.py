@@ -40,7 +40,8 @@ REGISTRY: dict[str, Entry] = {
         "ion substitution, plus element swaps for compositions with no ionic assignment",
         (("element_swaps", True),)),
     "lm": Entry("discovery.generation.autoregressive:CompositionLM", "lm", True,
-                "GRU language model over element/count tokens (grammar-masked, drawn without repeats)"),
+                "GRU language model over element/count tokens (grammar-masked; a beam search's most likely "
+                "compositions first, then draws without repeats)"),
     "random": Entry("discovery.generation.baselines:EnhancedRandom", "random", True,
                     "baseline: element count, elements and counts drawn independently"),
     "pattern-random": Entry("discovery.generation.baselines:PatternSiteRandom", "pattern_random", True,
