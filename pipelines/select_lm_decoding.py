@@ -142,9 +142,10 @@ def main() -> None:
              f"Members, in order: {', '.join(f'`{d}`' for d in member_dirs) or 'none'}. "
              f"Reverse-order networks: {', '.join(f'`{d}`' for d in reverse_dirs) or 'none'}.", "",
              "| " + " | ".join(COLS) + " |", "|" + "---|" * len(COLS)]
-    fmt = {float: lambda v: f"{v:,.2f}", int: lambda v: f"{v:,}"}
-    lines += ["| " + " | ".join(fmt.get(type(r.get(c)), str)(r.get(c, "")) for c in COLS) + " |"
-              for r in [sub, *rows]]
+    def fmt(v) -> str:
+        return f"{v:,}" if isinstance(v, int) else f"{v:,.2f}" if isinstance(v, float) else str(v)
+
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in COLS) + " |" for r in [sub, *rows]]
     how = (f", width {win['beam_width']:,}, {win['networks']} networks, "
            f"reverse weight {win['reverse_weight']}" if beam else "")
     lines += ["", f"Rule: {rule}.", "", f"**Shipped**: {win['decoding']}{how} → `{version}`.",
