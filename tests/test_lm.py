@@ -156,7 +156,7 @@ def test_in_graph_step_equals_the_keras_network(tiny_lm):
     """The sampler's folded GRU step gives the Keras model's logits (teacher forcing)."""
     tok = counts_to_tokens(unique_counts(["YBa2Cu3O7", "GaN"]))[:, :-1]
     ref = tiny_lm.model(tok).numpy()
-    s = tiny_lm.sampler().members[0]
+    s = tiny_lm.sampler().net
     w = gru_weights(tiny_lm.model)
     h = tf.zeros([len(tok), s.units])
     for t in range(tok.shape[1]):

@@ -8,9 +8,9 @@ layer and the recurrent kernel share one matmul on the hidden state (``FoldedGRU
 is stateless (Gumbel-max on ``stateless_random_uniform`` folded in by step), so a block's
 samples depend only on its seed.
 
-Several networks decode as a product of experts: each one's grammar-masked log-softmax,
-averaged, is the next-token distribution (``ensemble_logits``). With one network the raw
-logits are used, exactly as before.
+Several networks (the beam search, ``lm_beam``) decode as a product of experts: each one's
+grammar-masked log-softmax, averaged, is the next-token distribution (``ensemble_logits``);
+ancestral sampling uses one network's raw logits.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def _score_chunk(m: FoldedGRU, grammar, tok, n_steps: int):
 class GRUSampler:
     """Samples token-level compositions as count vectors, a fixed-size block per call."""
 
-    def __init__(self, weights: dict | list[dict], top_p: float | None = None):
-        self.members = as_members(weights)
+    def __init__(self, weights: dict[str, np.ndarray], top_p: float | None = None):
+        self.net = FoldedGRU(weights)
         self.top_p = top_p
         self.grammar = tf.constant(GRAMMAR)
         self.rank_to_col = tf.constant(RANK_TO_COL, dtype=tf.int32)
@@ -148,27 +148,26 @@ class GRUSampler:
 
     def _sample(self, rows: tf.Tensor, seed: tf.Tensor, temperature: tf.Tensor) -> tf.Tensor:
         """Count vectors int32 [rows, 85] for a stateless seed int64 [2]."""
-        hs = [m.start(rows) for m in self.members]
-        state = (tf.constant(0), hs, tf.fill([rows], EL0 - 1), tf.zeros([rows], tf.bool),
+        state = (tf.constant(0), self.net.start(rows), tf.fill([rows], EL0 - 1), tf.zeros([rows], tf.bool),
                  tf.zeros([rows, N_ELEMENTS], tf.int32))
 
-        def cond(i, hs, prev, done, counts):
+        def cond(i, h, prev, done, counts):
             return (i < MAX_ELEMENTS) & ~tf.reduce_all(done)
 
-        def body(i, hs, prev, done, counts):
-            projs = [m.proj(h) for m, h in zip(self.members, hs, strict=True)]
-            logits = ensemble_logits([p[:, :VOCAB] for p in projs], tf.gather(self.grammar[2 * i], prev))
+        def body(i, h, prev, done, counts):
+            proj = self.net.proj(h)
+            logits = ensemble_logits([proj[:, :VOCAB]], tf.gather(self.grammar[2 * i], prev))
             el = self._pick(logits, temperature, seed, 2 * i)
             done = done | (el == EOS)
-            hs = [m.step(el, p[:, VOCAB:], h) for m, p, h in zip(self.members, projs, hs, strict=True)]
-            projs = [m.proj(h) for m, h in zip(self.members, hs, strict=True)]
-            logits = ensemble_logits([p[:, :VOCAB] for p in projs], tf.gather(self.grammar[2 * i + 1], el))
+            h = self.net.step(el, proj[:, VOCAB:], h)
+            proj = self.net.proj(h)
+            logits = ensemble_logits([proj[:, :VOCAB]], tf.gather(self.grammar[2 * i + 1], el))
             cnt = self._pick(logits, temperature, seed, 2 * i + 1)
-            hs = [m.step(cnt, p[:, VOCAB:], h) for m, p, h in zip(self.members, projs, hs, strict=True)]
+            h = self.net.step(cnt, proj[:, VOCAB:], h)
             col = tf.gather(self.rank_to_col, tf.clip_by_value(el - EL0, 0, EL_LAST - EL0))
             add = tf.one_hot(col, N_ELEMENTS, dtype=tf.int32) * (cnt - CNT0 + 1)[:, None]
             counts = counts + tf.where(done[:, None], 0, add)
-            return i + 1, hs, tf.where(done, prev, el), done, counts
+            return i + 1, h, tf.where(done, prev, el), done, counts
 
         out = tf.while_loop(cond, body, state, maximum_iterations=MAX_ELEMENTS)
         return out[-1]
