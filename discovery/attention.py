@@ -135,12 +135,15 @@ class AttentionRegressor:
     history_: dict = field(default_factory=dict, repr=False)
 
     def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> AttentionRegressor:
-        from discovery.featurizers import load_embedding
-
         x, y = _check_xy(x, y)
         x_val, y_val = _check_xy(x_val, y_val)
         keras.utils.set_random_seed(self.seed)
-        t = load_embedding(self.embedding)
+        if isinstance(self.embedding, np.ndarray):  # no featurizer import: the GPU machine lacks pandas
+            t = self.embedding
+        else:
+            from discovery.featurizers import load_embedding
+
+            t = load_embedding(self.embedding)
         self.model_ = build_attention_model(t, float(y.mean()), float(y.std() or 1.0), self.width,
                                             self.heads, self.blocks, self.ff, tuple(self.head_widths))
         callbacks: list = []

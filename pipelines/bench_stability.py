@@ -15,7 +15,8 @@ Models: ``shipped`` (the shipped formation-energy ensemble; OQMD-trained, so OQM
 only), ``tmlp`` (the shipped recipe: MLP with T fine-tuned, fractions in), ``attention``
 (discovery.attention, element tokens on T), ``magpie-gbt`` (Magpie features + scikit-learn's
 gradient-boosted trees), ``magpie-mlp`` (Magpie features + an MLP ensemble, 512-256-128-64),
-``attention-sN`` (another attention model, seed + N), ``stack``
+``attention-sN`` (another attention model, seed + N), ``attention-<tag>`` (one trained on a GPU
+by ``pipelines/train_attention_jax.py`` and imported under --runs), ``stack``
 (the ``--stack`` models averaged, weights chosen on the validation split). Trained models are
 kept under --runs and reused.
 
@@ -45,6 +46,7 @@ from discovery.stacking import stack_weights
 
 REPORTS = Path("pipelines/reports")
 MODELS = ("shipped", "tmlp", "attention", "magpie-gbt", "magpie-mlp", "stack")
+IMPORTED = re.compile(r"attention-(?!s\d+$)[a-z0-9][a-z0-9_-]*")  # trained elsewhere (train_attention_jax.py)
 PUBLISHED = [  # Bartel et al. 2020, Table 1 / Fig. 2 (composition-only models, MP)
     {"model": "Magpie (published)", "ef_mae": 0.13, "ed_mae": 0.12, "f1": 0.57},
     {"model": "ElemNet (published)", "ef_mae": 0.10, "ed_mae": 0.10, "f1": 0.60},
@@ -114,7 +116,7 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
             ens = Ensemble.fit(x["train"], y["train"], x["val"], y["val"], k=args.members, seed=args.seed,
                                max_epochs=args.max_epochs, batch_size=1024, lr_patience=10, patience=30,
                                hidden=(512, 256, 128, 64))
-        elif name == "attention" or name.startswith("attention-s"):  # attention-sN: seed + N
+        elif name == "attention" or re.fullmatch(r"attention-s\d+", name):  # attention-sN: seed + N
             from discovery.attention import AttentionRegressor
 
             regs = []
@@ -129,18 +131,27 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
             ens = Ensemble([r.model_ for r in regs])
             ens.fit_info = {"best_epochs": [r.best_epoch_ for r in regs],
                             "epochs": [len(r.history_.get("loss", [])) for r in regs]}
+        elif IMPORTED.fullmatch(name):
+            raise SystemExit(f"error: no trained model {str(member_dir)!r}; train it on a GPU with "
+                             "pipelines/train_attention_jax.py and import it there first")
         else:
             raise SystemExit(f"error: unknown model {name!r}; use shipped, tmlp, attention, attention-sN, "
                              "magpie-mlp, magpie-gbt or stack")
         info = {**ens.fit_info, "wall_seconds": round(time.perf_counter() - t0, 1), "members": args.members}
         model = PropertyModel("formation_energy", "eV/atom", feat, ens)
-        from discovery.tasks import frames_sha256
-
-        splits = ("train", "val", "test")  # the data hash stack_property_model.py checks a part against
-        model.save(member_dir, {"version": f"bench-{name}", "training": info,
-                                "data": {"sha256": frames_sha256(*(data[s] for s in splits))},
-                                "splits": {s: len(data[s]) for s in splits}})
+        save_trained(model, member_dir, name, info, data)
     return lambda f: model.predict_amounts(parse_formulas(f).amounts)[0], info
+
+
+def save_trained(model, member_dir: Path, name: str, info: dict, data: dict[str, pd.DataFrame]) -> None:
+    """Save a benchmark model with the card stack_property_model.py checks a part against (the
+    data hash, the split sizes)."""
+    from discovery.tasks import frames_sha256
+
+    splits = ("train", "val", "test")
+    model.save(member_dir, {"version": f"bench-{name}", "training": info,
+                            "data": {"sha256": frames_sha256(*(data[s] for s in splits))},
+                            "splits": {s: len(data[s]) for s in splits}})
 
 
 def evaluate(protocol: str, name: str, args) -> dict:
@@ -254,7 +265,7 @@ def main() -> None:
     if "stack" in args.stack.split(","):
         raise SystemExit("error: --stack lists the stack's components; 'stack' cannot be one of them")
     unknown = [m for m in models + args.stack.split(",")
-               if (m not in MODELS and not re.fullmatch(r"attention-s\d+", m))
+               if (m not in MODELS and not re.fullmatch(r"attention-s\d+", m) and not IMPORTED.fullmatch(m))
                or (m == "shipped" and args.protocol != "oqmd")]
     if unknown:
         raise SystemExit(f"error: model {unknown[0]!r} is not for protocol {args.protocol!r}; use "
