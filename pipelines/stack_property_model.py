@@ -13,7 +13,9 @@ component, unchanged). The test split is scored for the card only. The new model
 beside the old one and swapped in by renames (``discovery.atomic.replace_dir``); a run killed
 in between is repaired when the script next starts.
 A shipped stack keeps its parts and gains the ``--component`` models (each trained on the same
-training split, e.g. by ``bench_stability.py``); the weights are refit over all of them.
+training split, e.g. by ``bench_stability.py``); the weights are refit over all of them. A part
+weighted 0 is not shipped, and a stack is not given a new Magpie MLP once it has dropped one
+(``--component magpie_mlp=DIR`` brings one back).
 
 Why an MLP and not gradient-boosted trees on the same features: on Tc the trees keep improving
 up to ~7,800 trees, and 6,000 trees predict ~1,500 rows/s on one core, too slow for a run's
@@ -114,7 +116,8 @@ def main() -> None:
     task = load_task(args.property)
     for spec in args.component:
         parts[spec.partition("=")[0]] = load_component(spec, parts, task)
-    if "magpie_mlp" not in parts:
+    if "magpie_mlp" not in parts and not isinstance(shipped, StackedPropertyModel):
+        # the first stack only: a shipped stack without it has weighed it at 0 already
         parts["magpie_mlp"] = fit_magpie_mlp(task, args)
     amounts = {s: parse_formulas(getattr(task, s)["formula"].tolist()).amounts for s in ("val", "test")}
     y = {s: getattr(task, s)["y"].to_numpy() for s in ("val", "test")}
