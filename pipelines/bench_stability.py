@@ -46,6 +46,7 @@ from discovery.stacking import stack_weights
 
 REPORTS = Path("pipelines/reports")
 MODELS = ("shipped", "tmlp", "attention", "magpie-gbt", "magpie-mlp", "stack")
+SEEDED = re.compile(r"attention-s\d+")  # attention-sN: the attention recipe at seed + N
 IMPORTED = re.compile(r"attention-(?!s\d+$)[a-z0-9][a-z0-9_-]*")  # trained elsewhere (train_attention_jax.py)
 PUBLISHED = [  # Bartel et al. 2020, Table 1 / Fig. 2 (composition-only models, MP)
     {"model": "Magpie (published)", "ef_mae": 0.13, "ed_mae": 0.12, "f1": 0.57},
@@ -116,7 +117,7 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
             ens = Ensemble.fit(x["train"], y["train"], x["val"], y["val"], k=args.members, seed=args.seed,
                                max_epochs=args.max_epochs, batch_size=1024, lr_patience=10, patience=30,
                                hidden=(512, 256, 128, 64))
-        elif name == "attention" or re.fullmatch(r"attention-s\d+", name):  # attention-sN: seed + N
+        elif name == "attention" or SEEDED.fullmatch(name):
             from discovery.attention import AttentionRegressor
 
             regs = []
@@ -265,7 +266,7 @@ def main() -> None:
     if "stack" in args.stack.split(","):
         raise SystemExit("error: --stack lists the stack's components; 'stack' cannot be one of them")
     unknown = [m for m in models + args.stack.split(",")
-               if (m not in MODELS and not re.fullmatch(r"attention-s\d+", m) and not IMPORTED.fullmatch(m))
+               if (m not in MODELS and not SEEDED.fullmatch(m) and not IMPORTED.fullmatch(m))
                or (m == "shipped" and args.protocol != "oqmd")]
     if unknown:
         raise SystemExit(f"error: model {unknown[0]!r} is not for protocol {args.protocol!r}; use "

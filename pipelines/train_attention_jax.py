@@ -5,7 +5,7 @@ The CPU here trains a width-64, 2-block model (0.2M parameters) in about an hour
 this builder), days of training on two cores. The lent GPU machines carry JAX, not TensorFlow,
 and take 64 MiB of files, so the work splits in three:
 
-    # here: the benchmark's train/validation splits as element tokens (no pandas/pymatgen there)
+    # here: the benchmark's train/validation splits as fractions [N, 85] (no pandas/pymatgen there)
     python pipelines/train_attention_jax.py export --protocol oqmd --out .gpudata/oqmd_fe.npz
     # on the GPU machine (pipelines/train_attention_gpu.sh runs several sizes side by side):
     python pipelines/train_attention_jax.py train --data .gpudata/oqmd_fe.npz --out "$OUT/w256" \\
@@ -39,29 +39,12 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, uninstalled
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_stability (export / import only)
 
-from discovery.elements import N_ELEMENTS  # noqa: E402
-
 SPLITS = ("train", "val")
 
 
-def to_tokens(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Amounts [N, 85] -> (element indices [N, k] uint8, amounts [N, k] float32), k the most
-    elements in any row: exact, ``from_tokens`` gives ``x`` back."""
-    x = np.asarray(x, dtype=np.float32)
-    k = max(int((x > 0).sum(axis=1).max(initial=1)), 1)
-    idx = np.argsort(-x, axis=1, kind="stable")[:, :k]
-    return idx.astype(np.uint8), np.take_along_axis(x, idx, axis=1)
-
-
-def from_tokens(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The amounts [N, 85] that ``to_tokens`` encoded."""
-    x = np.zeros((len(idx), N_ELEMENTS), dtype=np.float32)
-    np.put_along_axis(x, idx.astype(np.int64), values.astype(np.float32), axis=1)
-    return x
-
-
 def export(protocol: str, out: Path) -> None:
-    """Write the protocol's train/validation splits (fractions as tokens), targets, the shipped
+    """Write the protocol's train/validation splits (element fractions [N, 85] as float32, what
+    the CPU trainer fits on; mostly zeros, so the file is ~3 MB compressed), targets, the shipped
     T and the data hash to ``out`` (an ``.npz``)."""
     from bench_stability import bartel_data, oqmd_data
 
@@ -72,7 +55,7 @@ def export(protocol: str, out: Path) -> None:
     feat = OneHot(amounts="fractions")
     arrays: dict[str, np.ndarray] = {"embedding": load_embedding(None).astype(np.float32)}
     for s in SPLITS:
-        arrays[f"{s}_idx"], arrays[f"{s}_frac"] = to_tokens(feat.transform(data[s]["formula"]))
+        arrays[f"{s}_x"] = feat.transform(data[s]["formula"]).astype(np.float32)
         arrays[f"{s}_y"] = data[s]["y"].to_numpy(np.float32)
     meta = {"protocol": protocol, "sha256": frames_sha256(*(data[s] for s in ("train", "val", "test"))),
             "splits": {s: len(data[s]) for s in ("train", "val", "test")}}
@@ -92,12 +75,18 @@ def train(args) -> None:
     from discovery.regressors import predict_model, save_without_optimizer
 
     d = np.load(args.data)
+    need = ["meta", "embedding", *(f"{s}_{a}" for s in SPLITS for a in "xy")]
+    if missing := [k for k in need if k not in d.files]:
+        raise SystemExit(f"error: --data {str(args.data)!r} lacks {', '.join(missing)}: export it again")
     meta = json.loads(str(d["meta"]))
-    x = {s: from_tokens(d[f"{s}_idx"], d[f"{s}_frac"]) for s in SPLITS}
+    x = {s: d[f"{s}_x"] for s in SPLITS}
     y = {s: d[f"{s}_y"] for s in SPLITS}
     if args.limit:  # a smoke test: the first rows only
         x, y = {s: v[: args.limit] for s, v in x.items()}, {s: v[: args.limit] for s, v in y.items()}
-    seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --seeds must be comma-separated integers, got {args.seeds!r}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {k: getattr(args, k) for k in ("width", "heads", "blocks", "ff", "learning_rate", "batch_size",
@@ -141,7 +130,11 @@ def import_members(protocol: str, src: Path, name: str, runs: Path) -> Path:
     card_file = src / "train.json"
     if not card_file.is_file():
         raise SystemExit(f"error: {str(card_file)!r} not found: not a train_attention_jax.py output folder")
-    card = json.loads(card_file.read_text())
+    try:
+        card = json.loads(card_file.read_text())
+        card["protocol"], card["data"]["sha256"], card["members"], card["device"]  # noqa: B018
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SystemExit(f"error: {str(card_file)!r} is malformed ({exc!r})") from None
     if card["protocol"] != protocol:
         raise SystemExit(f"error: {str(src)!r} was trained for protocol {card['protocol']!r}, "
                          f"not {protocol!r}")
@@ -170,7 +163,7 @@ def import_members(protocol: str, src: Path, name: str, runs: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    ex = sub.add_parser("export", help="write the splits as element tokens (here)")
+    ex = sub.add_parser("export", help="write the splits as element fractions (here)")
     ex.add_argument("--protocol", choices=["oqmd", "bartel"], default="oqmd")
     ex.add_argument("--out", type=Path, required=True)
     tr = sub.add_parser("train", help="train members on Keras' JAX backend (the GPU machine)")
@@ -202,6 +195,9 @@ def main() -> None:
     elif args.cmd == "train":
         if args.data.suffix != ".npz" or not args.data.is_file():
             raise SystemExit(f"error: --data {str(args.data)!r} is not an exported .npz")
+        if args.limit < 0 or args.minutes <= 0:
+            raise SystemExit(f"error: --limit must be >= 0 and --minutes > 0, "
+                             f"got {args.limit} and {args.minutes}")
         train(args)
     else:
         print(f"wrote {import_members(args.protocol, args.src, args.name, args.runs)}")
