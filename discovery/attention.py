@@ -12,6 +12,7 @@ are used, so the same model trains on Keras' JAX backend on a GPU.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,11 @@ import numpy as np
 from keras import layers, ops
 
 from discovery.elements import N_ELEMENTS
+from discovery.errors import ConfigError
 from discovery.regressors import _check_xy, fit_keras, predict_model
 
 MAX_TOKENS = 8
+SCHEDULES = ("plateau", "cosine")
 
 
 @keras.saving.register_keras_serializable(package="discovery")
@@ -114,6 +117,12 @@ class AttentionRegressor:
 
     With ``checkpoint_dir`` the fit saves its state every epoch and resumes from it when run
     again (Keras' BackupAndRestore): a killed training loses at most one epoch.
+
+    ``schedule``: ``"plateau"`` halves the learning rate after ``lr_patience`` epochs without
+    validation gain; ``"cosine"`` anneals it from ``learning_rate`` to 1/64 of it along a half
+    cosine over ``max_epochs`` or, when ``max_minutes`` ends first, over that wall-clock budget,
+    so a run cut short by its budget (a lent GPU's minutes) still ends annealed. The rate of each
+    epoch is kept in ``history_["learning_rate"]``.
     """
 
     embedding: np.ndarray = field(repr=False, default=None)
@@ -128,6 +137,7 @@ class AttentionRegressor:
     patience: int = 20
     lr_patience: int = 8
     loss: str = "mae"
+    schedule: str = "plateau"
     seed: int = 0
     max_minutes: float = 0.0  # > 0: stop after this much wall time (best weights kept)
     checkpoint_dir: Path | None = None
@@ -135,6 +145,8 @@ class AttentionRegressor:
     history_: dict = field(default_factory=dict, repr=False)
 
     def fit(self, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> AttentionRegressor:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         x, y = _check_xy(x, y)
         x_val, y_val = _check_xy(x_val, y_val)
         keras.utils.set_random_seed(self.seed)
@@ -152,10 +164,39 @@ class AttentionRegressor:
         if self.checkpoint_dir is not None:
             callbacks.append(keras.callbacks.BackupAndRestore(str(self.checkpoint_dir),
                                                               delete_checkpoint=False))
-        return fit_keras(self, self.model_, x, y, x_val, y_val, self.learning_rate / 64, callbacks)
+        if self.schedule == "cosine":
+            callbacks.append(_CosineAnnealing(self.learning_rate, self.learning_rate / 64, self.max_epochs,
+                                              self.max_minutes * 60))
+        return fit_keras(self, self.model_, x, y, x_val, y_val, self.learning_rate / 64, callbacks,
+                         lr_patience=self.lr_patience if self.schedule == "plateau" else 0)
 
     def predict(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         return predict_model(self.model_, np.asarray(x, dtype=np.float32), batch_size)
+
+
+class _CosineAnnealing(keras.callbacks.Callback):
+    """Half-cosine learning rate from ``lr0`` to ``lr_min`` over ``epochs`` or ``seconds`` of wall
+    time (> 0), whichever is nearer its end at the start of each epoch."""
+
+    def __init__(self, lr0: float, lr_min: float, epochs: int, seconds: float = 0.0):
+        super().__init__()
+        self.lr0, self.lr_min, self.epochs, self.seconds = lr0, lr_min, epochs, seconds
+
+    def on_train_begin(self, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        done = epoch / max(self.epochs - 1, 1)
+        if self.seconds > 0:
+            elapsed = time.perf_counter() - self.t0
+            per_epoch = elapsed / epoch if epoch else 0.0  # the epoch about to run counts as done
+            done = max(done, (elapsed + per_epoch) / self.seconds)
+        lr = self.lr_min + (self.lr0 - self.lr_min) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+        self.model.optimizer.learning_rate.assign(lr)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 class _WallClock(keras.callbacks.Callback):

@@ -78,15 +78,17 @@ class MLPRegressor:
 
 
 def fit_keras(reg, model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-              min_lr: float, callbacks: list | tuple = ()):
+              min_lr: float, callbacks: list | tuple = (), lr_patience: int | None = None):
     """Compile and fit ``model`` for a regressor ``reg`` (its learning_rate, loss, patience,
-    lr_patience, max_epochs, batch_size, verbose): Adam, early stopping on the validation loss
-    with the best weights kept, the learning rate halved on a plateau when ``lr_patience``.
+    lr_patience unless given, max_epochs, batch_size, verbose): Adam, early stopping on the
+    validation loss with the best weights kept, the learning rate halved on a plateau when
+    ``lr_patience``.
     Sets ``reg.model_``, ``history_``, ``fit_seconds_`` and ``best_epoch_``; returns ``reg``."""
     model.compile(optimizer=keras.optimizers.Adam(reg.learning_rate), loss=reg.loss)
     cbs = [keras.callbacks.EarlyStopping(patience=reg.patience, restore_best_weights=True), *callbacks]
-    if reg.lr_patience:
-        cbs.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=reg.lr_patience, min_lr=min_lr))
+    lr_patience = reg.lr_patience if lr_patience is None else lr_patience
+    if lr_patience:
+        cbs.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=lr_patience, min_lr=min_lr))
     t0 = time.perf_counter()
     hist = model.fit(x, y, validation_data=(x_val, y_val), epochs=reg.max_epochs, batch_size=reg.batch_size,
                      callbacks=cbs, verbose=reg.verbose, shuffle=True)

@@ -90,7 +90,7 @@ def train(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = {k: getattr(args, k) for k in ("width", "heads", "blocks", "ff", "learning_rate", "batch_size",
-                                            "max_epochs", "patience", "lr_patience")}
+                                            "max_epochs", "patience", "lr_patience", "schedule")}
     config["head_widths"] = [int(w) for w in args.head_widths.split(",")]
     import jax
 
@@ -106,8 +106,10 @@ def train(args) -> None:
         reg.fit(x["train"], y["train"], x["val"], y["val"])
         save_without_optimizer(reg.model_, out / f"member_{i}.keras")
         val_mae = float(np.abs(predict_model(reg.model_, x["val"]) - y["val"]).mean())
+        rates = [float(f"{v:.4g}") for v in reg.history_.get("learning_rate", ())]  # the schedule run
         card["members"].append({"seed": seed, "epochs": len(reg.history_.get("loss", [])),
                                 "best_epoch": reg.best_epoch_, "val_mae": val_mae,
+                                "learning_rates": rates,
                                 "wall_seconds": round(time.perf_counter() - t0, 1)})
         (out / "train.json").write_text(json.dumps(card, indent=2) + "\n")
         print(json.dumps(card["members"][-1]), flush=True)
@@ -181,6 +183,8 @@ def main() -> None:
     tr.add_argument("--max-epochs", type=int, default=300)
     tr.add_argument("--patience", type=int, default=20)
     tr.add_argument("--lr-patience", type=int, default=8)
+    tr.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
+                    help="cosine: anneal over --max-epochs or --minutes, whichever ends first")
     tr.add_argument("--limit", type=int, default=0, help="train on the first N rows only (smoke tests)")
     tr.add_argument("--checkpoints", action="store_true", help="save each epoch and resume from it")
     tr.add_argument("--verbose", action="store_true")
