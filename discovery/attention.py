@@ -176,7 +176,9 @@ class AttentionRegressor:
 
 class _CosineAnnealing(keras.callbacks.Callback):
     """Half-cosine learning rate from ``lr0`` to ``lr_min`` over ``epochs`` or ``seconds`` of wall
-    time (> 0), whichever is nearer its end at the start of each epoch."""
+    time (> 0), whichever is nearer its end at the start of each epoch. The time left is judged
+    by the last epoch's duration, never the first's (it holds the compilation: on a GPU 70 s
+    against 3 s, which once sent the rate to its floor in the second epoch); the rate never rises."""
 
     def __init__(self, lr0: float, lr_min: float, epochs: int, seconds: float = 0.0):
         super().__init__()
@@ -184,17 +186,21 @@ class _CosineAnnealing(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.t0 = time.perf_counter()
+        self.done, self.last_epoch_seconds, self.epochs_run = 0.0, 0.0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_t0 = time.perf_counter()
         done = epoch / max(self.epochs - 1, 1)
         if self.seconds > 0:
-            elapsed = time.perf_counter() - self.t0
-            per_epoch = elapsed / epoch if epoch else 0.0  # the epoch about to run counts as done
-            done = max(done, (elapsed + per_epoch) / self.seconds)
-        lr = self.lr_min + (self.lr0 - self.lr_min) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+            done = max(done, (self.epoch_t0 - self.t0 + self.last_epoch_seconds) / self.seconds)
+        self.done = max(self.done, min(done, 1.0))
+        lr = self.lr_min + (self.lr0 - self.lr_min) * 0.5 * (1 + math.cos(math.pi * self.done))
         self.model.optimizer.learning_rate.assign(lr)
 
     def on_epoch_end(self, epoch, logs=None):
+        self.epochs_run += 1
+        if self.epochs_run > 1:  # the first epoch of a fit compiles
+            self.last_epoch_seconds = time.perf_counter() - self.epoch_t0
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 

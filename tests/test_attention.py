@@ -56,3 +56,55 @@ def test_amounts_scale_free_and_save_load(data, tmp_path):
     model.save(tmp_path / "m", {"version": "test"})
     back = PropertyModel.load(tmp_path / "m")
     np.testing.assert_allclose(back.predict_amounts(a[:50])[0], model.predict_amounts(a[:50])[0], atol=1e-6)
+
+
+def test_cosine_schedule_over_epochs(data):
+    """Without a time budget the rate runs a half cosine from learning_rate to 1/64 of it over
+    max_epochs; the plateau schedule is not also applied."""
+    a, y, t = data
+    r = _reg(t, 0, epochs=5)
+    r.schedule, r.lr_patience = "cosine", 1
+    r.fit(a[:128], y[:128], a[640:], y[640:])
+    lr0, lr_min = 3e-3, 3e-3 / 64
+    want = [lr_min + (lr0 - lr_min) * 0.5 * (1 + np.cos(np.pi * e / 4)) for e in range(5)]
+    np.testing.assert_allclose(r.history_["learning_rate"], want, rtol=1e-5)
+
+
+def test_cosine_schedule_over_a_budget_ignores_the_compiling_epoch(monkeypatch):
+    """With a wall-clock budget the rate is judged by the last epoch's duration, not the first
+    (compiling) one's: a 70 s first epoch and 3 s epochs after it in a 150 s budget anneal
+    smoothly to the floor by the budget's end, never rising."""
+    import keras
+
+    import discovery.attention as att
+
+    clock = [0.0]
+    monkeypatch.setattr(att.time, "perf_counter", lambda: clock[0])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae")
+    cb = att._CosineAnnealing(1e-3, 1e-3 / 64, epochs=300, seconds=150)
+    cb.set_model(model)
+    cb.on_train_begin()
+    rates, epoch = [], 0
+    while clock[0] <= 150:
+        cb.on_epoch_begin(epoch)
+        clock[0] += 70.0 if epoch == 0 else 3.0
+        logs = {}
+        cb.on_epoch_end(epoch, logs)
+        rates.append(logs["learning_rate"])
+        epoch += 1
+    lr_min = 1e-3 / 64  # 70 of 150 s gone: 47% down the cosine, not at the floor
+    assert rates[1] == pytest.approx(lr_min + (1e-3 - lr_min) * 0.5 * (1 + np.cos(np.pi * 70 / 150)))
+    assert (np.diff(rates) <= 1e-12).all()
+    assert rates[-1] == pytest.approx(lr_min, rel=0.05)
+    assert len(rates) == 1 + 27  # 70 s, then 27 epochs of 3 s up to the budget (81 s)
+
+
+def test_unknown_schedule_is_one_clear_error(data):
+    from discovery.errors import ConfigError
+
+    a, y, t = data
+    r = _reg(t, 0)
+    r.schedule = "step"
+    with pytest.raises(ConfigError, match="'step'"):
+        r.fit(a[:64], y[:64], a[640:], y[640:])
