@@ -28,7 +28,7 @@ from discovery.featurizers import (
     make_featurizer,
 )
 from discovery.gan.io import ModelFileError
-from discovery.regressors import Ensemble, write_card
+from discovery.regressors import WEIGHTS_DTYPES, Ensemble, write_card
 from discovery.targets import MODEL_PROPERTIES
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -66,8 +66,10 @@ class PropertyModel:
             feat["amounts"] = self.featurizer.amounts
         if isinstance(self.featurizer, GanEmbedding):
             np.save(directory / "T.npy", self.featurizer.embedding)
+        dtype = self.ensemble.weights_dtype
+        stored = {"weights_dtype": dtype} if dtype != "float32" else {}
         write_card(directory, {"property": self.name, "unit": self.unit, "featurizer": feat,
-                               "members": len(self.ensemble.members), **card})
+                               "members": len(self.ensemble.members), **stored, **card})
 
     @classmethod
     def load(cls, directory: Path | str):
@@ -98,7 +100,12 @@ class PropertyModel:
             featurizer: CompositionFeaturizer = GanEmbedding(d / "T.npy", **feat)
         else:
             featurizer = make_featurizer(name, **feat)
-        return cls(card["property"], card["unit"], featurizer, Ensemble.load(d, k), card)
+        if card.get("weights_dtype", "float32") not in WEIGHTS_DTYPES:
+            raise ModelFileError(f"model card {str(card_file)!r}: weights_dtype {card['weights_dtype']!r} "
+                                 f"is not one of {', '.join(WEIGHTS_DTYPES)}")
+        ensemble = Ensemble.load(d, k)
+        ensemble.weights_dtype = card.get("weights_dtype", "float32")  # a re-save stores them alike
+        return cls(card["property"], card["unit"], featurizer, ensemble, card)
 
 
 _CACHE: dict[str, object] = {}

@@ -99,12 +99,54 @@ def fit_keras(reg, model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.n
     return reg
 
 
-def save_without_optimizer(model: keras.Model, path: Path) -> None:
+WEIGHTS_DTYPES = ("float32", "float16")
+
+
+def save_without_optimizer(model: keras.Model, path: Path, weights_dtype: str = "float32") -> None:
     """Save ``model`` for inference only: rebuilt from its config, so uncompiled (Keras 3's
-    clone_model keeps the optimizer), a third of the bytes of a compiled save."""
+    clone_model keeps the optimizer), a third of the bytes of a compiled save. With
+    ``weights_dtype="float16"`` the weights are stored as float16 (half the bytes) and still
+    computed in float32: Keras casts them as it loads. The file is written whole or not at all."""
+    if weights_dtype not in WEIGHTS_DTYPES:
+        raise ConfigError(f"weights_dtype must be one of {', '.join(WEIGHTS_DTYPES)}, got {weights_dtype!r}")
+    path = Path(path)
     bare = model.__class__.from_config(model.get_config())
     bare.set_weights(model.get_weights())
-    bare.save(path)
+    tmp = path.with_name(path.name + ".partial.keras")
+    bare.save(tmp)
+    if weights_dtype == "float16":
+        _store_weights_as_float16(tmp)
+    tmp.replace(path)
+
+
+def _store_weights_as_float16(path: Path) -> None:
+    """Rewrite the float32 arrays of a ``.keras`` archive's ``model.weights.h5`` as float16."""
+    import io
+    import zipfile
+
+    import h5py
+
+    def copy(src, dst):
+        dst.attrs.update(src.attrs)
+        for key, item in src.items():
+            if isinstance(item, h5py.Dataset):
+                data = item[()]
+                data = data.astype(np.float16) if data.dtype == np.float32 else data
+                out = dst.create_dataset(key, data=data)
+                out.attrs.update(item.attrs)
+            else:
+                copy(item, dst.create_group(key))
+
+    with zipfile.ZipFile(path) as zin:
+        entries = [(info, zin.read(info.filename)) for info in zin.infolist()]
+    with zipfile.ZipFile(path, "w") as zout:
+        for info, data in entries:
+            if info.filename == "model.weights.h5":
+                buf = io.BytesIO()
+                with h5py.File(io.BytesIO(data), "r") as src, h5py.File(buf, "w") as dst:
+                    copy(src, dst)
+                data = buf.getvalue()
+            zout.writestr(info, data)
 
 
 def predict_model(model: keras.Model, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
@@ -138,10 +180,11 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 class Ensemble:
     """K MLPs with seeds seed..seed+K-1; predicts the mean and the standard deviation."""
 
-    def __init__(self, members: list[keras.Model]):
+    def __init__(self, members: list[keras.Model], weights_dtype: str = "float32"):
         if not members:
             raise ConfigError("an ensemble needs at least one member")
         self.members = members
+        self.weights_dtype = weights_dtype  # how save() stores the weights (float16: half the bytes)
         self._forward = None  # compiled on first predict
 
     @classmethod
@@ -172,10 +215,11 @@ class Ensemble:
         return preds.mean(0), preds.std(0)
 
     def save(self, directory: Path) -> None:
-        """Members as ``.keras`` without optimizer state (a third of the size; inference only)."""
+        """Members as ``.keras`` without optimizer state (a third of the size; inference only),
+        weights stored as ``weights_dtype``."""
         directory.mkdir(parents=True, exist_ok=True)
         for i, m in enumerate(self.members):
-            save_without_optimizer(m, directory / f"member_{i}.keras")
+            save_without_optimizer(m, directory / f"member_{i}.keras", self.weights_dtype)
 
     @classmethod
     def load(cls, directory: Path, k: int) -> Ensemble:

@@ -43,7 +43,7 @@ def stack_weights(preds: list[np.ndarray], y: np.ndarray, step: float = 0.05) ->
     return best, best_mae
 
 
-_WRITTEN_BY_SAVE = ("property", "unit", "featurizer", "members")
+_WRITTEN_BY_SAVE = ("property", "unit", "featurizer", "members", "weights_dtype")
 
 
 class StackedPropertyModel:

@@ -115,16 +115,19 @@ def train(args) -> None:
         print(json.dumps(card["members"][-1]), flush=True)
 
 
-def import_members(protocol: str, src: Path, name: str, runs: Path) -> Path:
+def import_members(protocol: str, src: Path, name: str, runs: Path,
+                   weights_dtype: str = "float32") -> Path:
     """Wrap ``src``'s members as a benchmark model folder ``runs/<protocol>/<name>`` (the card
-    records the GPU training); refuses members trained on other data or on a subset."""
+    records the GPU training); refuses members trained on other data or on a subset. With
+    ``weights_dtype="float16"`` the weights are stored at half the bytes (so a width-256 member
+    fits the shipped-weights budget); the card records what that does on the validation split."""
     import keras
     from bench_stability import IMPORTED, bartel_data, oqmd_data, save_trained
 
     import discovery.attention  # noqa: F401  (registers the attention layers)
     from discovery.featurizers import OneHot
     from discovery.properties import PropertyModel
-    from discovery.regressors import Ensemble
+    from discovery.regressors import Ensemble, write_card
     from discovery.tasks import frames_sha256
 
     if not IMPORTED.fullmatch(name):
@@ -150,7 +153,7 @@ def import_members(protocol: str, src: Path, name: str, runs: Path) -> Path:
     missing = [str(f) for f in files if not f.is_file()] or ([] if files else [str(src / "member_0.keras")])
     if missing:
         raise SystemExit(f"error: member file {missing[0]!r} missing")
-    ens = Ensemble([keras.models.load_model(f) for f in files])
+    ens = Ensemble([keras.models.load_model(f) for f in files], weights_dtype)
     model = PropertyModel("formation_energy", "eV/atom", OneHot(amounts="fractions"), ens)
     info = {"trained_on": card["device"], "backend": card["backend"], "config": card["config"],
             "best_epochs": [m["best_epoch"] for m in card["members"]],
@@ -159,6 +162,19 @@ def import_members(protocol: str, src: Path, name: str, runs: Path) -> Path:
             "members": len(files)}
     dest = runs / protocol / name
     save_trained(model, dest, name, info, data)
+    if weights_dtype != "float32":  # what the rounding does, measured on the validation split
+        x_val = OneHot(amounts="fractions").transform(data["val"]["formula"])
+        y_val = data["val"]["y"].to_numpy()
+        before = ens.predict(x_val)[0]
+        after = PropertyModel.load(dest).ensemble.predict(x_val)[0]
+        saved = json.loads((dest / "card.json").read_text())
+        saved["training"]["weights_rounding"] = rounding = {
+            "val_mae_float32": float(np.abs(before - y_val).mean()),
+            f"val_mae_{weights_dtype}": float(np.abs(after - y_val).mean()),
+            "max_abs_change": float(np.abs(after - before).max()),
+            "mean_abs_change": float(np.abs(after - before).mean())}
+        write_card(dest, saved)
+        print(f"{weights_dtype} weights: {rounding}")
     return dest
 
 
@@ -193,6 +209,8 @@ def main() -> None:
     im.add_argument("--from", dest="src", type=Path, required=True)
     im.add_argument("--name", required=True, help="attention-<tag>: the model's name in bench_stability.py")
     im.add_argument("--runs", type=Path, default=Path("runs/bench_stability"))
+    im.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32",
+                    help="float16: half the bytes, computed in float32 (the card records the effect)")
     args = ap.parse_args()
     if args.cmd == "export":
         export(args.protocol, args.out)
@@ -204,7 +222,7 @@ def main() -> None:
                              f"got {args.limit} and {args.minutes}")
         train(args)
     else:
-        print(f"wrote {import_members(args.protocol, args.src, args.name, args.runs)}")
+        print(f"wrote {import_members(args.protocol, args.src, args.name, args.runs, args.weights_dtype)}")
 
 
 if __name__ == "__main__":

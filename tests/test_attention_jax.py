@@ -96,6 +96,13 @@ def test_jax_members_are_seeded_and_predict_the_same_under_tensorflow(tmp_path, 
     saved = json.loads((dest / "card.json").read_text())
     assert saved["training"]["backend"] == "jax" and saved["members"] == 3
 
+    dest16 = mod.import_members("oqmd", run, "attention-tiny16", tmp_path / "runs", "float16")
+    half = PropertyModel.load(dest16)  # float16 weights: the card says what the rounding did
+    rounding = json.loads((dest16 / "card.json").read_text())["training"]["weights_rounding"]
+    change = np.abs(half.predict_amounts(amounts)[0] - np.mean(preds, axis=0))
+    assert half.card["weights_dtype"] == "float16" and 0 < change.max() == pytest.approx(
+        rounding["max_abs_change"], rel=1e-3)
+
     other = _frames(1)  # members trained on other data are refused, by the data hash
     monkeypatch.setattr(bench_stability, "oqmd_data", lambda: other)
     with pytest.raises(SystemExit, match="other data"):

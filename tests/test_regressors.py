@@ -112,3 +112,45 @@ def test_gbt_chooses_trees_on_validation_only():
     b = GBTRegressor(seed=0, max_trees=1500).fit(x[:400], y[:400], x[400:], noisy_val)
     assert a.best_trees_ >= b.best_trees_ and a.best_trees_ % 100 == 0
     assert np.abs(a.predict(x[400:]) - y[400:]).mean() < 0.5 * np.abs(y[400:] - y[:400].mean()).mean()
+
+
+def test_float16_weights_half_the_bytes_same_model(tmp_path):
+    """weights_dtype='float16' stores every weight as float16 (about half the file), loads back
+    into float32 layers holding exactly the rounded weights, and a re-save keeps the storage."""
+    import zipfile
+
+    import h5py
+
+    x, y = _data(300, 0)
+    xv, yv = _data(100, 1)
+    ens = Ensemble.fit(x, y, xv, yv, k=1, seed=0, hidden=(256, 128), max_epochs=2, batch_size=64)
+    t = np.random.default_rng(0).normal(size=(85, 5)).astype(np.float32)
+    a = np.zeros((50, 85))
+    a[np.arange(50), np.arange(50)] = 1.0
+    PropertyModel("tc", "K", GanEmbedding(t), ens).save(tmp_path / "f32", {})
+    ens.weights_dtype = "float16"
+    pm = PropertyModel("tc", "K", GanEmbedding(t), ens)
+    pm.save(tmp_path / "f16", {})
+    size = {d: (tmp_path / d / "member_0.keras").stat().st_size for d in ("f32", "f16")}
+    assert size["f16"] < 0.6 * size["f32"]
+    with zipfile.ZipFile(tmp_path / "f16" / "member_0.keras") as z, \
+            h5py.File(__import__("io").BytesIO(z.read("model.weights.h5"))) as h:
+        dtypes = set()
+        h.visititems(lambda _, v: dtypes.add(v.dtype) if isinstance(v, h5py.Dataset) else None)
+    assert dtypes == {np.dtype(np.float16)}
+    loaded = PropertyModel.load(tmp_path / "f16")
+    assert loaded.card["weights_dtype"] == "float16"
+    for w16, w in zip(loaded.ensemble.members[0].get_weights(), ens.members[0].get_weights(), strict=True):
+        assert w16.dtype == np.float32
+        np.testing.assert_array_equal(w16, w.astype(np.float16).astype(np.float32))
+    m32, m16 = pm.predict_amounts(a)[0], loaded.predict_amounts(a)[0]
+    assert not np.array_equal(m32, m16)
+    np.testing.assert_allclose(m16, m32, rtol=2e-3, atol=2e-3 * np.abs(m32).max())
+    loaded.save(tmp_path / "again", {})  # a stack re-saving its part keeps it float16
+    assert (tmp_path / "again" / "member_0.keras").stat().st_size == size["f16"]
+    card = (tmp_path / "f16" / "card.json")
+    card.write_text(card.read_text().replace('"float16"', '"int4"'))
+    with pytest.raises(Exception, match="weights_dtype 'int4'"):
+        PropertyModel.load(tmp_path / "f16")
+    with pytest.raises(ConfigError, match="'bfloat8'"):
+        Ensemble(ens.members, "bfloat8").save(tmp_path / "bad")
