@@ -95,7 +95,8 @@ def train(args) -> None:
     import jax
 
     card = {"protocol": meta["protocol"], "data": {"sha256": meta["sha256"]}, "splits": meta["splits"],
-            "config": config, "backend": keras.backend.backend(), "device": str(jax.devices()[0]),
+            "config": config, "backend": keras.backend.backend(),
+            "device": f"{jax.devices()[0].device_kind} ({jax.devices()[0]})",  # e.g. NVIDIA H200 (cuda:0)
             "limit": args.limit, "members": []}
     for i, seed in enumerate(seeds):
         t0 = time.perf_counter()
