@@ -118,7 +118,7 @@ class GanEmbedding(CompositionFeaturizer):
         return self._t
 
     def _features(self, a: np.ndarray) -> np.ndarray:
-        return _scale(a, self.amounts) @ self.embedding.astype(np.float64)
+        return batch_invariant_matmul(_scale(a, self.amounts), self.embedding.astype(np.float64))
 
     def feature_labels(self) -> list[str]:
         return [f"gan_embedding_{i}" for i in range(self.embedding.shape[1])]
@@ -136,6 +136,24 @@ class Magpie(CompositionFeaturizer):
         from discovery.magpie import magpie_labels
 
         return magpie_labels()
+
+
+def batch_invariant_matmul(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``a @ t`` for sparse rows (a composition has a few elements), each row summed over its
+    nonzero columns in ascending order, so a row's result does not depend on the rows beside it.
+    BLAS picks its blocking by batch size, which changed features in the last bit (and a run's
+    Tc in its 4th printed decimal) between a local and a Dask run of the same partitions."""
+    rows, cols = np.nonzero(a)  # row-major: each row's columns ascending
+    per_row = np.bincount(rows, minlength=a.shape[0])
+    slot = np.arange(len(rows)) - (np.cumsum(per_row) - per_row)[rows]
+    width = int(per_row.max(initial=0))
+    weights = np.zeros((a.shape[0], width), dtype=a.dtype)
+    index = np.zeros((a.shape[0], width), dtype=np.intp)
+    weights[rows, slot], index[rows, slot] = a[rows, cols], cols
+    out = np.zeros((a.shape[0], t.shape[1]), dtype=np.result_type(a, t))
+    for j in range(width):  # slots past a row's last element add 0 * t[0] = 0: no change
+        out += weights[:, j, None] * t[index[:, j]]
+    return out
 
 
 def load_embedding(t: np.ndarray | str | Path | None = None) -> np.ndarray:

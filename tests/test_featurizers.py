@@ -52,3 +52,23 @@ def test_bad_input_and_bad_embedding(tmp_path, t):
     (tmp_path / "bad.npy").write_bytes(b"nope")
     with pytest.raises(ModelFileError, match="corrupt"):
         load_embedding(tmp_path / "bad.npy")
+
+
+def test_gan_embedding_rows_do_not_depend_on_their_batch(t):
+    """A row's features are bit-identical whatever rows it is batched with (BLAS blocking by
+    batch size changed the last bit, and a local and a Dask run then printed different Tc), and
+    equal the plain matrix product to rounding."""
+    rng = np.random.default_rng(0)
+    a = np.zeros((3000, 85))
+    for i in range(len(a)):
+        k = rng.integers(1, 9)
+        a[i, rng.choice(85, k, replace=False)] = rng.integers(1, 13, k)
+    feat = GanEmbedding(t, amounts="fractions")
+    full = feat.transform_amounts(a)
+    cuts = np.sort(rng.choice(np.arange(1, len(a)), 40, replace=False))
+    parts = np.concatenate([feat.transform_amounts(c) for c in np.split(a, cuts)])
+    assert np.array_equal(parts, full)
+    assert np.array_equal(feat.transform_amounts(a[::-1]), full[::-1])
+    plain = (a / a.sum(1, keepdims=True)) @ t.astype(np.float64)
+    np.testing.assert_allclose(full, plain, rtol=1e-12, atol=1e-12)
+    assert feat.transform_amounts(np.zeros((0, 85))).shape == (0, t.shape[1])
