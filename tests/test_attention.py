@@ -108,3 +108,26 @@ def test_unknown_schedule_is_one_clear_error(data):
     r.schedule = "step"
     with pytest.raises(ConfigError, match="'step'"):
         r.fit(a[:64], y[:64], a[640:], y[640:])
+
+
+def test_ensemble_gives_each_row_as_many_tokens_as_elements(data):
+    """Ensemble.predict runs an attention member with k tokens on the rows of k elements: the
+    same predictions as with 8 tokens for all (to rounding), each row's bit-identical whatever
+    rows it is batched with, one graph per token count, and the layers left at 8 tokens."""
+    from discovery.attention import ElementTokens
+    from discovery.regressors import predict_model
+
+    a, y, t = data
+    r = _reg(t, 0, epochs=2).fit(a[:256], y[:256], a[640:], y[640:])
+    ens = Ensemble([r.model_])
+    x = np.concatenate([a, np.zeros((1, N_ELEMENTS), np.float32)])  # and an empty row
+    mean, std = ens.predict(x)
+    assert sorted(ens._forward) == [1, 2, 3, 4]  # the data's 2-4 elements, 1 for the empty row
+    np.testing.assert_allclose(mean, predict_model(r.model_, x), rtol=1e-5, atol=1e-5)
+    assert (std == 0).all()
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(x))
+    np.testing.assert_array_equal(ens.predict(x[order])[0], mean[order])
+    np.testing.assert_array_equal(np.concatenate([ens.predict(c)[0] for c in np.array_split(x, 7)]), mean)
+    assert all(f.experimental_get_tracing_count() == 1 for f in ens._forward.values())
+    assert [layer.max_tokens for layer in r.model_.layers if isinstance(layer, ElementTokens)] == [8]

@@ -98,7 +98,7 @@ def test_ensemble_predict_traces_once_for_every_batch_size():
         mean, std = ens.predict(x)
         want = np.stack([np.asarray(m(x)).ravel() for m in members])
         np.testing.assert_allclose(mean, want.mean(0), rtol=1e-5, atol=1e-6)
-    assert ens._forward.experimental_get_tracing_count() == 1
+    assert ens._forward[None].experimental_get_tracing_count() == 1
 
 
 def test_gbt_chooses_trees_on_validation_only():
