@@ -32,7 +32,9 @@ SCHEDULES = ("plateau", "cosine")
 @keras.saving.register_keras_serializable(package="discovery")
 class ElementTokens(layers.Layer):
     """Amounts [B, 85] -> (element indices [B, k], fractions [B, k]), largest first; absent
-    slots have fraction 0."""
+    slots have fraction 0. ``Ensemble.predict`` traces graphs with fewer tokens (marker below)."""
+
+    element_tokens = True
 
     def __init__(self, max_tokens: int = MAX_TOKENS, **kw):
         super().__init__(**kw)
@@ -121,8 +123,9 @@ class AttentionRegressor:
     ``schedule``: ``"plateau"`` halves the learning rate after ``lr_patience`` epochs without
     validation gain; ``"cosine"`` anneals it from ``learning_rate`` to 1/64 of it along a half
     cosine over ``max_epochs`` or, when ``max_minutes`` ends first, over that wall-clock budget,
-    so a run cut short by its budget (a lent GPU's minutes) still ends annealed. The rate of each
-    epoch is kept in ``history_["learning_rate"]``.
+    so a run cut short by its budget (a lent GPU's minutes) still ends annealed. Either schedule
+    keeps each epoch's rate in ``history_["learning_rate"]`` (the plateau one when
+    ``lr_patience`` > 0).
     """
 
     embedding: np.ndarray = field(repr=False, default=None)

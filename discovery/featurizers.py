@@ -148,11 +148,12 @@ def batch_invariant_matmul(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     slot = np.arange(len(rows)) - (np.cumsum(per_row) - per_row)[rows]
     width = int(per_row.max(initial=0))
     weights = np.zeros((a.shape[0], width), dtype=a.dtype)
-    index = np.zeros((a.shape[0], width), dtype=np.intp)
+    index = np.full((a.shape[0], width), t.shape[0], dtype=np.intp)  # empty slots: a zero row
     weights[rows, slot], index[rows, slot] = a[rows, cols], cols
+    padded = np.concatenate([t, np.zeros((1, t.shape[1]), dtype=t.dtype)])
     out = np.zeros((a.shape[0], t.shape[1]), dtype=np.result_type(a, t))
-    for j in range(width):  # slots past a row's last element add 0 * t[0] = 0: no change
-        out += weights[:, j, None] * t[index[:, j]]
+    for j in range(width):  # a row's empty slots add 0 * 0 = 0 exactly: no change
+        out += weights[:, j, None] * padded[index[:, j]]
     return out
 
 

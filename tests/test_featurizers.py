@@ -72,3 +72,15 @@ def test_gan_embedding_rows_do_not_depend_on_their_batch(t):
     plain = (a / a.sum(1, keepdims=True)) @ t.astype(np.float64)
     np.testing.assert_allclose(full, plain, rtol=1e-12, atol=1e-12)
     assert feat.transform_amounts(np.zeros((0, 85))).shape == (0, t.shape[1])
+
+
+def test_batch_invariant_matmul_pads_with_zeros_not_the_first_row():
+    """A row's empty slots add exact zeros even when T's first row is not finite."""
+    from discovery.featurizers import batch_invariant_matmul
+
+    t = np.arange(12, dtype=np.float64).reshape(4, 3)
+    t[0, 0] = np.inf
+    a = np.array([[0, 3.0, 0, 0], [0, 1.0, 2.0, 0]])
+    alone = batch_invariant_matmul(a[:1], t)
+    np.testing.assert_array_equal(batch_invariant_matmul(a, t)[:1], alone)
+    np.testing.assert_array_equal(alone, a[:1, 1:] @ t[1:])

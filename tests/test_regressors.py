@@ -154,3 +154,15 @@ def test_float16_weights_half_the_bytes_same_model(tmp_path):
         PropertyModel.load(tmp_path / "f16")
     with pytest.raises(ConfigError, match="'bfloat8'"):
         Ensemble(ens.members, "bfloat8").save(tmp_path / "bad")
+
+
+def test_float16_refuses_a_weight_it_cannot_hold(tmp_path):
+    from discovery.regressors import build_mlp, save_without_optimizer
+
+    m = build_mlp(4, np.zeros(4), np.ones(4), 0.0, 1.0, hidden=(3,))
+    w = m.get_weights()
+    w[0][0, 0] = 1e6
+    m.set_weights(w)
+    with pytest.raises(ConfigError, match="overflows float16"):
+        save_without_optimizer(m, tmp_path / "m.keras", "float16")
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
