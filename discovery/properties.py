@@ -100,12 +100,11 @@ class PropertyModel:
             featurizer: CompositionFeaturizer = GanEmbedding(d / "T.npy", **feat)
         else:
             featurizer = make_featurizer(name, **feat)
-        if card.get("weights_dtype", "float32") not in WEIGHTS_DTYPES:
-            raise ModelFileError(f"model card {str(card_file)!r}: weights_dtype {card['weights_dtype']!r} "
+        stored = card.get("weights_dtype", "float32")  # a re-save stores the weights alike
+        if stored not in WEIGHTS_DTYPES:
+            raise ModelFileError(f"model card {str(card_file)!r}: weights_dtype {stored!r} "
                                  f"is not one of {', '.join(WEIGHTS_DTYPES)}")
-        ensemble = Ensemble.load(d, k)
-        ensemble.weights_dtype = card.get("weights_dtype", "float32")  # a re-save stores them alike
-        return cls(card["property"], card["unit"], featurizer, ensemble, card)
+        return cls(card["property"], card["unit"], featurizer, Ensemble.load(d, k, stored), card)
 
 
 _CACHE: dict[str, object] = {}

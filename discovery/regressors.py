@@ -204,7 +204,7 @@ class Ensemble:
             raise ConfigError("an ensemble needs at least one member")
         self.members = members
         self.weights_dtype = weights_dtype  # how save() stores the weights (float16: half the bytes)
-        self._forward = None  # compiled on first predict
+        self._forward: dict = {}  # token count (None: as built) -> graph, traced on first use
         # element-token layers (the attention model) and their built token counts, read once:
         # tracing sets the counts for a moment (under _TRACING), so they are never read later
         self._token_layers = [layer for m in members for layer in m.layers
@@ -240,8 +240,6 @@ class Ensemble:
 
     def _predict_with(self, tokens: int | None, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Member predictions [K, N] from the graph for ``tokens`` element tokens (None: as built)."""
-        if self._forward is None:
-            self._forward = {}
         if tokens not in self._forward:
             import tensorflow as tf
 
@@ -285,10 +283,10 @@ class Ensemble:
             save_without_optimizer(m, directory / f"member_{i}.keras", self.weights_dtype)
 
     @classmethod
-    def load(cls, directory: Path, k: int) -> Ensemble:
+    def load(cls, directory: Path, k: int, weights_dtype: str = "float32") -> Ensemble:
         from discovery.gan.io import load_keras_model
 
-        return cls([load_keras_model(directory / f"member_{i}.keras") for i in range(k)])
+        return cls([load_keras_model(directory / f"member_{i}.keras") for i in range(k)], weights_dtype)
 
 
 def write_card(directory: Path, card: dict) -> None:
