@@ -103,8 +103,9 @@ def fit_keras(reg, model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.n
 WEIGHTS_DTYPES = ("float32", "float16")
 # Attention batches are padded to a multiple of this many rows: a multiple of 8 keeps a row's
 # result independent of its batch (below), and 64 keeps the number of distinct shapes (each
-# costs TensorFlow/oneDNN cached kernels) small: peak RSS 1,281 MB at 8 and 1,108 MB at 64 over
-# 150 batches of 300-1,500 rows (1,222 MB with 8 tokens for all, unpadded).
+# costs TensorFlow/oneDNN cached kernels) small: peak RSS 1,358 MB at 8 and 1,190 MB at 64 over
+# 150 batches of 300-1,500 rows (1,303 MB with 8 tokens for all, unpadded;
+# research/probe_token_batches.py rss).
 _PAD_ROWS = 64
 _TRACING = threading.Lock()  # a graph per token count is traced with the layers' count set
 
@@ -222,9 +223,10 @@ class Ensemble:
     def predict(self, x: np.ndarray, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) over the members. Members over element tokens (the attention model) see
         each row with as many tokens as it has elements, rows grouped by that count: the
-        formation-energy stack ran 2.3x faster than with 8 tokens for all on OQMD's mostly
-        ternary rows in 50,000-row batches (1.3x in 1,000-row ones), the same predictions to
-        ~1e-7, and a row's prediction still does not depend on the rows beside it."""
+        formation-energy stack ran 2.2x faster than with 8 tokens for all on OQMD's mostly
+        ternary rows in 50,000-row batches (1.3x in 1,000-row ones; research/
+        probe_token_batches.py speed), the same predictions to ~1e-7, and a row's prediction
+        still does not depend on the rows beside it."""
         x = np.asarray(x, dtype=np.float32)
         if len(x) == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
@@ -266,7 +268,7 @@ class Ensemble:
         for i in range(0, len(x), batch_size):
             chunk = x[i:i + batch_size]
             # With fewer than 8 tokens a row's result changed in the last bit with the number of
-            # rows beside it (measured: 54 of 15,239 ternary rows over 41 batchings); padding
+            # rows beside it (54 of 15,239 ternary rows over 41 batchings: probe ... batching); padding
             # each batch to a multiple of 8 rows, as 8 tokens always gives, removed that.
             # _PAD_ROWS (64) is such a multiple.
             pad = (-len(chunk)) % _PAD_ROWS if tokens else 0
