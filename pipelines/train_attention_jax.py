@@ -180,6 +180,9 @@ def import_members(protocol: str, src: Path, name: str, runs: Path,
 
 
 def main() -> None:
+    from discovery.attention import SCHEDULES  # Keras, on the backend chosen above
+    from discovery.regressors import WEIGHTS_DTYPES
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     ex = sub.add_parser("export", help="write the splits as element fractions (here)")
@@ -200,7 +203,7 @@ def main() -> None:
     tr.add_argument("--max-epochs", type=int, default=300)
     tr.add_argument("--patience", type=int, default=20)
     tr.add_argument("--lr-patience", type=int, default=8)
-    tr.add_argument("--schedule", choices=["plateau", "cosine"], default="plateau",
+    tr.add_argument("--schedule", choices=SCHEDULES, default="plateau",
                     help="cosine: anneal over --max-epochs or --minutes, whichever ends first")
     tr.add_argument("--limit", type=int, default=0, help="train on the first N rows only (smoke tests)")
     tr.add_argument("--checkpoints", action="store_true", help="save each epoch and resume from it")
@@ -210,7 +213,7 @@ def main() -> None:
     im.add_argument("--from", dest="src", type=Path, required=True)
     im.add_argument("--name", required=True, help="attention-<tag>: the model's name in bench_stability.py")
     im.add_argument("--runs", type=Path, default=Path("runs/bench_stability"))
-    im.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32",
+    im.add_argument("--weights-dtype", choices=WEIGHTS_DTYPES, default="float32",
                     help="float16: half the bytes, computed in float32 (the card records the effect)")
     args = ap.parse_args()
     if args.cmd == "export":
