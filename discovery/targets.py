@@ -10,7 +10,8 @@ Grammar (whitespace anywhere, ``and`` case-insensitive)::
     condition  := PROP OP NUMBER | NUMBER OP PROP | NUMBER OP PROP OP NUMBER
     OP         := "<" | "<=" | ">" | ">="      (no "==": predictions are continuous)
 
-A chained range must point one way (``1<bandgap<3`` or ``3>bandgap>1``) and be non-empty.
+A chained range must point one way (``1<bandgap<3`` or ``3>bandgap>1``) and be non-empty, and
+so must the conditions on one property taken together (``bandgap>3 and bandgap<1`` is refused).
 """
 
 from __future__ import annotations
@@ -166,7 +167,26 @@ def parse_target(text: str, properties: Mapping[str, str] = PROPERTIES) -> Targe
         if i == len(clauses) - 1:
             raise fail(f"dangling '{separators[-1].text}' at the end")
         raise fail(f"empty condition between '{separators[i - 1].text}' and '{separators[i].text}'")
-    return Target(tuple(_parse_condition(c, properties, fail) for c in clauses))
+    target = Target(tuple(_parse_condition(c, properties, fail) for c in clauses))
+    _check_satisfiable(target, fail)
+    return target
+
+
+def _check_satisfiable(target: Target, fail: _Fail) -> None:
+    """Refuse conditions on one property that no value meets together (``bandgap>3 and
+    bandgap<1``), as a chained empty range is refused: such a run could never keep a candidate."""
+    for prop in target.properties:
+        conds = [c for c in target.conditions if c.prop == prop]
+        lo, lo_inc, hi, hi_inc = -math.inf, False, math.inf, False
+        for c in conds:  # the tightest bounds; at a tie the exclusive one is tighter
+            if c.lower is not None and (c.lower > lo or (c.lower == lo and not c.lower_inclusive)):
+                lo, lo_inc = c.lower, c.lower_inclusive
+            if c.upper is not None and (c.upper < hi or (c.upper == hi and not c.upper_inclusive)):
+                hi, hi_inc = c.upper, c.upper_inclusive
+        if lo > hi or (lo == hi and not (lo_inc and hi_inc)):
+            text = " and ".join(c.describe() for c in conds)
+            raise fail(f"conditions '{text}' on {prop} cannot all hold (no value is above "
+                       f"{_fmt(lo)} and below {_fmt(hi)})")
 
 
 def parse_sort(text: str, properties: Mapping[str, str] = PROPERTIES) -> tuple[str, bool]:

@@ -35,6 +35,7 @@ def no_models(monkeypatch):
     (["--n", "lots"], "--n must be a whole number such as 100000 or 1e6, got 'lots'"),
     (["--n", "-1e3"], "--n must be a positive number of samples"),
     (["--target", "gap>1"], "unknown property 'gap'"),
+    (["--target", "bandgap>3 and bandgap<1"], "cannot all hold"),  # issue 26 item 5
 ])
 def test_impossible_or_bad_options_fail_before_loading(args, fragment, no_models):
     r = runner.invoke(app, ["run", "--n", "100", *args] if "--n" not in args else ["run", *args])

@@ -49,6 +49,8 @@ VALID = [
     ("bandgap>1.5,tc>=30 And formation_energy<0",
      [gt("bandgap", 1.5), gt("tc", 30.0, inclusive=True), lt("formation_energy", 0.0)]),
     ("bandgap>1 and bandgap<3", [gt("bandgap", 1.0), lt("bandgap", 3.0)]),
+    ("bandgap>=1 and bandgap<=1", [gt("bandgap", 1.0, inclusive=True), lt("bandgap", 1.0, inclusive=True)]),
+    ("bandgap>3 and tc<1", [gt("bandgap", 3.0), lt("tc", 1.0)]),
 ]
 
 
@@ -209,6 +211,11 @@ INVALID = [
     (">1.5", "'>'"),
     ("1<3", "'1<3'"),
     ("1<2<3", "'1<2<3'"),
+    # issue 26 item 5: conditions on one property that no value meets together
+    ("bandgap>3 and bandgap<1", "'bandgap > 3 and bandgap < 1' on bandgap cannot all hold"),
+    ("bandgap>=1, bandgap<1", "cannot all hold"),
+    ("bandgap>1 and tc>0 and bandgap<=1", "'bandgap > 1 and bandgap <= 1' on bandgap"),
+    ("1<bandgap<3 and bandgap>5", "cannot all hold"),
 ]
 
 
