@@ -64,6 +64,7 @@ REASON_MALFORMED = "malformed formula"
 REASON_UNKNOWN_ELEMENT = "unknown element"
 REASON_OUTSIDE_VOCAB = "element outside the 85-element vocabulary"
 REASON_BAD_AMOUNT = "negative amount"
+REASON_NOT_FINITE = "non-finite amount"
 REASON_NOT_INTEGER = "non-integer amount"
 REASON_TOO_MANY = "amount above 8"
 
@@ -151,9 +152,13 @@ def _fill_row(row: np.ndarray, amts: dict[str, float]) -> None:
             if _is_real_element(sym):
                 raise _Fail(REASON_OUTSIDE_VOCAB, f"element {sym!r} is outside the 85-element vocabulary")
             raise _Fail(REASON_UNKNOWN_ELEMENT, f"unknown element {sym!r}")
+        if not np.isfinite(amt):  # pymatgen reads 'Cl1e400' as an infinite amount
+            raise _Fail(REASON_NOT_FINITE, f"amount {amt:g} of {sym} is not a finite number")
         if not amt > 0:
             raise _Fail(REASON_BAD_AMOUNT, f"negative amount {amt:g} of {sym}")
         row[j] = amt
+    if not np.isfinite(row.sum()):  # each finite, the total not ('Na1e308Cl1e308')
+        raise _Fail(REASON_NOT_FINITE, "amounts too large: their total is not a finite number")
 
 
 def _as_list(formulas: object) -> list:

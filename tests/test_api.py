@@ -33,6 +33,17 @@ def test_predict_skip_reports_bad_rows_and_keeps_positions():
         discovery.predict(["Fe2O3"], errors="ignore")
 
 
+def test_predict_skip_names_an_infinite_amount_instead_of_failing_the_batch():
+    """Issue 26 item 9: pymatgen reads 'NaCl1e400' as an infinite amount of Cl."""
+    with pytest.warns(PredictionWarning, match=r"row 1: 'NaCl1e400': amount inf of Cl is not a finite"):
+        df = discovery.predict(["NaCl", "NaCl1e400", "Na1e308Cl1e308"], properties=("bandgap",),
+                               errors="skip")
+    assert df["formula"].tolist() == ["NaCl"] and np.isfinite(df["bandgap"]).all()
+    assert df.attrs["skipped"] == {"non-finite amount": 2}
+    with pytest.raises(CompositionError, match="'NaCl1e400': amount inf of Cl is not a finite number"):
+        discovery.predict(["NaCl", "NaCl1e400"])
+
+
 def test_predict_warns_beyond_the_training_data():
     with pytest.warns(PredictionWarning, match=r"'NaCl100' lie beyond the training data of the bandgap"):
         df = discovery.predict(["NaCl", "NaCl100"])

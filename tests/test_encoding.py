@@ -46,6 +46,8 @@ def test_round_trip_whole_gan_set(shared_dir):
         ("Fe1.5O", "non-integer amount 1.5 of Fe"),
         ("He2O", "element 'He' is outside"),
         ("", "empty formula"),
+        ("NaCl1e400", "amount inf of Cl is not a finite number"),  # issue 26 item 9
+        ("Na1e308Cl1e308", "their total is not a finite number"),
     ],
 )
 def test_bad_input_names_the_value(formula, fragment):
