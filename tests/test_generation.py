@@ -307,6 +307,34 @@ def test_cli_run_with_another_generator(tmp_path, crabnet_cache):
     assert summary["settings"]["generator_version"] == trained != version
 
 
+def test_generator_dir_of_another_kind_is_named_in_one_line(tmp_path, monkeypatch):
+    """Issue 26 item 10: a --generator-dir holding another kind said only that a state file
+    was missing; now the line names the kind it holds, before any model loads."""
+    import shutil
+
+    import discovery.pipeline as pipeline_mod
+    from discovery.data import DataError
+
+    def boom(*args, **kwargs):
+        raise AssertionError("models loaded before --generator-dir was checked")
+
+    shutil.copytree(registry.shipped_dir("random"), tmp_path / "random")
+    with pytest.raises(ConfigError, match="holds a 'random' generator, not 'pattern-random'; "
+                                          "pass --generator random"):
+        registry.generator_version("pattern-random", tmp_path / "random")
+    monkeypatch.setattr(pipeline_mod.Pipeline, "default", classmethod(boom))
+    r = runner.invoke(app, ["run", "--n", "100", "--generator", "random", "--generator-dir",
+                            str(registry.shipped_dir("lm"))])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "holds a 'lm' generator, not 'random'; pass --generator lm" in " ".join(r.output.split())
+    assert len(r.output.strip().splitlines()) == 1
+    # a card that names no kind (the WGAN's): the files say which generator it is
+    with pytest.raises(DataError, match="random.npz' not found; .* looks like a 'wgan' generator"):
+        registry.load_generator("random", registry.shipped_dir("wgan"))
+    assert registry.load_generator("random", tmp_path / "random").card["version"] == \
+        registry.card("random")["version"]  # the right kind still loads
+
+
 def test_wgan_is_a_registered_generator_with_seeded_batch_independent_samples(tmp_path):
     import shutil
 

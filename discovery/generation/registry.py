@@ -85,10 +85,66 @@ def trainable_names() -> list[str]:
     return [n for n in generator_names() if REGISTRY[n].trainable]
 
 
+def saved_kind(card: dict) -> str | None:
+    """The registry name a model card records (``discover train`` writes ``name``; the LM's
+    card ``generator``), or None when it records none."""
+    for key in ("name", "generator"):
+        value = card.get(key)
+        if isinstance(value, str) and value in REGISTRY:
+            return value
+    return None
+
+
+def check_generator_dir(name: str | None, directory: Path | str) -> dict:
+    """The card of ``directory`` for generator ``name``; a one-line ConfigError when the
+    directory holds another kind of generator (its card names it) or none at all."""
+    from discovery.generation.base import read_card
+
+    name = DEFAULT if name is None else name
+    entry(name)
+    card = read_card(Path(directory), ConfigError, f"{name} generator")
+    kind = saved_kind(card)
+    if kind is not None and kind != name:
+        raise ConfigError(f"--generator-dir {str(directory)!r} holds a {kind!r} generator, not {name!r}; "
+                          f"pass --generator {kind} to run it")
+    return card
+
+
+def _kind_by_files(directory: Path) -> str | None:
+    """The registered generator whose shipped files (besides card.json) ``directory`` holds,
+    the one with the most such files; None when none fits. Only a hint for an error message."""
+    try:
+        have = {p.name for p in directory.iterdir()}
+    except OSError:
+        return None
+    best, most = None, 0
+    for name in REGISTRY:
+        try:
+            files = {p.name for p in shipped_dir(name).iterdir()} - {"card.json", "__pycache__"}
+        except OSError:
+            continue
+        if files and files <= have and len(files) > most:
+            best, most = name, len(files)
+    return best
+
+
 def load_generator(name: str | None = None, directory: Path | str | None = None) -> Generator:
     """The shipped generator ``name`` (default: ``DEFAULT``), or one saved in ``directory``."""
     cls = generator_class(name)
-    gen = cls.load(Path(directory) if directory is not None else shipped_dir(name))
+    if directory is None:
+        gen = cls.load(shipped_dir(name))
+    else:
+        check_generator_dir(name, directory)
+        try:
+            gen = cls.load(Path(directory))
+        except Exception as exc:
+            from discovery.errors import user_errors
+
+            guess = _kind_by_files(Path(directory))
+            if not isinstance(exc, user_errors()) or guess in (None, DEFAULT if name is None else name):
+                raise
+            raise type(exc)(f"{exc}; --generator-dir {str(directory)!r} looks like a {guess!r} generator "
+                            f"(its files match the shipped one's): pass --generator {guess}") from None
     gen.name = DEFAULT if name is None else name  # the registry name (one class may serve several)
     return gen
 
@@ -99,8 +155,8 @@ def generator_version(name: str | None = None, directory: Path | str | None = No
     from discovery.generation.base import read_card
 
     entry(name)
-    return str(read_card(Path(directory) if directory is not None else shipped_dir(name)).get("version",
-                                                                                               "unknown"))
+    card = check_generator_dir(name, directory) if directory is not None else read_card(shipped_dir(name))
+    return str(card.get("version", "unknown"))
 
 
 _LOADED: dict[str, Generator] = {}
