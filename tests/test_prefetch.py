@@ -48,3 +48,24 @@ def test_runs_ahead_while_consumer_works():
         time.sleep(0.1)  # "filter" work, overlapped with the next item's production
     wall = time.perf_counter() - t0
     assert wall < 0.75 and stream.seconds >= 0.4  # serial would take 0.8 s
+
+
+def test_close_waits_for_the_producer_and_closes_the_source():
+    """Issue 26 item 11: a producer thread still inside TensorFlow when the interpreter exits
+    aborts the process (exit 134, 'terminate called without an active exception'); closing
+    the stream, as an error ending the run does, must leave no producer running."""
+    closed = []
+
+    def source():
+        try:
+            for i in range(1000):
+                time.sleep(0.2)  # a chunk's generation, the GIL released
+                yield i
+        finally:
+            closed.append(True)
+
+    with pytest.raises(RuntimeError, match="filter failed"):
+        with Prefetcher(source(), depth=2) as stream:
+            next(stream)
+            raise RuntimeError("filter failed")
+    assert not stream._thread.is_alive() and closed == [True]
