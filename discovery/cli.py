@@ -120,6 +120,7 @@ def data_info() -> None:
 @app.command("run")
 @friendly_errors
 def run_cmd(
+    ctx: typer.Context,
     n: Annotated[str, typer.Option("--n", metavar="N",
                                    help="Compositions to sample: 100000, 1e6, 2.5e5.")] = "100000",
     target: Annotated[str, typer.Option(help=f"e.g. 'bandgap>1.5', '1<bandgap<3 and formation_energy<0'; "
@@ -164,6 +165,13 @@ def run_cmd(
 
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
+    if engine == "dask":
+        from discovery.engines.dask import check_options
+
+        check_options(scheduler, workers)
+    elif scheduler is not None or workers is not None:
+        raise ConfigError(f"--{'scheduler' if scheduler is not None else 'workers'} applies to --engine "
+                          "dask only; add --engine dask or drop it")
     filters = [load_filter(spec) for spec in (filter or [])]
     name = generator or DEFAULT
     entry(name)  # an unknown generator fails here, naming the known ones
@@ -172,22 +180,29 @@ def run_cmd(
     spec = build_spec(_parse_count(n), target, seed, filters, sort, include.split(","), exclude.split(","),
                       max_elements, oxidation_states, batch_size, kappa, partition_size, name,
                       generator_version(name, generator_dir), gen_dir)
-    from discovery.outputs import check_destination, write_reports
+    from discovery.outputs import ReportLock, check_destination, write_reports
     from discovery.report import console_tables, default_report_path
 
+    directory = resume or run_dir
+    if engine == "dask":
+        directory = directory or default_report_path(spec.settings(), Path("runs")).with_suffix("")
+    if directory is not None:  # a resume typo or another run's directory is refused before the models load
+        from discovery.engines.store import check_run_dir
+
+        check_run_dir(directory, spec, resume=resume is not None)
     path = out or default_report_path(spec.settings())
-    check_destination(path, spec.settings(), plot, overwrite)  # before any sampling or model load
-    from discovery.pipeline import Pipeline
+    lock = ReportLock(path)  # held until this command ends: a second run at --out refuses
+    check_destination(path, spec.settings(), plot, overwrite, lock)  # before any sampling or model load
+    ctx.call_on_close(lock.release)
+    from discovery.pipeline import FilterError, Pipeline
 
     pipe = Pipeline.default(seed=seed, generator=name, generator_dir=generator_dir)
     pipe.check_models(spec)
-    directory = resume or run_dir
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         if engine == "dask":
             from discovery.engines.dask import DaskEngine
 
-            directory = directory or default_report_path(spec.settings(), Path("runs")).with_suffix("")
             result = DaskEngine(directory, scheduler, workers, resume=resume is not None,
                                 progress=True).run(spec)
         else:
@@ -196,8 +211,13 @@ def run_cmd(
             result = LocalEngine(pipe, directory, resume=resume is not None, progress=True).run(spec)
     except KeyboardInterrupt:
         hint = f"; continue with --resume {directory}" if directory else " (no --run-dir: nothing kept)"
-        console.print(f"[yellow]interrupted[/yellow]: completed partitions are kept{hint}")
+        console.print(f"[yellow]interrupted[/yellow]: completed partitions are kept{hint}", highlight=False,
+                      soft_wrap=True)
         raise typer.Exit(code=130) from None
+    except FilterError as exc:  # the run did not finish: say what was kept
+        hint = (f"the completed partitions are kept: fix the filter, then --resume {directory}" if directory
+                else "nothing was kept (--run-dir keeps completed partitions)")
+        raise FilterError(f"{exc}; {hint}") from None
     models = {"generator": f"{pipe.sampler.name} {pipe.sampler.card.get('version', 'unknown')}",
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
     extra = {"known_index": pipe.known.describe(),

@@ -49,7 +49,7 @@ def load_filter(spec: str) -> Callable:
         raise ConfigError(f"filter {spec!r} must look like package.module:function")
     try:
         mod = importlib.import_module(mod_name)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a module that calls sys.exit on import, too
         raise ConfigError(f"cannot import filter module {mod_name!r} ({type(exc).__name__}: {exc})") from None
     fn = getattr(mod, attr, None)
     if not callable(fn):
@@ -72,6 +72,9 @@ def _apply_filter(fn: Callable, chunk: pd.DataFrame) -> np.ndarray:
             mask = fn(chunk)
     except Exception as exc:
         raise FilterError(f"filter {name} raised {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:  # not the end of the run it asks for: the run did not finish
+        raise FilterError(f"filter {name} called sys.exit({exc.code!r}); a filter must return a "
+                          "boolean mask") from None
     mask = np.asarray(mask)
     if mask.shape != (len(chunk),) or mask.dtype != bool:
         raise FilterError(f"filter {name} must return a boolean mask of length {len(chunk)}, "

@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from discovery.cli import app
+from discovery.errors import ConfigError
+from discovery.outputs import ReportLock
 from discovery.pipeline import Pipeline, RunSpec
 from discovery.report import default_report_path, write_csv
 
@@ -28,6 +31,30 @@ def make_out_dir_a_file(chunk: pd.DataFrame):
         shutil.rmtree(target, ignore_errors=True)
         target.write_text("not a folder any more")
     return chunk["n_elements"].to_numpy() > 0
+
+
+def exit_or_interrupt(chunk: pd.DataFrame):
+    """Passes everything; on call STOP_AT calls sys.exit(0) (or raises KeyboardInterrupt with
+    STOP_WITH=interrupt), as a careless custom filter might."""
+    _CALLS["n"] += 1
+    if _CALLS["n"] == int(os.environ.get("STOP_AT", "0")):
+        if os.environ.get("STOP_WITH") == "interrupt":
+            raise KeyboardInterrupt
+        sys.exit(0)
+    return chunk["n_elements"].to_numpy() > 0
+
+
+def lock_is_held(chunk: pd.DataFrame):
+    """Passes everything; records whether another run could take the report's lock now."""
+    try:
+        ReportLock(Path(os.environ["LOCKED_OUT"])).acquire().release()
+        _CALLS["lock_free"] = True
+    except ConfigError as exc:
+        _CALLS["refused"] = str(exc)
+    return chunk["n_elements"].to_numpy() > 0
+
+
+_CALLS: dict = {"n": 0}
 
 
 def make_png_a_directory(chunk: pd.DataFrame):
@@ -94,6 +121,8 @@ def _unwritable(kind: str, tmp_path: Path, monkeypatch) -> Path:
         return tmp_path / "file" / "r.csv"
     if kind == "name too long":
         return tmp_path / ("x" * 250 + ".csv")
+    if kind == "path too long":  # issue 26 item 6: beyond PATH_MAX, where pathlib's exists() raises
+        return tmp_path.joinpath(*["d" * 200] * 25) / "r.csv"
     if kind == "disk full":
         import discovery.outputs
 
@@ -114,7 +143,8 @@ def _unwritable(kind: str, tmp_path: Path, monkeypatch) -> Path:
     return tmp_path / "ro" / "r.csv"
 
 
-@pytest.mark.parametrize("kind", ["parent is a file", "name too long", "disk full", "read-only folder"])
+@pytest.mark.parametrize("kind", ["parent is a file", "name too long", "path too long", "disk full",
+                                  "read-only folder"])
 def test_unwritable_destination_fails_before_sampling(cli, monkeypatch, tmp_path, kind):
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampled before checking the destination")
@@ -127,6 +157,8 @@ def test_unwritable_destination_fails_before_sampling(cli, monkeypatch, tmp_path
         assert "No space left on device" in r.output
     if kind == "parent is a file":
         assert f"{tmp_path / 'file'} is a file, not a folder" in " ".join(r.output.split())
+    if kind == "path too long":
+        assert "File name too long" in r.output and "characters)" in r.output  # cut in the middle
     assert len(r.output.strip().splitlines()) == 1
 
 
@@ -191,3 +223,104 @@ def test_resume_typo_and_damaged_manifest_are_one_line_errors(cli, monkeypatch, 
     line = " ".join(r.output.split())
     assert "manifest.json is damaged" in line and f"--resume {run}" in line
     assert cli("--resume", run, "--no-plot").exit_code == 0  # rebuilt from the partitions
+
+
+# ----------------------------------------------------------------------------- issue 26
+
+
+@pytest.mark.parametrize("name", ["r.png", "r.summary.json", "r", "r.txt"])
+def test_out_must_name_a_csv_so_reports_never_share_a_name(cli, monkeypatch, tmp_path, name):
+    """Item 2: --out r.png had the plot replace the CSV."""
+    real = Pipeline.run_partition
+    monkeypatch.setattr(Pipeline, "run_partition", lambda *a, **k: pytest.fail("sampled"))
+    r = cli("--out", tmp_path / "pngout" / name)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "--out must name a .csv file" in " ".join(r.output.split())
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "pngout").exists()
+    (tmp_path / "folder").mkdir()
+    r = cli("--out", tmp_path / "folder")
+    assert r.exit_code == 2 and "is a folder; name the CSV file" in " ".join(r.output.split()), r.output
+    if name == "r.png":
+        monkeypatch.setattr(Pipeline, "run_partition", real)
+        r = cli("--out", tmp_path / "R.CSV")  # any case of .csv is a CSV
+        assert r.exit_code == 0, r.output
+        assert {p.name for p in tmp_path.iterdir()} == {"folder", "R.CSV", "R.summary.json", "R.png"}
+
+
+def test_a_second_run_at_the_same_out_refuses_while_the_first_holds_it(cli, monkeypatch, tmp_path):
+    """Item 1: two runs with one --out both wrote it; the report lock makes the second refuse."""
+    out = tmp_path / "same" / "r.csv"
+    (tmp_path / "same").mkdir()
+    first = ReportLock(out).acquire()  # another run, between its check and its write
+    try:
+        r = cli("--out", out, "--seed", "1", "--no-plot")
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        line = " ".join(r.output.split())
+        assert f"another run (pid {os.getpid()} on " in line and "is writing the report" in line
+        assert len(r.output.strip().splitlines()) == 1 and not out.exists()
+    finally:
+        first.release()
+    # during a run its lock is held (a second run refuses); afterwards it is gone
+    monkeypatch.setenv("LOCKED_OUT", str(out))
+    _CALLS.pop("lock_free", None)
+    r = cli("--out", out, "--no-plot", "--filter", f"{__name__}:lock_is_held")
+    assert r.exit_code == 0, r.output
+    assert "lock_free" not in _CALLS and "is writing the report" in _CALLS["refused"]
+    assert not ReportLock(out).path.exists() and out.is_file()
+    with ReportLock(out):  # released: the next run can take it
+        pass
+
+
+def test_failed_write_with_nowhere_else_to_save_says_so(cli, monkeypatch, tmp_path):
+    """Item 3: under `ulimit -f` no copy could be saved, yet the line said 'the results are
+    kept'. Now it says nothing was saved, or that the run directory keeps the partitions."""
+    import discovery.outputs as outputs
+
+    def too_large(result, path, models, extra=None):
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    real = outputs._write_result
+    monkeypatch.setattr(outputs, "_write_result", too_large)
+    monkeypatch.setattr(outputs.resource, "getrlimit", lambda what: (102400, outputs.resource.RLIM_INFINITY))
+    monkeypatch.chdir(tmp_path)
+    r = cli("--out", tmp_path / "r.csv", "--no-plot")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    line = " ".join(r.output.split())
+    assert "results are kept" not in line and "the results are lost" in line
+    assert "File too large: files are limited to 102,400 bytes here (ulimit -f)" in line
+    run = tmp_path / "run"
+    r = cli("--out", tmp_path / "r.csv", "--no-plot", "--run-dir", run)
+    line = " ".join(r.output.split())
+    assert r.exit_code == 2 and f"the completed partitions are kept in {run}" in line, r.output
+    assert f"--resume {run}" in line and "results are kept" not in line
+    monkeypatch.setattr(outputs, "_write_result", real)  # writing works again: --resume writes the
+    monkeypatch.setattr(Pipeline, "run_partition", lambda *a, **k: pytest.fail("recomputed a partition"))
+    r = cli("--out", tmp_path / "r.csv", "--no-plot", "--resume", run)
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(tmp_path / "r.csv")) > 0  # report from the kept partitions
+
+
+@pytest.mark.parametrize("stop_with, code, fragment", [
+    ("exit", 2, "called sys.exit(0); a filter must return a boolean mask; the completed partitions are kept"),
+    ("interrupt", 130, "interrupted: completed partitions are kept; continue with --resume"),
+])
+def test_filter_that_exits_or_interrupts_ends_the_run_and_resume_works(cli, monkeypatch, tmp_path,
+                                                                       stop_with, code, fragment):
+    """Item 4: a filter calling sys.exit(0) ended the run with exit 0, no report, no message."""
+    out, run = tmp_path / "r.csv", tmp_path / "run"
+    args = ("--out", out, "--no-plot", "--partition-size", "100", "--batch-size", "100", "--filter",
+            f"{__name__}:exit_or_interrupt")
+    _CALLS["n"] = 0
+    monkeypatch.setenv("STOP_AT", "2")  # partition 0 completes first
+    monkeypatch.setenv("STOP_WITH", stop_with)
+    r = cli(*args, "--run-dir", run)
+    assert r.exit_code == code and "Traceback" not in r.output, r.output
+    line = " ".join(r.output.split())
+    assert fragment in line and str(run) in line and not out.exists()
+    assert len([s for s in r.output.strip().splitlines() if not s.startswith("discover run:")]) == 1
+    monkeypatch.setenv("STOP_AT", "0")
+    r = cli(*args, "--resume", run)
+    assert r.exit_code == 0, r.output
+    clean = tmp_path / "clean.csv"
+    assert cli(*args[2:], "--out", clean).exit_code == 0
+    assert out.read_bytes() == clean.read_bytes()

@@ -123,6 +123,56 @@ def _manifest_problem(text: str) -> tuple[dict | None, str | None]:
     return manifest, None
 
 
+def _part_files(run_dir: Path) -> dict[int, list[Path]]:
+    parts: dict[int, list[Path]] = {}
+    if run_dir.is_dir():
+        for p in run_dir.iterdir():
+            m = _PART.match(p.name)
+            if m:
+                parts.setdefault(int(m.group(1)), []).append(p)
+    return parts
+
+
+def check_run_dir(run_dir: Path, spec: RunSpec, resume: bool) -> tuple[dict | None, str | None]:
+    """What opening ``run_dir`` for ``spec`` would refuse, as a one-line ConfigError, without
+    writing anything or reading partitions: the CLI calls it before any model loads. Returns
+    the parsed manifest (None when missing or damaged) and what is wrong with it (None when
+    sound, "missing" when absent)."""
+    run_dir = Path(run_dir)
+    settings = spec.settings()
+    if resume and not run_dir.is_dir():
+        what = "not a directory" if run_dir.exists() else "no such directory"
+        raise ConfigError(f"cannot resume {str(run_dir)!r}: {what} (start a new run with --run-dir)")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run directory {str(run_dir)!r} is a file, not a directory; choose another "
+                          "--run-dir")
+    manifest, problem = None, "missing"
+    path = run_dir / "manifest.json"
+    if path.is_file():
+        try:
+            manifest, problem = _manifest_problem(path.read_text(errors="replace"))
+        except OSError as exc:
+            problem = f"unreadable: {exc.strerror or exc}"
+    if manifest is not None:
+        if not resume:
+            raise ConfigError(f"run directory {str(run_dir)!r} already holds a run; pass --resume "
+                              "to continue it or choose another directory")
+        if manifest["settings"] != settings:
+            diff = sorted(k for k in settings if manifest["settings"].get(k) != settings[k])
+            raise ConfigError(f"cannot resume {str(run_dir)!r}: its run used different "
+                              f"settings ({', '.join(diff)})")
+    elif problem != "missing" or _part_files(run_dir):
+        what = (f"manifest.json is damaged ({problem})" if problem != "missing"
+                else "it holds partition files but no manifest.json")
+        if not resume:
+            raise ConfigError(f"run directory {str(run_dir)!r}: {what}; continue it with --resume "
+                              f"{run_dir}, which rebuilds the manifest from the partition files "
+                              "that verify, or choose another directory")
+    elif resume:
+        raise ConfigError(f"cannot resume {str(run_dir)!r}: no run there (no manifest.json)")
+    return manifest, problem
+
+
 class RunStore:
     """The manifest of a run directory: which partitions are done, under which settings.
 
@@ -138,34 +188,12 @@ class RunStore:
         self.path = self.dir / "manifest.json"
         self.settings = spec.settings()
         self._outputs: dict[int, PartitionOutput] = {}
-        if resume and not self.dir.is_dir():
-            what = "not a directory" if self.dir.exists() else "no such directory"
-            raise ConfigError(f"cannot resume {str(self.dir)!r}: {what} (start a new run with --run-dir)")
-        manifest, problem = None, "missing"
-        if self.path.is_file():
-            try:
-                manifest, problem = _manifest_problem(self.path.read_text(errors="replace"))
-            except OSError as exc:
-                problem = f"unreadable: {exc.strerror or exc}"
+        manifest, problem = check_run_dir(self.dir, spec, resume)
         parts = self._part_files()
-        if manifest is not None:
-            if not resume:
-                raise ConfigError(f"run directory {str(self.dir)!r} already holds a run; pass --resume "
-                                  "to continue it or choose another directory")
-            if manifest["settings"] != self.settings:
-                diff = sorted(k for k in self.settings if manifest["settings"].get(k) != self.settings[k])
-                raise ConfigError(f"cannot resume {str(self.dir)!r}: its run used different "
-                                  f"settings ({', '.join(diff)})")
-        elif problem != "missing" or parts:
+        if manifest is None and (problem != "missing" or parts):  # resume: check_run_dir refused otherwise
             what = (f"manifest.json is damaged ({problem})" if problem != "missing"
                     else "it holds partition files but no manifest.json")
-            if not resume:
-                raise ConfigError(f"run directory {str(self.dir)!r}: {what}; continue it with --resume "
-                                  f"{self.dir}, which rebuilds the manifest from the partition files "
-                                  "that verify, or choose another directory")
             log.warning("%s: %s; rebuilding it from the partition files that verify", self.dir, what)
-        elif resume:
-            raise ConfigError(f"cannot resume {str(self.dir)!r}: no run there (no manifest.json)")
         self.manifest = manifest or {"settings": self.settings, "partitions": {}}
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -176,13 +204,7 @@ class RunStore:
                               f"{exc.strerror or exc}") from None
 
     def _part_files(self) -> dict[int, list[Path]]:
-        parts: dict[int, list[Path]] = {}
-        if self.dir.is_dir():
-            for p in self.dir.iterdir():
-                m = _PART.match(p.name)
-                if m:
-                    parts.setdefault(int(m.group(1)), []).append(p)
-        return parts
+        return _part_files(self.dir)
 
     def _verify_and_tidy(self, parts: dict[int, list[Path]]) -> None:
         """Keep the partitions that verify (recorded, or complete on their own), remove the
