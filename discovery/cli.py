@@ -221,6 +221,8 @@ def run_cmd(
     models = {"generator": f"{pipe.sampler.name} {pipe.sampler.card.get('version', 'unknown')}",
               **{p: m.card.get("version", "unknown") for p, m in pipe.models.items()}}
     extra = {"known_index": pipe.known.describe(),
+             # draws the generator replaced because the index held them: `novel` never saw these
+             "generator_skipped_known": result.generator_skipped,
              "known_phases": (pipe.hulls.sources | {"phases_used": len(pipe.hulls)}) if pipe.hulls
              else None}
     written, warnings = write_reports(result, path, models, plot, fallback_dirs=[directory], extra=extra)

@@ -1,6 +1,8 @@
 """generate -> filter -> rank, in seeded partitions streamed in chunks (bounded memory).
 
-A run is cut into partitions (see RunSpec). Within a partition, each chunk of generator
+A run is cut into partitions (see RunSpec): partition i is the slice [i * size, (i + 1) * size)
+of the generator's one sequence for the run's seed, drawn without the compositions of the
+known-materials index (the generator skips them). Within a partition, each chunk of generator
 samples is decoded to count vectors, reduced, deduplicated against what the partition has
 seen, screened (charge neutrality, electronegativity balance, novelty, element rules,
 custom filters), and the survivors' properties predicted; candidates meeting the target are
@@ -98,9 +100,10 @@ def _element_indices(symbols: Iterable[str], option: str) -> list[int]:
 class RunSpec:
     """Everything that decides a run's result; picklable, so a worker can run a partition.
 
-    Partition i samples ``min(partition_size, n - i * partition_size)`` compositions from a
-    seed derived from (seed, i): the result does not depend on where or in which order
-    partitions run. Custom filters must judge each composition on its own for that to hold.
+    The generator's output for a run is one sequence fixed by the seed; partition i is its
+    slice ``partition_slice(i)``. The result does not depend on where or in which order
+    partitions run, nor on the partition or batch size. Custom filters must judge each
+    composition on its own for that to hold.
     """
 
     n: int
@@ -150,8 +153,18 @@ class RunSpec:
     def n_partitions(self) -> int:
         return -(-self.n // self.partition_size)
 
+    def partition_slice(self, i: int) -> tuple[int, int]:
+        """[start, stop) of partition i in the generator's sequence; a one-line ConfigError
+        naming i when it lies outside the run."""
+        if not isinstance(i, int | np.integer) or isinstance(i, bool) or not 0 <= i < self.n_partitions:
+            raise ConfigError(f"partition {i!r} is outside the run: it has partitions "
+                              f"0..{self.n_partitions - 1} of --n {self.n:,}")
+        start = int(i) * self.partition_size
+        return start, min(start + self.partition_size, self.n)
+
     def partition_samples(self, i: int) -> int:
-        return min(self.partition_size, self.n - i * self.partition_size)
+        start, stop = self.partition_slice(i)
+        return stop - start
 
     def settings(self) -> dict:
         """The JSON-able description (report summary, run-directory manifest)."""
@@ -160,7 +173,8 @@ class RunSpec:
                 "include": list(self.include), "exclude": list(self.exclude),
                 "max_elements": self.max_elements, "oxidation_states": self.oxidation_states,
                 "kappa": self.kappa, "filters": [_filter_name(f) for f in self.filters],
-                "generator": self.generator, "generator_version": self.generator_version}
+                "generator": self.generator, "generator_version": self.generator_version,
+                "generator_skips": "known-materials index"}
 
 
 # A unique composition's fate: the last funnel stage it reached (index into FUNNEL[2:]).
@@ -179,6 +193,7 @@ class PartitionOutput:
     stages: np.ndarray  # int8, STAGE_* per key
     candidates: pd.DataFrame
     seconds: dict[str, float]
+    generator_skipped: int = 0  # draws the generator replaced: their composition was known
 
 
 @dataclass
@@ -189,6 +204,7 @@ class RunResult:
     target: Target
     sort: tuple[str, bool]
     settings: dict = field(default_factory=dict)
+    generator_skipped: int = 0  # known compositions the generator skipped (never sampled)
 
 
 STABILITY_COLUMNS = ("e_hull", "e_hull_std", "decomposition", "e_hull_note")
@@ -298,9 +314,14 @@ class Pipeline:
         sampled = decoded = 0
         seen = np.zeros(0, dtype=np.uint64)
         all_keys, all_stages, kept = [], [], []
-        # The generator works a chunk ahead in a thread while this one is filtered and ranked.
-        stream = Prefetcher(self.sampler.iter_counts(spec.partition_samples(i), (spec.seed, i),
-                                                     spec.batch_size))
+        # The generator works a chunk ahead in a thread while this one is filtered and ranked;
+        # it skips known compositions, so novelty below only sees ones it could not know.
+        from discovery.generation.base import SkipTally
+
+        tally = SkipTally()
+        start, stop = spec.partition_slice(i)
+        stream = Prefetcher(self.sampler.iter_slice(start, stop, spec.seed, spec.batch_size,
+                                                    self.known.keys, tally))
         with stream:
             for counts in stream:
                 t0 = time.perf_counter()
@@ -343,7 +364,7 @@ class Pipeline:
         return PartitionOutput(i, sampled, decoded,
                                np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64),
                                np.concatenate(all_stages) if all_stages else np.zeros(0, np.int8),
-                               cands, seconds)
+                               cands, seconds, tally.skipped)
 
     def _predict_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt) -> tuple[pd.DataFrame, np.ndarray]:
         """Predict the target's properties, keep the rows meeting it, then predict the other
@@ -427,7 +448,7 @@ def merge_partitions(outputs: Sequence[PartitionOutput], spec: RunSpec, models: 
             seconds[k] = seconds.get(k, 0.0) + v
     tgt = parse_target(spec.target)
     return RunResult(rank_candidates(cands, spec.sort, spec.kappa), funnel, seconds, tgt, spec.sort,
-                     spec.settings())
+                     spec.settings(), sum(o.generator_skipped for o in outputs))
 
 
 def _empty(models: Iterable[str], with_key: bool = False) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from pathlib import Path
 REPORTS = Path(__file__).resolve().parent / "reports"
 
 
-def one(n: int, target: str, batch_size: int, e_hull: bool = True) -> dict:
+def one(n: int, target: str, batch_size: int, e_hull: bool = True, partition_size: int = 250_000) -> dict:
     from discovery.pipeline import Pipeline
 
     t0 = time.perf_counter()
@@ -29,10 +29,11 @@ def one(n: int, target: str, batch_size: int, e_hull: bool = True) -> dict:
         pipe.hulls = None  # candidates get empty e_hull columns
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = pipe.run(n, target, batch_size=batch_size)
+    res = pipe.run(n, target, batch_size=batch_size, partition_size=partition_size)
     wall = time.perf_counter() - t0
     gen = res.seconds["generate"]
-    return {"n": n, "target": target, "batch_size": batch_size, "e_hull": e_hull,
+    return {"n": n, "target": target, "batch_size": batch_size, "partition_size": partition_size,
+            "e_hull": e_hull,
             "load_seconds": round(load, 2),
             "wall_seconds": round(wall, 2), "seconds": {k: round(v, 2) for k, v in res.seconds.items()},
             "samples_per_second": round(n / wall),
@@ -43,7 +44,11 @@ def one(n: int, target: str, batch_size: int, e_hull: bool = True) -> dict:
             "filter_rank_seconds_over_generator": round(
                 sum(v for k, v in res.seconds.items() if k != "generate") / gen, 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "funnel": res.funnel, "generator": pipe.sampler.card.get("version")}
+            # CPU seconds of the whole process (load included): comparable on a shared machine
+            "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2])),
+            "funnel": res.funnel, "candidates": len(res.candidates),
+            "generator_skipped_known": getattr(res, "generator_skipped", None),
+            "generator": pipe.sampler.card.get("version")}
 
 
 def main() -> None:
@@ -52,6 +57,7 @@ def main() -> None:
     ap.add_argument("--compare", default=None, help="comma-separated n values, each in a fresh process")
     ap.add_argument("--target", default="bandgap>1.5")
     ap.add_argument("--batch-size", type=int, default=8192)
+    ap.add_argument("--partition-size", type=int, default=250_000)
     ap.add_argument("--no-e-hull", action="store_true", help="skip the convex-hull stage (for comparison)")
     args = ap.parse_args()
     if args.compare:
@@ -60,7 +66,7 @@ def main() -> None:
                             "--batch-size", str(args.batch_size),
                             *(["--no-e-hull"] if args.no_e_hull else [])], check=True)
         return
-    rec = one(args.n, args.target, args.batch_size, not args.no_e_hull)
+    rec = one(args.n, args.target, args.batch_size, not args.no_e_hull, args.partition_size)
     print(json.dumps(rec, indent=2))
     REPORTS.mkdir(parents=True, exist_ok=True)
     with open(REPORTS / "bench_run.json", "a") as f:

@@ -53,8 +53,8 @@ def write_partition(run_dir: Path, out: PartitionOutput, settings: dict) -> dict
     parquet_sha = _sha256(parquet) if write_once(ppath, parquet) else _sha256(ppath.read_bytes())
     buf = io.BytesIO()
     np.savez(buf, keys=out.keys, stages=out.stages, sampled=out.sampled, decoded=out.decoded,
-             seconds=json.dumps(out.seconds), settings=_settings_json(settings),
-             parquet_sha256=parquet_sha)
+             generator_skipped=out.generator_skipped, seconds=json.dumps(out.seconds),
+             settings=_settings_json(settings), parquet_sha256=parquet_sha)
     arrays = buf.getvalue()
     npz_sha = _sha256(arrays) if write_once(zpath, arrays) else _sha256(zpath.read_bytes())
     return {"files": {ppath.name: parquet_sha, zpath.name: npz_sha}}
@@ -86,7 +86,8 @@ def read_partition(run_dir: Path, index: int, entry: dict | None = None,
             raise ValueError(f"{ppath.name} fails its checksum")
         cands = pd.read_parquet(io.BytesIO(parquet))
         out = PartitionOutput(index, int(arrays["sampled"]), int(arrays["decoded"]), arrays["keys"],
-                              arrays["stages"], cands, json.loads(str(arrays["seconds"])))
+                              arrays["stages"], cands, json.loads(str(arrays["seconds"])),
+                              int(arrays.get("generator_skipped", 0)))
     except Exception as exc:  # missing, truncated, BadZipFile, pyarrow errors: recompute it
         log.warning("partition %d: %s; recomputing it", index, _reason(exc))
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -12,7 +11,7 @@ from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import CompositionError, decode_counts
 from discovery.gan.io import ModelFileError, load_keras_model
 from discovery.gan.models import LATENT_DIM
-from discovery.generation.base import Generator, read_card
+from discovery.generation.base import BlockGenerator, read_card
 
 # Generator calls run on sub-batches of this many rows: measured on this 2-core CPU, the
 # slim generator's activations for 8,192 rows (~200 MB a layer) spill out of cache and the
@@ -22,13 +21,13 @@ INNER_BATCH = 512
 SHIPPED_GAN_DIR = Path(__file__).resolve().parent.parent / "models" / "gan"
 
 
-class CompositionSampler(Generator):
-    """The WGAN generator (registry name ``wgan``): draws z ~ N(0, I) from a seeded stream,
-    runs the generator, decodes counts.
+class CompositionSampler(BlockGenerator):
+    """The WGAN generator (registry name ``wgan``): draws z ~ N(0, I) and the decoding
+    uniforms from the stream of each block of the sequence (``BlockGenerator``: block b seeded
+    by (seed, b)), runs the generator, decodes counts.
 
-    The draws for a seed form one stream whatever the batch size, so ``sample_counts(n)``
-    equals the concatenation of smaller requests with the same seed. The generator's
-    weights are read once, at the first draw (``inference.fast_logits``).
+    Any slice of a seed's sequence is computed from the blocks it touches, whatever the batch
+    size. The generator's weights are read once, at the first draw (``inference.fast_logits``).
     """
 
     name = "wgan"
@@ -75,24 +74,10 @@ class CompositionSampler(Generator):
         return np.concatenate([np.asarray(self._decode(z[i:i + step], u[i:i + step]))
                                for i in range(0, max(len(z), 1), step)])
 
-    def iter_counts(self, n: int, seed: int | tuple[int, ...] = 0,
-                    batch_size: int = 8192) -> Iterator[np.ndarray]:
-        """Yield integer count batches [<=batch_size, 85] totalling n rows.
-
-        ``seed`` may be a tuple, e.g. (run seed, partition index) for independent streams.
-        """
-        if n < 0:
-            raise ValueError(f"number of samples must be >= 0, got {n}")
-        base = list(seed) if isinstance(seed, tuple | list) else [seed]
-        z_rng = np.random.default_rng([*base, 0])
-        noise_rng = np.random.default_rng([*base, 1])
-        done = 0
-        while done < n:
-            m = min(batch_size, n - done)
-            z = z_rng.standard_normal((m, LATENT_DIM), dtype=np.float32)
-            u = noise_rng.random((m, N_ELEMENTS), dtype=np.float32)  # used by rule 'sample'
-            yield self.counts_for(z, u)
-            done += m
+    def _block(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        z = rng.standard_normal((size, LATENT_DIM), dtype=np.float32)
+        u = rng.random((size, N_ELEMENTS), dtype=np.float32)  # used by rule 'sample'
+        return self.counts_for(z, u).astype(np.int8)
 
 
 def _graph_decoder(generator: keras.Model, rule: str):

@@ -11,6 +11,7 @@ blocks, each seeded by (seed..., block index), so rows do not depend on the batc
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import threading
@@ -24,7 +25,17 @@ from discovery.atomic import atomic_write, recover_dir, replace_dir, staging_dir
 from discovery.elements import MAX_COUNT, N_ELEMENTS
 from discovery.encoding import composition_keys, first_occurrences, parse_formulas, reduce_counts
 from discovery.errors import ConfigError
-from discovery.generation.base import Generator, Seed, read_card, seed_sequence, state_version
+from discovery.generation.base import (
+    Generator,
+    Seed,
+    SkipTally,
+    attribute_skips,
+    in_sorted,
+    read_card,
+    rechunk,
+    seed_sequence,
+    state_version,
+)
 from discovery.generation.lm_tokens import (
     CANONICAL_SYMBOLS,
     MAX_ELEMENTS,
@@ -35,13 +46,15 @@ from discovery.generation.lm_tokens import (
 
 SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
 BEAM_BLOCK = 1 << 30  # the block index whose seed drives a stochastic beam
+SHARD_STREAM = (1 << 30) + 1  # the stream whose seed orders the shards of each cycle
 MAX_BEAM_WIDTH = 10_000_000  # beam ids are int32 row x vocabulary products
 
 DEFAULTS = {"units": 256, "embed_dim": 64, "temperature": 1.0, "top_p": None, "epochs": 40,
             "batch_size": 256, "learning_rate": 2e-3, "patience": 3, "val_fraction": 0.05,
             "block": 4096, "dropout": 0.0, "distinct": False,
             "min_fresh": 0.3, "temperature_step": 0.05, "max_temperature": 2.0,
-            "decoding": "sample", "beam_width": 100_000, "beam_temperature": 0.0, "reverse_weight": 0.25}
+            "decoding": "sample", "beam_width": 100_000, "beam_temperature": 0.0, "reverse_weight": 0.25,
+            "shards": 256, "draw_temperature": None}
 DECODINGS = ("sample", "beam")
 
 
@@ -80,6 +93,10 @@ def training_counts(formulas: Sequence[str]) -> tuple[np.ndarray, dict[str, int]
     return c[first_occurrences(composition_keys(c))].astype(np.int8), skipped
 
 
+def _as_tuple(seed: Seed) -> tuple[int, ...]:
+    return tuple(seed) if isinstance(seed, tuple | list) else (int(seed),)
+
+
 def counts_sha256(counts: np.ndarray) -> str:
     """SHA-256 of int8 count vectors [N, 85] (row order matters): the training-data hash."""
     return hashlib.sha256(np.ascontiguousarray(counts, dtype=np.int8).tobytes()).hexdigest()
@@ -109,7 +126,10 @@ class CompositionLM(Generator):
                   ("beam_width", lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool)
                    and 1 <= v <= MAX_BEAM_WIDTH, f"an integer in 1..{MAX_BEAM_WIDTH:,}"),
                   ("beam_temperature", lambda v: v >= 0, ">= 0"),
-                  ("reverse_weight", lambda v: 0 <= v <= 1, "in [0, 1]"))
+                  ("reverse_weight", lambda v: 0 <= v <= 1, "in [0, 1]"),
+                  ("shards", lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool)
+                   and 1 <= v <= 65_536, "an integer in 1..65,536"),
+                  ("draw_temperature", lambda v: v is None or v > 0, "None or > 0"))
         for key, ok, what in checks:
             try:
                 good = bool(ok(self.hparams[key]))
@@ -121,7 +141,7 @@ class CompositionLM(Generator):
         self.extra_models: list = []  # further networks decoded with ``model`` as a product of experts
         self.reverse_models: list = []  # networks over the reversed element order that rescore the beam
         self._sampler = None
-        self._beam_heads: dict = {}
+        self._beam_heads: dict = {}  # the last head: {key: (counts, its keys sorted, skipped, shards)}
         self._beam_lock = threading.Lock()  # one search at a time (a prefetch thread may ask too)
 
     # -- network ---------------------------------------------------------------------------
@@ -134,8 +154,10 @@ class CompositionLM(Generator):
     def with_options(self, temperature: float | None = None, top_p: float | None = None,
                      distinct: bool | None = None, **decoding) -> CompositionLM:
         """The same networks with other sampling options (shares the weights); ``decoding``
-        takes ``decoding``, ``beam_width``, ``beam_temperature`` and ``reverse_weight``."""
-        bad = set(decoding) - {"decoding", "beam_width", "beam_temperature", "reverse_weight"}
+        takes ``decoding``, ``beam_width``, ``beam_temperature``, ``reverse_weight``, ``shards``,
+        ``draw_temperature`` and ``block``."""
+        bad = set(decoding) - {"decoding", "beam_width", "beam_temperature", "reverse_weight", "shards",
+                               "draw_temperature", "block"}
         if bad:
             raise ConfigError(f"unknown CompositionLM option {sorted(bad)[0]!r}")
         hp = {k: v for k, v in (("temperature", temperature), ("top_p", top_p), ("distinct", distinct),
@@ -187,23 +209,43 @@ class CompositionLM(Generator):
             self._sampler = GRUSampler(self._weights()[0], self.hparams["top_p"])
         return self._sampler
 
-    def beam_head(self, seed: Seed = 0) -> np.ndarray:
-        """The beam search's distinct compounds int8 [<= beam_width, 85], best first; the last
-        one computed is kept (at beam_temperature 0 it does not depend on the seed)."""
+    def beam_head(self, seed: Seed = 0, skip: np.ndarray | None = None) -> np.ndarray:
+        """The beam search's distinct compounds int8 [<= beam_width, 85], best first, none in
+        ``skip`` (sorted uint64 keys); the last one computed is kept (at beam_temperature 0 it
+        does not depend on the seed)."""
+        return self._head(seed, skip)[0]
+
+    def _head(self, seed: Seed, skip: np.ndarray | None) -> tuple:
+        """(head counts, their keys sorted, compositions the search dropped for ``skip``, the
+        shards of the draws after it), computed once per (seed if stochastic, width, skip)."""
+        import hashlib
+
         hp = self.hparams
         stochastic = hp["beam_temperature"] > 0
-        key = (str(seed) if stochastic else "", int(hp["beam_width"]), float(hp["beam_temperature"]))
+        digest = None if skip is None else hashlib.sha256(skip.tobytes()).hexdigest()
+        key = (str(seed) if stochastic else "", int(hp["beam_width"]), float(hp["beam_temperature"]),
+               hp["decoding"], digest)
         with self._beam_lock:
             if key not in self._beam_heads:
-                self._beam_heads = {key: self._search_head(seed)}
+                if hp["decoding"] == "beam":
+                    head, skipped = self._search_head(seed, skip)
+                else:
+                    head, skipped = np.zeros((0, N_ELEMENTS), dtype=np.int8), 0
+                head_keys = np.unique(composition_keys(head))
+                drop = head_keys if skip is None else np.union1d(head_keys, skip)
+                from discovery.generation.lm_shards import build_shards
+
+                shards = build_shards(self._weights()[0], float(hp["temperature"]), int(hp["shards"]), drop)
+                self._beam_heads = {key: (head, head_keys, skipped, shards)}
             return self._beam_heads[key]
 
-    def _search_head(self, seed: Seed) -> np.ndarray:
+    def _search_head(self, seed: Seed, skip: np.ndarray | None = None) -> tuple[np.ndarray, int]:
         from discovery.generation.lm_beam import GRUBeamSearch
 
         hp = self.hparams
-        counts, logp = GRUBeamSearch(self._weights()).search(
-            int(hp["beam_width"]), self.block_seed(seed, BEAM_BLOCK), float(hp["beam_temperature"]))
+        search = GRUBeamSearch(self._weights())
+        counts, logp = search.search(int(hp["beam_width"]), self.block_seed(seed, BEAM_BLOCK),
+                                     float(hp["beam_temperature"]), skip)
         canonical = (reduce_counts(counts) == counts).all(axis=1)  # A2B2: AB's non-canonical twin
         counts, logp = counts[canonical], logp[canonical]
         if self.reverse_models:
@@ -218,7 +260,7 @@ class CompositionLM(Generator):
                 rev[rows] = np.mean([folded_log_probs(w, tokens) for w in ws], axis=0)
             w = float(hp["reverse_weight"])
             counts = counts[np.argsort(-((1 - w) * logp + w * rev), kind="stable")]
-        return counts.astype(np.int8)
+        return counts.astype(np.int8), search.skipped
 
     # -- Generator -------------------------------------------------------------------------
     def block_seed(self, seed: Seed, index: int) -> np.ndarray:
@@ -226,61 +268,100 @@ class CompositionLM(Generator):
         state = np.random.SeedSequence(seed_sequence(seed, index)).generate_state(2, dtype=np.uint32)
         return state.astype(np.int64)
 
-    def iter_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192) -> Iterator[np.ndarray]:
-        """Reduced count vectors.
+    def _slice(self, start: int, stop: int, seed: Seed, batch_size: int, skip: np.ndarray | None,
+               tally: SkipTally | None) -> Iterator[np.ndarray]:
+        """Rows [start, stop) of the stream of ``seed``: reduced count vectors.
 
-        With the ``distinct`` option the stream draws without repeats: a composition already
-        drawn in this stream is skipped and the next draw taken instead. The most likely
-        compositions come first; when fewer than ``min_fresh`` of a block's draws are new,
-        the temperature rises by ``temperature_step`` (up to ``max_temperature``) so a long
-        stream keeps finding new compositions at a bounded cost. With ``decoding='beam'`` the
-        stream starts with ``beam_head`` (the beam search's compositions, most likely first)
-        and goes on with distinct draws. Everything depends only on (seed, block index), never
-        on ``batch_size``.
+        With ``decoding='beam'`` the stream starts with ``beam_head`` (computed once per
+        process and cached) and goes on with blocks of ``block`` draws; block b depends only on
+        (seed, b) (``draw_block``), so any slice is computed from the blocks it touches. With
+        ``skip``, neither holds a composition in it. Nothing depends on ``batch_size``.
         """
-        if n < 0 or batch_size < 1:
-            raise ConfigError(f"need n >= 0 and batch_size >= 1, got n={n}, batch_size={batch_size}")
-        hp = self.hparams
-        sampler, block, temp = self.sampler(), int(hp["block"]), float(hp["temperature"])
-        distinct = bool(hp.get("distinct", False))
-        seen: set[int] = set()
-        pending: list[np.ndarray] = []
-        held, done, b, stale = 0, 0, 0, 0
-        if hp["decoding"] == "beam" and n > 0:  # the beam's best first, then distinct draws
-            head = self.beam_head(seed)
-            distinct = True
-            seen.update(int(k) for k in composition_keys(head))
-            pending, held = [head], len(head)
-        while done < n:
-            while held < min(batch_size, n - done):
-                rows = reduce_counts(sampler.block(block, self.block_seed(seed, b), temp))
-                if distinct:
-                    rows = self._first_seen(rows, seen)
-                    if len(rows) < hp["min_fresh"] * block:  # warm up; never cool a hot start
-                        temp = max(temp, min(temp + hp["temperature_step"], hp["max_temperature"]))
-                    stale = stale + 1 if len(rows) * 1000 < block else 0
-                    if stale > 64:
-                        raise ConfigError(f"{self.name}: the last {stale} blocks of {block:,} draws gave "
-                                          f"almost no new composition after {done + held + len(rows):,} "
-                                          "distinct ones; ask for fewer")
-                pending.append(rows)
-                held += len(rows)
-                b += 1
-            rows = np.concatenate(pending) if len(pending) > 1 else pending[0]
-            take = min(batch_size, n - done)
-            yield rows[:take].astype(np.int8)
-            pending, held, done = [rows[take:]], held - take, done + take
+        if stop <= start:
+            return
+        head, head_keys, head_skipped, shards = self._head(seed, skip)
+        size = int(self.hparams["block"])
 
-    @staticmethod
-    def _first_seen(rows: np.ndarray, seen: set[int]) -> np.ndarray:
-        """The rows whose composition is not in ``seen`` (first occurrence within the block),
-        in draw order; adds their keys to ``seen``."""
-        keys = composition_keys(rows)
-        first = first_occurrences(keys)
-        new = np.fromiter((int(k) not in seen for k in keys[first]), dtype=bool, count=len(first))
-        keep = first[new]
-        seen.update(int(k) for k in keys[keep])
-        return rows[keep]
+        def pieces():
+            if start < len(head):
+                if tally is not None and start == 0:
+                    tally.skipped += head_skipped
+                yield head[start:min(stop, len(head))]
+            lo, hi = max(start, len(head)) - len(head), stop - len(head)
+            for b in range(lo // size, -(-hi // size) if hi > lo else 0):
+                rows, before = self.draw_block(seed, b, skip, head_keys, shards)
+                a, z = max(lo - b * size, 0), min(hi - b * size, size)
+                if tally is not None:
+                    tally.skipped += int(before[a:z].sum())
+                yield rows[a:z]
+
+        yield from rechunk(pieces(), batch_size)
+
+    def draw_block(self, seed: Seed, b: int, skip: np.ndarray | None = None,
+                   head_keys: np.ndarray | None = None, shards=None) -> tuple[np.ndarray, np.ndarray]:
+        """Block ``b`` of the draws after the head [block, 85] and, per row, the draws it
+        replaced because they were in ``skip``.
+
+        Plain sampling: ``block`` draws seeded by (seed, b), a draw in ``skip`` drawn again.
+        With ``distinct`` (always after a beam) the block draws without repeats, from its
+        shard (``lm_shards``: block b of cycle c = b // shards takes the shard a permutation
+        seeded by (seed, c) puts at b % shards), never a composition of the head nor one drawn
+        with its counts multiplied (A2B2: AB's sequence may lie in another shard): blocks of
+        one cycle cannot repeat each other, and the pipeline's deduplication keeps the first
+        of any repeat across cycles. Such a block starts at ``draw_temperature`` (None: at
+        ``temperature``), each later cycle ``temperature_step`` warmer, and within a block the
+        temperature rises by that step whenever fewer than ``min_fresh`` of a draw are new (up
+        to ``max_temperature``)."""
+        hp = self.hparams
+        size, sampler = int(hp["block"]), self.sampler()
+        distinct = bool(hp["distinct"]) or hp["decoding"] == "beam"
+        temp = float(hp["temperature"])
+        prefixes_for = None
+        if distinct:
+            m = len(shards)
+            cycle, pos = divmod(b, m)
+            shard = int(np.random.default_rng(seed_sequence(seed, SHARD_STREAM, cycle)).permutation(m)[pos])
+            start = temp if hp["draw_temperature"] is None else float(hp["draw_temperature"])
+            temp = max(temp, min(start + cycle * hp["temperature_step"], hp["max_temperature"]))
+
+            def prefixes_for(j):
+                from discovery.generation.lm_shards import draw_prefixes
+
+                rng = np.random.default_rng(seed_sequence(seed, b, j, 1))
+                return draw_prefixes(shards, shard, rng, size, temp)
+        parts, before, carry, have, stale = [], [], 0, 0, 0
+        seen = np.zeros(0, dtype=np.uint64)
+        for j in itertools.count():
+            sub_seed = self.block_seed(seed, b) if j == 0 else self.block_seed((*_as_tuple(seed), b), j)
+            raw = sampler.block(size, sub_seed, temp, prefixes_for(j) if distinct else None)
+            rows = reduce_counts(raw)
+            if not distinct and skip is None:
+                return rows.astype(np.int8), np.zeros(size, dtype=np.int64)
+            keys = composition_keys(rows)
+            fresh = np.ones(size, dtype=bool)
+            if distinct:  # A2B2 is AB's sequence's business (it may sit in another shard)
+                fresh[:] = False
+                fresh[first_occurrences(keys)] = True
+                fresh &= (rows == raw).all(axis=1) & ~in_sorted(seen, keys) & ~in_sorted(head_keys, keys)
+            skipped = fresh & in_sorted(skip, keys)
+            keep = fresh & ~skipped
+            n_before, carry = attribute_skips(keep, skipped, carry)
+            take = min(size - have, len(n_before))
+            idx = np.flatnonzero(keep)[:take]
+            parts.append(rows[idx])
+            before.append(n_before[:take])
+            have += take
+            if have >= size:
+                return np.concatenate(parts).astype(np.int8), np.concatenate(before)
+            seen = np.union1d(seen, keys[idx])
+            if distinct and keep.sum() < hp["min_fresh"] * size:  # warm up; never cool a hot start
+                temp = max(temp, min(temp + hp["temperature_step"], hp["max_temperature"]))
+            stale = stale + 1 if keep.sum() * 1000 < size else 0
+            if stale > 64:
+                where = " and outside the skip set" if skip is not None else ""
+                raise ConfigError(f"{self.name}: the last {stale} draws of {size:,} gave almost no "
+                                  f"composition that is new{where} (block {b:,} of seed {seed!r}); "
+                                  "ask for fewer")
 
     def fit(self, formulas: Sequence[str], seed: int = 0, name: str = "formulas") -> CompositionLM:
         """Train on formulas (unparseable / unusable rows are counted, warned and skipped)."""
@@ -328,6 +409,10 @@ class CompositionLM(Generator):
         schedule = ("min_fresh", "temperature_step", "max_temperature")  # the warm-up of distinct draws
         if any(self.hparams[k] != DEFAULTS[k] for k in schedule):  # (defaults: versions stay as shipped)
             weights["schedule"] = np.array([float(self.hparams[k]) for k in schedule])
+        if self.hparams["shards"] != DEFAULTS["shards"]:
+            weights["shards"] = np.array([float(self.hparams["shards"])])
+        if self.hparams["draw_temperature"] is not None:
+            weights["draw_temperature"] = np.array([float(self.hparams["draw_temperature"])])
         card = {**self.card, "generator": self.name, "hyperparameters": self.hparams, "networks": files,
                 "reverse_networks": reverse,
                 "version": state_version(self.name, weights),

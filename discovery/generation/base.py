@@ -1,8 +1,9 @@
 """The generator protocol the pipeline samples from, and the seeded splits generators train on.
 
-A generator knows nothing of the pipeline: it turns (n, seed, batch_size) into int8 count
-vectors [B, 85] (column order ``discovery.elements.ELEMENTS``, 0 = absent). Rows may be empty
-or single-element; the pipeline counts and drops those.
+A generator knows nothing of the pipeline: for a seed it defines one sequence of int8 count
+vectors [*, 85] (column order ``discovery.elements.ELEMENTS``, 0 = absent) and yields any slice
+[start, stop) of it in batches. Rows may be empty or single-element; the pipeline counts and
+drops those.
 """
 
 from __future__ import annotations
@@ -25,11 +26,79 @@ def seed_sequence(seed: Seed, *stream: int) -> list[int]:
     return [*base, *stream]
 
 
+class SkipTally:
+    """How many draws a generator replaced because their composition was in the skip set.
+
+    Counted per row of the sequence (the draws replaced before that row), so the tallies of
+    slices add up to the whole sequence's, however it is cut; a beam's dropped compositions
+    count at row 0."""
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+
+def skip_keys(skip) -> np.ndarray | None:
+    """A skip set as sorted unique uint64 composition keys (``encoding.composition_keys``), from
+    such an array or anything with a ``keys`` array (``KnownMaterials``); None for None. A
+    one-line ConfigError naming the value for anything else."""
+    from discovery.errors import ConfigError
+
+    if skip is None:
+        return None
+    keys = getattr(skip, "keys", skip)
+    arr = keys if isinstance(keys, np.ndarray) else None
+    if arr is None or arr.dtype != np.uint64 or arr.ndim != 1:
+        what = (f"an array of dtype {arr.dtype} and shape {arr.shape}" if arr is not None
+                else f"{type(skip).__name__} {str(skip)[:60]!r}")
+        raise ConfigError(f"skip must be composition keys (a 1-D uint64 array from "
+                          f"discovery.encoding.composition_keys, or a KnownMaterials), got {what}")
+    return np.unique(arr)
+
+
+def in_sorted(sorted_keys: np.ndarray | None, keys: np.ndarray) -> np.ndarray:
+    """Boolean mask: which ``keys`` are in ``sorted_keys`` (sorted unique uint64; None: none)."""
+    if sorted_keys is None or len(sorted_keys) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    idx = np.searchsorted(sorted_keys, keys)
+    idx[idx == len(sorted_keys)] = 0
+    return sorted_keys[idx] == keys
+
+
+def attribute_skips(keep: np.ndarray, skipped: np.ndarray, carry: int = 0) -> tuple[np.ndarray, int]:
+    """Per kept draw, how many skipped draws came since the previous kept one (``carry``: the
+    skipped draws before the first, left from earlier draws); and the skipped draws after the
+    last kept one (the next call's carry)."""
+    cs = np.cumsum(skipped, dtype=np.int64)
+    at = cs[np.flatnonzero(keep)]
+    before = np.diff(np.r_[0, at]).astype(np.int64)
+    total = int(cs[-1]) if len(cs) else 0
+    if len(before):
+        before[0] += carry
+        return before, total - int(at[-1])
+    return before, carry + total
+
+
 class Generator(ABC):
     """A seeded source of compositions with a name and a model card.
 
-    Subclasses implement ``iter_counts`` (and ``fit``/``save``/``load`` when they learn from
-    data). The same (n, seed) must give the same rows whatever ``batch_size`` is.
+    The contract every generator follows (what a new one must do):
+
+    - For a seed (and its fitted state and options) the output is ONE sequence of rows;
+      ``iter_slice(start, stop, seed, batch_size, skip)`` yields rows [start, stop) of it, in
+      batches of at most ``batch_size`` rows. A run's partitions ask for consecutive slices,
+      so they never repeat each other.
+    - A slice is produced without producing the rows before ``start``: draws are seeded by
+      their position in the sequence (``BlockGenerator``: block b of ``BLOCK`` rows from the
+      stream seeded by (seed, b)); anything shared by every position (the LM's beam head) is
+      computed once per process and cached.
+    - Rows never depend on ``batch_size`` or on how the sequence is cut: the concatenation of
+      slices [0, a), [a, b), [b, n) is the slice [0, n).
+    - With ``skip`` (sorted uint64 composition keys, ``skip_keys``), no row's composition is in
+      the set: a search drops such a composition and keeps searching, a sampler draws again.
+      How many draws were replaced is added to ``tally`` (``SkipTally``), row by row.
+
+    Subclasses implement ``_slice`` (``BlockGenerator``: ``_block``) and ``fit``/``save``/``load``
+    when they learn from data.
     """
 
     name: str = "generator"
@@ -37,9 +106,42 @@ class Generator(ABC):
     def __init__(self, card: dict | None = None):
         self.card: dict = dict(card or {})
 
+    def _require_fit(self) -> None:  # noqa: B027 - optional hook, most generators need no check
+        """Raise ConfigError when the generator cannot sample yet (not fitted or loaded)."""
+
+    def iter_slice(self, start: int, stop: int, seed: Seed = 0, batch_size: int = 8192,
+                   skip=None, tally: SkipTally | None = None) -> Iterator[np.ndarray]:
+        """Rows [start, stop) of the sequence of ``seed``: int8 count batches [<= batch_size, 85].
+
+        Arguments are checked at the call (one-line ConfigError naming the value), not at the
+        first batch."""
+        from discovery.errors import ConfigError
+
+        for name, v in (("start", start), ("stop", stop), ("batch_size", batch_size)):
+            if not isinstance(v, int | np.integer) or isinstance(v, bool):
+                raise ConfigError(f"{name} must be an integer, got {v!r}")
+        if start < 0 or stop < start:
+            raise ConfigError(f"a slice of the sample sequence needs 0 <= start <= stop, "
+                              f"got [{start}, {stop})")
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be positive, got {batch_size}")
+        keys = skip_keys(skip)
+        self._require_fit()
+        return self._slice(int(start), int(stop), seed, int(batch_size), keys, tally)
+
     @abstractmethod
-    def iter_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192) -> Iterator[np.ndarray]:
-        """Yield int8 count batches [<= batch_size, 85] totalling n rows."""
+    def _slice(self, start: int, stop: int, seed: Seed, batch_size: int, skip: np.ndarray | None,
+               tally: SkipTally | None) -> Iterator[np.ndarray]:
+        """Yield rows [start, stop) (arguments checked; ``skip`` sorted unique uint64 or None)."""
+
+    def iter_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192, skip=None,
+                    tally: SkipTally | None = None) -> Iterator[np.ndarray]:
+        """The first n rows of the sequence: ``iter_slice(0, n, ...)``."""
+        from discovery.errors import ConfigError
+
+        if isinstance(n, int | np.integer) and not isinstance(n, bool) and n < 0:
+            raise ConfigError(f"number of samples must be >= 0, got {n}")
+        return self.iter_slice(0, n, seed, batch_size, skip, tally)
 
     def fit(self, formulas: Sequence[str], seed: int = 0) -> Generator:
         """Learn from a list of training formulas (integer counts)."""
@@ -54,8 +156,8 @@ class Generator(ABC):
         """Read a generator written by ``save``."""
         raise NotImplementedError(f"{cls.__name__} cannot be loaded")
 
-    def sample_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192) -> np.ndarray:
-        parts = list(self.iter_counts(n, seed, batch_size))
+    def sample_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192, skip=None) -> np.ndarray:
+        parts = list(self.iter_counts(n, seed, batch_size, skip))
         return np.concatenate(parts) if parts else np.zeros((0, N_ELEMENTS), dtype=np.int8)
 
     def sample(self, n: int, seed: Seed = 0) -> list[str]:
@@ -87,31 +189,58 @@ class Generator(ABC):
 
 
 class BlockGenerator(Generator):
-    """A generator whose rows are drawn in fixed blocks of ``BLOCK`` rows, block b from the
-    stream seeded by (seed, b): the same (n, seed) gives the same rows for every batch size.
+    """A generator whose sequence is made of blocks of ``BLOCK`` rows, block b drawn from the
+    stream seeded by (seed, b): any slice computes only the blocks it touches. With a skip
+    set, a draw in it is replaced by further draws from the same block's stream.
     Subclasses implement ``_block(rng, size)``."""
 
     BLOCK = 4096
+    MAX_DRAWS = 1000  # block sizes drawn before a skip set that rejects almost everything is an error
 
     @abstractmethod
     def _block(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` int8 count rows [size, 85] drawn from ``rng``."""
 
-    def _require_fit(self) -> None:
-        """Raise ConfigError when the generator has not been fitted or loaded."""
-
-    def iter_counts(self, n: int, seed: Seed = 0, batch_size: int = 8192) -> Iterator[np.ndarray]:
+    def full_block(self, seed: Seed, b: int, skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Block ``b`` of the sequence of ``seed`` [BLOCK, 85] and, per row, the draws replaced
+        before it because they were in ``skip``."""
+        from discovery.encoding import composition_keys
         from discovery.errors import ConfigError
 
-        self._require_fit()
-        if n < 0:
-            raise ConfigError(f"number of samples must be >= 0, got {n}")
-        if batch_size <= 0:
-            raise ConfigError(f"batch size must be positive, got {batch_size}")
         size = self.BLOCK
-        blocks = (self._block(np.random.default_rng(seed_sequence(seed, b)), min(size, n - b * size))
-                  for b in range(-(-n // size)))
-        yield from rechunk(blocks, batch_size)
+        rng = np.random.default_rng(seed_sequence(seed, b))
+        rows = self._block(rng, size)
+        if skip is None:
+            return rows, np.zeros(size, dtype=np.int64)
+        parts, before, carry, have, drawn = [], [], 0, 0, 0
+        while have < size:
+            if drawn >= self.MAX_DRAWS * size:
+                raise ConfigError(f"generator {self.name!r}: {drawn:,} draws gave only {have:,} compositions "
+                                  f"outside the skip set of {len(skip):,}; skip fewer")
+            if drawn:
+                rows = self._block(rng, size)
+            drawn += size
+            bad = in_sorted(skip, composition_keys(rows))
+            n_before, carry = attribute_skips(~bad, bad, carry)
+            take = min(size - have, len(n_before))
+            parts.append(rows[~bad][:take])
+            before.append(n_before[:take])
+            have += take
+        return np.concatenate(parts), np.concatenate(before)
+
+    def _slice(self, start: int, stop: int, seed: Seed, batch_size: int, skip: np.ndarray | None,
+               tally: SkipTally | None) -> Iterator[np.ndarray]:
+        size = self.BLOCK
+
+        def blocks():
+            for b in range(start // size, -(-stop // size)):
+                rows, before = self.full_block(seed, b, skip)
+                lo, hi = max(start - b * size, 0), min(stop - b * size, size)
+                if tally is not None:
+                    tally.skipped += int(before[lo:hi].sum())
+                yield rows[lo:hi]
+
+        yield from rechunk(blocks(), batch_size)
 
 
 def rechunk(blocks: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:

@@ -57,10 +57,12 @@ class GRUBeamSearch:
         self._advance = tf.function(self._advance_rows, reduce_retracing=True, autograph=False)
         self._merge = tf.function(self._merge_top, reduce_retracing=True, autograph=False)
 
-    def _score_rows(self, k, table, hs, prev, phi, psi, g, first, seed, temperature, stochastic: bool):
+    def _score_rows(self, k, table, hs, prev, phi, psi, g, ban, first, seed, temperature, stochastic: bool):
         """Best children (at most k) of a chunk of unfinished rows (their states ``hs``, one
         [C, units] per network): (value, log p, tempered log p, id), id = (the row's position
-        among the unfinished ones, ``first`` + i) × VOCAB + token."""
+        among the unfinished ones, ``first`` + i) × VOCAB + token. A row with ``ban`` set may
+        not end here (its composition is in the skip set): its EOS child is dropped, the
+        others keep their probabilities."""
         allowed = tf.gather(table, prev)  # [C, VOCAB]: this step's grammar, by the previous element
         logits = ensemble_logits([m.logits(h) for m, h in zip(self.members, hs, strict=True)], allowed)
         phi_c = tf.where(allowed, phi[:, None] + tf.nn.log_softmax(logits, axis=1), NEG)
@@ -72,6 +74,7 @@ class GRUBeamSearch:
             gc = tf.where(allowed, truncated_gumbel(gumbel, top, g[:, None]), NEG)
         else:
             psi_c = gc = phi_c
+        gc = tf.where(ban[:, None] & (tf.range(VOCAB) == EOS)[None, :], NEG, gc)
         flat = tf.reshape(gc, [-1])
         val, pos = tf.math.top_k(flat, tf.minimum(k, tf.reduce_sum(tf.cast(flat > NEG / 2, tf.int32))))
         return (val, tf.gather(tf.reshape(phi_c, [-1]), pos), tf.gather(tf.reshape(psi_c, [-1]), pos),
@@ -113,10 +116,19 @@ class GRUBeamSearch:
             out[i:i + self.chunk] = rows
         return out
 
-    def search(self, k: int, seed: np.ndarray, temperature: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, k: int, seed: np.ndarray, temperature: float = 0.0,
+               skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(count vectors int8 [k', 85], log probabilities float [k']), best first (by log
         probability at T = 0, by perturbed value at T > 0); k' < k only when the grammar
-        admits fewer sequences. Depends only on (k, seed, temperature, chunk)."""
+        admits fewer sequences. Depends only on (k, seed, temperature, chunk, skip).
+
+        ``skip`` (sorted unique uint64 composition keys): a sequence whose composition is in
+        it is never finished (the beam keeps searching with its slot); ``self.skipped`` is then
+        how many such finished sequences were dropped."""
+        from discovery.encoding import composition_keys
+        from discovery.generation.base import in_sorted
+
+        self.skipped = 0
         if k < 1 or not temperature >= 0:
             raise ValueError(f"need k >= 1 and temperature >= 0, got k={k}, temperature={temperature}")
         hs = [m.start(1).numpy() for m in self.members]
@@ -139,7 +151,11 @@ class GRUBeamSearch:
             for c, i in enumerate(range(0, n_live, self.chunk)):
                 rows = live[i:i + self.chunk]
                 step_seed = tf.constant(seed + np.array([c << 20, step], dtype=np.int64))
-                rows_in = ([h[rows] for h in hs], prev[rows], phi[rows], psi[rows], g[rows])
+                ban = np.zeros(len(rows), dtype=bool)
+                if skip is not None and step % 2 == 0 and step >= 4:  # EOS allowed: is it skipped?
+                    ban = in_sorted(skip, composition_keys(counts[rows]))
+                    self.skipped += int(ban.sum())
+                rows_in = ([h[rows] for h in hs], prev[rows], phi[rows], psi[rows], g[rows], ban)
                 score = self._score_fn(stochastic)
                 part = score(kk, self.grammar[step], *rows_in, tf.constant(i), step_seed, temp)
                 best = self._merge(kk, best, part)  # (row: itself)

@@ -134,7 +134,7 @@ class GRUSampler:
         self.rank_to_col = tf.constant(RANK_TO_COL, dtype=tf.int32)
         self._fn = tf.function(self._sample, reduce_retracing=True, autograph=False)
 
-    def _pick(self, logits, temperature, seed, step):
+    def _pick(self, logits, temperature, seed, step, forced):
         logits = tf.where(logits > NEG / 2, logits / temperature, NEG)
         if self.top_p is not None and self.top_p < 1.0:
             srt = tf.sort(logits, axis=1, direction="DESCENDING")
@@ -144,10 +144,14 @@ class GRUSampler:
             logits = tf.where(logits >= cutoff, logits, NEG)
         step_seed = seed + tf.stack([tf.constant(0, tf.int64), tf.cast(step, tf.int64)])
         u = tf.random.stateless_uniform(tf.shape(logits), seed=step_seed, minval=1e-12, maxval=1.0)
-        return tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
+        drawn = tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
+        given = tf.gather(forced, step, axis=1)  # a prefix's token, or -1: draw
+        return tf.where(given >= 0, given, drawn)
 
-    def _sample(self, rows: tf.Tensor, seed: tf.Tensor, temperature: tf.Tensor) -> tf.Tensor:
-        """Count vectors int32 [rows, 85] for a stateless seed int64 [2]."""
+    def _sample(self, rows: tf.Tensor, seed: tf.Tensor, temperature: tf.Tensor,
+                forced: tf.Tensor) -> tf.Tensor:
+        """Count vectors int32 [rows, 85] for a stateless seed int64 [2]; ``forced`` int32
+        [rows, 2 * MAX_ELEMENTS] holds each row's prefix tokens (-1: drawn)."""
         state = (tf.constant(0), self.net.start(rows), tf.fill([rows], EL0 - 1), tf.zeros([rows], tf.bool),
                  tf.zeros([rows, N_ELEMENTS], tf.int32))
 
@@ -157,12 +161,12 @@ class GRUSampler:
         def body(i, h, prev, done, counts):
             proj = self.net.proj(h)
             logits = ensemble_logits([proj[:, :VOCAB]], tf.gather(self.grammar[2 * i], prev))
-            el = self._pick(logits, temperature, seed, 2 * i)
+            el = self._pick(logits, temperature, seed, 2 * i, forced)
             done = done | (el == EOS)
             h = self.net.step(el, proj[:, VOCAB:], h)
             proj = self.net.proj(h)
             logits = ensemble_logits([proj[:, :VOCAB]], tf.gather(self.grammar[2 * i + 1], el))
-            cnt = self._pick(logits, temperature, seed, 2 * i + 1)
+            cnt = self._pick(logits, temperature, seed, 2 * i + 1, forced)
             h = self.net.step(cnt, proj[:, VOCAB:], h)
             col = tf.gather(self.rank_to_col, tf.clip_by_value(el - EL0, 0, EL_LAST - EL0))
             add = tf.one_hot(col, N_ELEMENTS, dtype=tf.int32) * (cnt - CNT0 + 1)[:, None]
@@ -172,8 +176,14 @@ class GRUSampler:
         out = tf.while_loop(cond, body, state, maximum_iterations=MAX_ELEMENTS)
         return out[-1]
 
-    def block(self, rows: int, seed: np.ndarray, temperature: float) -> np.ndarray:
-        """int8 count vectors [rows, 85] for one block; depends only on (rows, seed, temperature)."""
+    def block(self, rows: int, seed: np.ndarray, temperature: float,
+              prefixes: np.ndarray | None = None) -> np.ndarray:
+        """int8 count vectors [rows, 85] for one block; depends only on (rows, seed, temperature,
+        prefixes). ``prefixes`` int [rows, L] (L <= 2 * MAX_ELEMENTS, -1 after a row's prefix):
+        tokens each row starts with (grammatical prefixes); the rest is drawn."""
+        forced = np.full((rows, 2 * MAX_ELEMENTS), -1, dtype=np.int32)
+        if prefixes is not None:
+            forced[:, : prefixes.shape[1]] = prefixes
         out = self._fn(tf.constant(rows), tf.constant(seed, dtype=tf.int64),
-                       tf.constant(temperature, dtype=tf.float32))
+                       tf.constant(temperature, dtype=tf.float32), tf.constant(forced))
         return out.numpy().astype(np.int8)
