@@ -157,7 +157,9 @@ def _fill_row(row: np.ndarray, amts: dict[str, float]) -> None:
         if not amt > 0:
             raise _Fail(REASON_BAD_AMOUNT, f"negative amount {amt:g} of {sym}")
         row[j] = amt
-    if not np.isfinite(row.sum()):  # each finite, the total not ('Na1e308Cl1e308')
+    with np.errstate(over="ignore"):
+        total = row.sum()
+    if not np.isfinite(total):  # each finite, the total not ('Na1e308Cl1e308')
         raise _Fail(REASON_NOT_FINITE, "amounts too large: their total is not a finite number")
 
 

@@ -17,6 +17,21 @@ def test_shared_loaders(shared_dir):
     assert "Ba0.4K0.6Fe2As2" in set(tc.formula) and tc.attrs["skipped"] == {}
 
 
+def test_loaders_read_the_fixture_cuts(monkeypatch):
+    """The loaders on tests/data/shared (what a machine without ../shared tests on)."""
+    from conftest import FIXTURE_DATA
+
+    monkeypatch.setenv("DISCOVERY_DATA", str(FIXTURE_DATA))
+    gan = D.load_gan_formulas()
+    assert list(gan.columns) == ["formula"] and len(gan) == 400 and gan.attrs["skipped"] == {}
+    gap = D.load_mp_bandgap()
+    assert list(gap.columns) == ["formula", "bandgap"] and len(gap) == 300 and (gap.bandgap > 0).all()
+    tc = D.load_supercon_tc()
+    assert "Ba0.4K0.6Fe2As2" in set(tc.formula) and len(tc) == 600 and tc.attrs["skipped"] == {}
+    mp = D.load_mp_compositions()
+    assert "NaN" in set(mp.formula) and len(mp) == 301  # sodium nitride, not a missing value
+
+
 def test_loader_reports_skipped_rows(tmp_path, monkeypatch, caplog):
     (tmp_path / "mp_bandgap.csv").write_text("formula,bandgap\nFe2O3,2.0\nQq2,1.0\nNaCl,x\n,3\n")
     monkeypatch.setenv("DISCOVERY_DATA", str(tmp_path))
@@ -75,7 +90,7 @@ def test_known_materials_reduced_membership():
     assert km.contains_counts(counts).tolist() == [True, False, False]
 
 
-def test_default_known_index(crabnet_cache, shared_dir):
+def test_default_known_index(crabnet_cache):
     km = KnownMaterials.default()
     assert len(km) > 390_000
     assert km.contains(["Fe2O3", "Fe4O6", "Li2O", "Li4O2"]).all()

@@ -9,7 +9,7 @@ def test_supercon_families():
     assert supercon_family(a).tolist() == ["iron-based", "cuprate", "other", "iron-based", "cuprate"]
 
 
-def test_evaluate_writes_table_with_baseline(tmp_path, shared_dir):
+def test_evaluate_writes_table_with_baseline(tmp_path, training_data):
     summary = evaluate(["tc"], seeds=2, featurizer_names=("magpie",), max_epochs=2, out=tmp_path,
                        tsne=False, command="test")
     assert summary["model"].tolist() == ["MLP + magpie", "trees + magpie"]
@@ -20,7 +20,7 @@ def test_evaluate_writes_table_with_baseline(tmp_path, shared_dir):
     assert "6.47 / 10.3 / 0.878" in md and (tmp_path / "table4_r2.png").stat().st_size > 5000
 
 
-def test_evaluate_resume_keeps_and_skips_done_cells(tmp_path, shared_dir):
+def test_evaluate_resume_keeps_and_skips_done_cells(tmp_path, training_data):
     kw = dict(featurizer_names=("magpie",), max_epochs=2, out=tmp_path, tsne=False)
     evaluate(["tc"], seeds=1, **kw)
     first = pd.read_csv(tmp_path / "table4_runs.csv")

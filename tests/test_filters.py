@@ -9,8 +9,13 @@ from discovery.generation.baselines import EnhancedRandom
 
 
 @pytest.fixture(scope="module")
-def gan_counts(shared_dir):
-    f = load_gan_formulas()["formula"].sample(2000, random_state=1).tolist()
+def gan_counts():
+    from conftest import use_training_data
+
+    with pytest.MonkeyPatch.context() as mp:
+        use_training_data(mp)  # ../shared's GAN set, else its cut in tests/data
+        gan = load_gan_formulas()["formula"]
+    f = gan.sample(min(2000, len(gan)), random_state=1).tolist()
     return parse_formulas(f).amounts.astype(np.int64)
 
 
