@@ -19,6 +19,18 @@ def _full_data() -> Path | None:
     return d if d is not None and (d / "oqmd_gan_formulas.csv").is_file() else None
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "data: reads training data or depends on ../shared (.ci/run reruns "
+                                       "these with it hidden)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that read training data (``-m data``: what .ci/run reruns with it hidden)."""
+    for item in items:
+        if {"shared_dir", "training_data"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.data)
+
+
 @pytest.fixture(scope="session")
 def shared_dir():
     """The full shared data, for tests that compare against the whole data sets; skipped (with

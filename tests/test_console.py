@@ -30,6 +30,7 @@ def test_filter_startup_noise_keeps_errors():
     assert filter_startup_noise(text) == "".join(kept)
 
 
+@pytest.mark.data
 def test_bare_machine_run_is_quiet_and_matches_the_full_data_funnel(tmp_path, crabnet_cache):
     (tmp_path / "data").mkdir()
     env = {**os.environ, "DISCOVERY_DATA": str(tmp_path / "data"), "DISCOVERY_CACHE": str(tmp_path / "cache"),

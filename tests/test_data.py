@@ -17,6 +17,7 @@ def test_shared_loaders(shared_dir):
     assert "Ba0.4K0.6Fe2As2" in set(tc.formula) and tc.attrs["skipped"] == {}
 
 
+@pytest.mark.data
 def test_loaders_read_the_fixture_cuts(monkeypatch):
     """The loaders on tests/data/shared (what a machine without ../shared tests on)."""
     from conftest import FIXTURE_DATA

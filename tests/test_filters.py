@@ -19,6 +19,7 @@ def gan_counts():
     return parse_formulas(f).amounts.astype(np.int64)
 
 
+@pytest.mark.data
 @pytest.mark.parametrize("oxidation_states", ["smact14", "icsd24"])
 def test_screen_matches_smact(gan_counts, oxidation_states):
     random = EnhancedRandom().fit(gan_counts).sample_counts(1500, seed=2)

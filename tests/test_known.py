@@ -8,6 +8,8 @@ import pytest
 
 from discovery.known import SHIPPED_META, KnownMaterials
 
+pytestmark = pytest.mark.data  # what the index holds depends on the local data
+
 
 @pytest.fixture
 def bare_machine(tmp_path, monkeypatch):
