@@ -244,7 +244,26 @@ def _save_elsewhere(result, path: Path, models: dict, dirs: Iterable[Path | None
             continue
         try:
             _write_result(result, target, models, extra)
-        except OSError:
-            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+                continue
+            # too large for what is left (a file size limit, a nearly full disk): a gzipped CSV
+            # is a fifth of the size and pandas reads it as it is
+            try:
+                _write_result_gzip(result, target, models, extra)
+            except OSError:
+                continue
+            return target.with_name(target.name + ".gz")
         return target
     return None
+
+
+def _write_result_gzip(result, path: Path, models: dict, extra: dict | None = None) -> None:
+    from discovery.atomic import atomic_write
+    from discovery.report import FLOAT_FORMAT, csv_frame
+
+    frame = csv_frame(result.candidates, result.sort[0])
+    gzip = {"method": "gzip", "mtime": 0}  # mtime 0: the same bytes for the same result
+    atomic_write(path.with_name(path.name + ".gz"), lambda p: frame.to_csv(
+        p, index=False, float_format=FLOAT_FORMAT, lineterminator="\n", compression=gzip))
+    write_summary(result, path.with_suffix(".summary.json"), models, extra)
