@@ -27,6 +27,7 @@ from discovery.errors import ConfigError
 from discovery.filters.chemistry import smact_screen
 from discovery.generation.registry import DEFAULT as DEFAULT_GENERATOR
 from discovery.prefetch import Prefetcher
+from discovery.properties import predict_with_domain
 from discovery.targets import DERIVED_PROPERTIES, MODEL_PROPERTIES, Target, parse_sort, parse_target
 
 FUNNEL = ("sampled", "decoded", "unique", "charge_neutral", "en_balanced", "novel",
@@ -207,7 +208,19 @@ class RunResult:
     generator_skipped: int = 0  # known compositions the generator skipped (never sampled)
 
 
-STABILITY_COLUMNS = ("e_hull", "e_hull_std", "decomposition", "e_hull_note")
+STABILITY_COLUMNS = ("e_hull", "e_hull_std", "e_hull_in_domain", "decomposition", "e_hull_note")
+ELEMENTS_ONLY_NOTE = "hull here holds only the elements: no known compound of them competes"
+
+
+def model_columns(models: Iterable[str]) -> list[str]:
+    """Per property: the mean, its calibrated σ and whether the row is in the model's domain."""
+    return [c for p in models for c in (p, f"{p}_std", f"{p}_in_domain")]
+
+
+def elements_only(decompositions: Sequence[str]) -> np.ndarray:
+    """True where a decomposition ('F (0.800) + N (0.200)') holds elements alone."""
+    return np.array([bool(d) and all(part.rsplit(" (", 1)[0] in INDEX for part in d.split(" + "))
+                     for d in decompositions], dtype=bool)
 
 
 def build_spec(n: int, target: str, seed: int = 0, filters: Sequence[Callable] = (),
@@ -374,7 +387,7 @@ class Pipeline:
         after the other conditions, on the rows that met them."""
         first = [p for p in tgt.properties if p in self.models]
         for name in first:
-            chunk[name], chunk[f"{name}_std"] = self.models[name].predict_amounts(counts)
+            self._predict(chunk, name, counts)
         model_conds = tuple(c for c in tgt.conditions if c.prop in self.models)
         hit = Target(model_conds).mask(chunk) if model_conds else np.ones(len(chunk), dtype=bool)
         if "e_hull" in tgt.properties:
@@ -384,30 +397,56 @@ class Pipeline:
             hits, counts = part[hit[idx]].copy(), counts[hit]
         else:
             hits, counts = chunk[hit].copy(), counts[hit]
-        for name, model in self.models.items():
+        for name in self.models:
             if name not in hits:
-                hits[name], hits[f"{name}_std"] = model.predict_amounts(counts)
+                self._predict(hits, name, counts)
         if "e_hull" not in hits:
             hits = self._add_stability(hits, counts)
-        columns = ["formula", "n_elements", "key", *(c for p in self.models for c in (p, f"{p}_std")),
-                   *STABILITY_COLUMNS]
+        notes = [(p, hits.pop(f"{p}_note").to_numpy()) for p in self.models]
+        hits["domain_note"] = ["; ".join(f"{p}: {n[i]}" for p, n in notes if n[i]) for i in range(len(hits))]
+        columns = ["formula", "n_elements", "key", *model_columns(self.models), *STABILITY_COLUMNS,
+                   "domain_note"]
         return hits[columns], hit
+
+    def _predict(self, df: pd.DataFrame, name: str, counts: np.ndarray) -> None:
+        """Columns ``name`` (empty where the model does not report it), ``name_std`` (calibrated σ),
+        ``name_in_domain`` and ``name_note`` (why not in domain, joined into ``domain_note``)."""
+        pred = predict_with_domain(self.models[name], counts)
+        df[name], df[f"{name}_std"] = pred.mean, pred.sigma
+        df[f"{name}_in_domain"], df[f"{name}_note"] = pred.in_domain, pred.note
 
     def _add_stability(self, df: pd.DataFrame, counts: np.ndarray) -> pd.DataFrame:
         """``e_hull`` (predicted formation energy minus the hull of known phases), its std (the
         formation-energy ensemble's: the hull is DFT data), the competing phases and, where
         there is no number, why."""
         if "formation_energy" not in df and "formation_energy" in self.models:
-            df["formation_energy"], df["formation_energy_std"] = \
-                self.models["formation_energy"].predict_amounts(counts)
+            self._predict(df, "formation_energy", counts)
         if self.hulls is None or "formation_energy" not in df:
             why = ("no known-phase data (discover data fetch)" if self.hulls is None
                    else "no formation-energy model")
             df["e_hull"], df["e_hull_std"], df["decomposition"], df["e_hull_note"] = np.nan, np.nan, "", why
+            df["e_hull_in_domain"] = False
             return df
         res = self.hulls.evaluate(counts, df["formation_energy"].to_numpy())
         df["e_hull"], df["e_hull_std"] = res.e_hull, df["formation_energy_std"].to_numpy()
-        df["decomposition"], df["e_hull_note"] = res.decomposition, res.note
+        in_domain = df["formation_energy_in_domain"].to_numpy() & np.isfinite(res.e_hull)
+        note = np.asarray(res.note, dtype=object)
+        note[elements_only(res.decomposition) & (note == "")] = ELEMENTS_ONLY_NOTE
+        floor = self.models["formation_energy"].card.get("applicability", {}).get("e_hull_floor")
+        if floor:
+            n_el = (np.asarray(counts) > 0).sum(axis=1)
+            by_count = np.array([floor["by_elements"].get(str(k), -np.inf) for k in range(9)])
+            limit = by_count[np.clip(n_el, 0, 8)]
+            deep = np.isfinite(res.e_hull) & (res.e_hull < limit)
+            share = f"{floor['quantile']:.0%}"
+            for i in np.flatnonzero(deep):
+                why = (f"{-res.e_hull[i]:.2f} below the hull, where fewer than {share} of known "
+                       f"{n_el[i]}-element compounds lie more than {-limit[i]:.2f} below the others': "
+                       "more likely a model or hull error than a discovery")
+                note[i] = why if not note[i] else f"{note[i]}; {why}"
+            in_domain &= ~deep
+        df["e_hull_in_domain"] = in_domain
+        df["decomposition"], df["e_hull_note"] = res.decomposition, note
         return df
 
     def _screen(self, counts, keys, inc, exc, spec: RunSpec) -> np.ndarray:
@@ -453,24 +492,33 @@ def merge_partitions(outputs: Sequence[PartitionOutput], spec: RunSpec, models: 
 
 def _empty(models: Iterable[str], with_key: bool = False) -> pd.DataFrame:
     cols = ["formula", "n_elements", *(["key"] if with_key else [])]
-    cols += [c for p in models for c in (p, f"{p}_std")]
-    cols += list(STABILITY_COLUMNS)
+    cols += model_columns(models)
+    cols += [*STABILITY_COLUMNS, "domain_note"]
     dtypes = {"formula": object, "n_elements": np.int64, "key": np.uint64, "decomposition": object,
-              "e_hull_note": object}
+              "e_hull_note": object, "domain_note": object,
+              **{c: bool for c in cols if c.endswith("_in_domain")}}
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, float)) for c in cols})
 
 
 def rank_candidates(df: pd.DataFrame, sort_key: tuple[str, bool], kappa: float = 1.0) -> pd.DataFrame:
     """Sort by an uncertainty-aware score and number the ranks.
 
-    The score is the sort property's lower confidence bound (mean - kappa*std) when larger is
-    better and its upper bound (mean + kappa*std) when smaller is better, so a confident
-    prediction outranks an equally good but uncertain one. Ties fall back to the formula.
+    The score is the sort property's lower confidence bound (mean - kappa*σ) when larger is
+    better and its upper bound (mean + kappa*σ) when smaller is better, σ calibrated on
+    validation data, so a confident prediction outranks an equally good but uncertain one.
+    Rows whose sort property lies in its model's applicability domain come first: outside it
+    nothing measured says how wrong the number may be. Rows with no value (a Tc not reported)
+    come last; ties fall back to the formula.
     """
     prop, descending = sort_key
     df = df.copy()
     sign = 1.0 if descending else -1.0
     df["score"] = df[prop] - sign * kappa * df[f"{prop}_std"]
-    df = df.sort_values(["score", "formula"], ascending=[not descending, True], kind="mergesort")
+    flag = f"{prop}_in_domain"
+    outside = ~df[flag].astype(bool) if flag in df else pd.Series(False, index=df.index)
+    order = pd.DataFrame({"outside": outside, "score": df["score"], "formula": df["formula"]})
+    idx = order.sort_values(["outside", "score", "formula"], ascending=[True, not descending, True],
+                            kind="mergesort", na_position="last").index
+    df = df.loc[idx]
     df.insert(0, "rank", np.arange(1, len(df) + 1))
     return df.reset_index(drop=True)

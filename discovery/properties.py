@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ class PropertyModel:
         self.name, self.unit = name, unit
         self.featurizer, self.ensemble = featurizer, ensemble
         self.card = card or {}
+        self.applicability = self.reported_where = None  # set from the card by load()
 
     def outside_domain(self, amounts: np.ndarray) -> np.ndarray:
         """Rows beyond the training formulas (an element amount, the atom count or the
@@ -104,7 +106,72 @@ class PropertyModel:
         if stored not in WEIGHTS_DTYPES:
             raise ModelFileError(f"model card {str(card_file)!r}: weights_dtype {stored!r} "
                                  f"is not one of {', '.join(WEIGHTS_DTYPES)}")
-        return cls(card["property"], card["unit"], featurizer, Ensemble.load(d, k, stored), card)
+        model = cls(card["property"], card["unit"], featurizer, Ensemble.load(d, k, stored), card)
+        attach_domain(model, d)
+        return model
+
+
+@dataclass
+class DomainPrediction:
+    """One property for N compositions: the mean (NaN where the property is not reported), the
+    calibrated σ, the ensemble's raw spread, whether each row is in the model's applicability
+    domain, and why not (or why the value is empty)."""
+
+    mean: np.ndarray
+    sigma: np.ndarray
+    raw_std: np.ndarray
+    in_domain: np.ndarray
+    note: np.ndarray
+
+
+def attach_domain(model, directory: Path) -> None:
+    """Load the card's applicability domain and report rule (if any) onto ``model``."""
+    from discovery.domain import ApplicabilityDomain
+    from discovery.domain_classifier import DomainClassifier
+
+    card = model.card
+    model.applicability = (ApplicabilityDomain.load(directory, card["applicability"])
+                           if "applicability" in card else None)
+    model.reported_where = None
+    if "reported_where" in card:
+        entry = card["reported_where"]
+        try:
+            feat = dict(entry["featurizer"])
+            if feat.pop("name", "gan_embedding") != "gan_embedding":
+                raise ValueError("only a gan_embedding featurizer is supported")
+            featurizer = GanEmbedding(Path(directory) / feat.pop("T"), **feat)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"reported_where in {str(Path(directory) / 'card.json')!r} is malformed "
+                                 f"({exc})") from None
+        model.reported_where = DomainClassifier.load(directory, entry, featurizer)
+
+
+def predict_with_domain(model, amounts: np.ndarray) -> DomainPrediction:
+    """Mean, calibrated σ and domain flags of a loaded property model for amount vectors [N, 85].
+
+    Without a fitted applicability domain in the card, σ is the raw spread and only the training
+    formulas' extent (``outside_domain``) flags rows."""
+    a = np.asarray(amounts)
+    mean, std = model.predict_amounts(a)
+    mean = mean.astype(np.float32)
+    dom = getattr(model, "applicability", None)
+    if dom is not None:
+        res = dom.assess(a, std)
+        in_domain, sigma, note = res.in_domain, res.sigma, res.note
+    else:
+        in_domain, sigma = ~model.outside_domain(a), std.astype(np.float32)
+        why = "larger amounts, more atoms or more elements than any training formula"
+        note = np.where(in_domain, "", why)
+        note = note.astype(object)
+    rule = getattr(model, "reported_where", None)
+    if rule is not None and len(a):
+        reported = rule.predict(a)
+        mean = np.where(reported, mean, np.float32(np.nan))
+        sigma = np.where(reported, sigma, np.float32(np.nan))
+        why = f"not reported: unlike the {model.name} training compositions"
+        note = np.where(reported, note, why).astype(object)
+        in_domain = in_domain & reported
+    return DomainPrediction(mean, sigma, std.astype(np.float32), in_domain, note)
 
 
 _CACHE: dict[str, object] = {}
@@ -120,11 +187,17 @@ def load_property_model(name: str):
 
 
 def predict_amounts(amounts: np.ndarray, properties: Sequence[str]) -> pd.DataFrame:
-    """Mean and ``<property>_std`` columns for amount vectors [N, 85]."""
+    """For amount vectors [N, 85], per property: the mean (empty where the model does not report
+    it), ``<property>_std`` (σ calibrated on validation data) and ``<property>_in_domain``; and
+    ``domain_note``: why a row is outside a model's domain or a value is empty."""
     cols: dict[str, np.ndarray] = {}
+    notes = []
     for p in properties:
-        mean, std = load_property_model(p).predict_amounts(amounts)
-        cols[p], cols[f"{p}_std"] = mean, std
+        pred = predict_with_domain(load_property_model(p), amounts)
+        cols[p], cols[f"{p}_std"], cols[f"{p}_in_domain"] = pred.mean, pred.sigma, pred.in_domain
+        notes.append((p, pred.note))
+    cols["domain_note"] = np.array(["; ".join(f"{p}: {n[i]}" for p, n in notes if n[i])
+                                    for i in range(len(amounts))], dtype=object)
     return pd.DataFrame(cols)
 
 
@@ -149,8 +222,12 @@ def predict(formulas: Iterable[object],
     ``errors="skip"`` predicts the others, keeps their input positions as the index and
     reports the skipped rows in a PredictionWarning and in ``df.attrs["skipped"]`` (count by
     reason, as the data loaders do) and ``df.attrs["skipped_rows"]`` ((index, formula, reason)).
-    Formulas beyond a model's training data (e.g. ``NaCl100``) are predicted with one
-    PredictionWarning naming them; ``df.attrs["outside_training"]`` maps property -> formulas.
+    Each property has ``<property>_in_domain`` (inside the model's applicability domain,
+    :mod:`discovery.domain`) and a σ calibrated on validation data; ``domain_note`` says why a
+    row is out of domain or a value empty (Tc is reported for superconductor-like compositions
+    only). ``df.attrs["outside_domain"]`` maps property -> formulas out of domain. Formulas
+    beyond a model's training compositions (an unseen element or element pair, e.g. ``NaCl100``'s
+    amounts) are predicted with one PredictionWarning naming them (``df.attrs["outside_training"]``).
     """
     if errors not in ("raise", "skip"):
         raise ConfigError(f"errors must be 'raise' or 'skip', got {errors!r}")
@@ -170,17 +247,23 @@ def predict(formulas: Iterable[object],
         more = f"; and {len(batch.failures) - 5} more" if len(batch.failures) > 5 else ""
         warnings.warn(f"predict skipped {len(batch.failures)} of {len(items)} formulas: {shown}{more}",
                       PredictionWarning, stacklevel=2)
+    formulas_ = df["formula"].to_numpy()
+    df.attrs["outside_domain"] = {p: formulas_[~df[f"{p}_in_domain"].to_numpy()].tolist() for p in properties}
+    # beyond the training compositions (an unseen element or pair, larger amounts): worth a warning
+    notes = df["domain_note"].to_numpy()
     outside = {}
     for p in properties:
-        mask = load_property_model(p).outside_domain(amounts)
-        if mask.any():
-            outside[p] = df["formula"].to_numpy()[mask].tolist()
+        rule = [f"{p}: element", f"{p}: pair", f"{p}: larger amounts"]
+        rows = [i for i, n in enumerate(notes) if any(r in n for r in rule)]
+        if rows:
+            outside[p] = formulas_[rows].tolist()
     df.attrs["outside_training"] = outside
     if outside:
         names = sorted({f for fs in outside.values() for f in fs})
         shown = ", ".join(repr(f) for f in names[:5])
         shown += f" and {len(names) - 5} more" if len(names) > 5 else ""
-        warnings.warn(f"{shown} lie beyond the training data of the {', '.join(outside)} model(s) "
-                      "(larger amounts, more atoms or more elements than any training formula): "
-                      "those predictions are extrapolations", PredictionWarning, stacklevel=2)
+        warnings.warn(f"{shown} lie beyond the training compositions of the {', '.join(outside)} model(s) "
+                      "(an element or element pair no training formula holds, or larger amounts; see "
+                      "domain_note): out of domain, their numbers are extrapolations",
+                      PredictionWarning, stacklevel=2)
     return df

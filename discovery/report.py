@@ -44,7 +44,11 @@ def csv_frame(candidates: pd.DataFrame, sort_prop: str) -> pd.DataFrame:
         if p in candidates:
             cols[p] = f"{p} [{unit}]"
             cols[f"{p}_std"] = f"{p}_std [{unit}]"
-    for c in ("decomposition", "e_hull_note"):  # competing phases at e_hull; why e_hull is empty
+            if f"{p}_in_domain" in candidates:  # inside the model's applicability domain
+                cols[f"{p}_in_domain"] = f"{p}_in_domain"
+    # competing phases at e_hull; why e_hull is empty or how well its hull is known; why a row
+    # is out of a model's domain or a property not reported
+    for c in ("decomposition", "e_hull_note", "domain_note"):
         if c in candidates:
             cols[c] = c
     cols["score"] = f"score [{PROPERTIES[sort_prop]}]"
@@ -199,7 +203,16 @@ def console_tables(result, top: int = 20):
     props = [p for p in PROPERTIES if p in head]
     for c in ["rank", "formula", "elements", *[f"{p} [{PROPERTIES[p]}]" for p in props], "score"]:
         cands.add_column(c, justify="left" if c == "formula" else "right")
+    cands.caption = "* outside the model's applicability domain (domain_note in the CSV); - not reported"
     for _, row in head.iterrows():
         cands.add_row(str(row["rank"]), row["formula"], str(row["n_elements"]),
-                      *[f"{row[p]:.2f} ± {row[p + '_std']:.2f}" for p in props], f"{row['score']:.3f}")
+                      *[_cell(row, p) for p in props], f"{row['score']:.3f}")
     return funnel, cands
+
+
+def _cell(row, prop: str) -> str:
+    """'2.10 ± 0.40' (a trailing * when out of the model's domain), '-' where there is no value."""
+    if pd.isna(row[prop]):
+        return "-"
+    out = "" if bool(row.get(f"{prop}_in_domain", True)) else "*"
+    return f"{row[prop]:.2f} ± {row[prop + '_std']:.2f}{out}"

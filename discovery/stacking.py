@@ -60,6 +60,7 @@ class StackedPropertyModel:
         self.name, self.unit, self.components = name, unit, components
         self.weights = {c: float(weights[c]) for c in components}
         self.card = card or {}
+        self.applicability = self.reported_where = None  # set from the card by load()
 
     def predict_amounts(self, amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) for amount or count vectors [N, 85]; zero-weight components are skipped."""
@@ -107,4 +108,8 @@ class StackedPropertyModel:
             c, m = other[0]
             raise ModelFileError(f"stack {str(d)!r}: part {c!r} predicts {m.name!r} in {m.unit!r}, "
                                  f"not {prop!r} in {unit!r}")
-        return cls(prop, unit, components, dict(zip(names, weights, strict=True)), card)
+        from discovery.properties import attach_domain
+
+        model = cls(prop, unit, components, dict(zip(names, weights, strict=True)), card)
+        attach_domain(model, d)
+        return model

@@ -1,0 +1,106 @@
+"""Applicability domain and calibrated σ of the shipped property models, on the test splits.
+
+    python pipelines/bench_calibration.py                                   # all three properties
+    python pipelines/bench_calibration.py --candidates candidates/RUN.csv   # + the share of a run's
+                                                                            #   candidates with a Tc
+
+Per property: the share of test errors within 1σ and 2σ (σ calibrated on validation by
+``pipelines/calibrate_property_models.py``), with the raw ensemble spread beside it; the share of
+rows flagged out of domain and their MAE against the in-domain rows'; for Tc, the share of SuperCon
+test compositions ``discovery.predict`` reports a Tc for. Report: pipelines/reports/bench_calibration.md
+and .json. The test splits are read here only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from discovery.domain import coverage_shares
+from discovery.encoding import parse_formulas
+from discovery.properties import load_property_model, predict_with_domain
+from discovery.tasks import load_task
+
+REPORT = Path("pipelines/reports/bench_calibration")
+
+
+def bench(prop: str) -> dict:
+    task = load_task(prop)
+    batch = parse_formulas(task.test["formula"].tolist())
+    batch.raise_first()
+    model = load_property_model(prop)
+    t0 = time.perf_counter()
+    pred = predict_with_domain(model, batch.amounts)
+    seconds = time.perf_counter() - t0
+    y = task.test["y"].to_numpy()
+    reported = np.isfinite(pred.mean)
+    # the domain and σ are judged on every test row, whether or not the value is reported
+    mean, _ = model.predict_amounts(batch.amounts)
+    err = np.abs(mean - y)
+    flagged = ~predict_domain_flags(model, batch.amounts, pred)
+    dom = model.applicability
+    sigma = dom.calibrate(pred.raw_std, dom.composition_note(batch.amounts) != "")
+    out = {"property": prop, "unit": task.unit, "test_rows": len(y), "seconds": round(seconds, 2),
+           "calibrated": coverage_shares(err, sigma), "raw_spread": coverage_shares(err, pred.raw_std),
+           "flagged_share": float(flagged.mean()), "mae_out": float(err[flagged].mean()),
+           "mae_in": float(err[~flagged].mean()), "mae": float(err.mean()),
+           "reported_share": float(reported.mean())}
+    out["mae_ratio"] = out["mae_out"] / out["mae_in"]
+    # tails: the ratio of the 95.4th to the 68.3rd percentile of |error| / σ (a normal's: 2.0)
+    z = err / np.maximum(sigma, 1e-12)
+    out["z_q954_over_q683"] = float(np.quantile(z, 0.9545) / np.quantile(z, 0.6827))
+    return out
+
+
+def predict_domain_flags(model, amounts: np.ndarray, pred) -> np.ndarray:
+    """In-domain by the applicability domain alone (the Tc report rule is measured apart)."""
+    return model.applicability.assess(amounts, pred.raw_std).in_domain
+
+
+def candidates_with_tc(path: Path) -> dict:
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    col = "tc [K]"
+    return {"file": str(path), "candidates": len(df), "with_tc": int(df[col].notna().sum()),
+            "share_with_tc": float(df[col].notna().mean()) if len(df) else 0.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--properties", default="bandgap,formation_energy,tc")
+    ap.add_argument("--candidates", type=Path, default=None, help="a discover run CSV: share with a Tc")
+    args = ap.parse_args()
+    rows = [bench(p) for p in args.properties.split(",")]
+    extra = candidates_with_tc(args.candidates) if args.candidates else None
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    report = {"properties": rows, "candidates": extra}
+    REPORT.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = ["# Applicability domain and calibrated σ, test splits", "",
+             "σ calibrated and domain thresholds chosen on the validation splits "
+             "(`python pipelines/calibrate_property_models.py`); the test splits are read only here.", "",
+             "| property | test rows | within 1σ | within 2σ | raw spread: 1σ / 2σ | flagged out of domain "
+             "| MAE out / in | ratio | Tc reported | q95.4/q68.3 of err/σ (normal 2.0) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cal, raw = r["calibrated"], r["raw_spread"]
+        lines.append(f"| {r['property']} ({r['unit']}) | {r['test_rows']:,} | {cal['within_1sigma']:.1%} "
+                     f"| {cal['within_2sigma']:.1%} | {raw['within_1sigma']:.1%} / "
+                     f"{raw['within_2sigma']:.1%} | {r['flagged_share']:.1%} | {r['mae_out']:.4g} / "
+                     f"{r['mae_in']:.4g} | {r['mae_ratio']:.2f} | "
+                     f"{r['reported_share']:.1%} | {r['z_q954_over_q683']:.2f} |")
+    if extra:
+        lines += ["", f"Candidates with a Tc in `{extra['file']}`: {extra['with_tc']:,} of "
+                      f"{extra['candidates']:,} "
+                      f"({extra['share_with_tc']:.1%})."]
+    lines += ["", "```", "python pipelines/bench_calibration.py"
+              + (f" --candidates {args.candidates}" if args.candidates else ""), "```", ""]
+    REPORT.with_suffix(".md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
