@@ -104,7 +104,9 @@ def check_generator_dir(name: str | None, directory: Path | str) -> dict:
     entry(name)
     card = read_card(Path(directory), ConfigError, f"{name} generator")
     kind = saved_kind(card)
-    if kind is not None and kind != name:
+    # one class may ship as several names (substitution, substitution-elements): its card then
+    # holds the options, so only another class is another kind of generator
+    if kind is not None and REGISTRY[kind].target != REGISTRY[name].target:
         raise ConfigError(f"--generator-dir {str(directory)!r} holds a {kind!r} generator, not {name!r}; "
                           f"pass --generator {kind} to run it")
     return card
