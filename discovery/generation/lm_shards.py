@@ -66,17 +66,17 @@ def build_shards(weights: dict[str, np.ndarray], temperature: float, n_shards: i
     limit = 1.0 / (SPLIT * n_shards)
     h = net.start(1).numpy()
     prefix = np.zeros((1, 0), dtype=np.int32)
-    mass = np.zeros(1)  # log mass of the prefix
-    prev = np.zeros(1, dtype=np.int64)  # the last element token (grammar), PAD at the start
+    logm = np.zeros(1)  # log mass of each prefix being split
+    prev = np.zeros(1, dtype=np.int64)  # the last element token (grammar; step 0 ignores it)
     out_prefix, out_mass = [], []
     for step in range(2 * MAX_ELEMENTS):
-        if not len(mass):
+        if not len(logm):
             break
         logits = net.logits(h).numpy()
         allowed = GRAMMAR[step, prev if step % 2 == 0 else prefix[:, -1]]
         logp = _log_softmax_rows(logits, allowed, temperature)
         rows, tok = np.nonzero(allowed)
-        child = mass[rows] + logp[rows, tok]
+        child = logm[rows] + logp[rows, tok]
         if drop is not None and (tok == EOS).any():  # complete: one composition, maybe the beam's
             end = np.flatnonzero(tok == EOS)
             seq = np.full((len(end), 2 * MAX_ELEMENTS + 2), 0, dtype=np.int64)
@@ -93,7 +93,7 @@ def build_shards(weights: dict[str, np.ndarray], temperature: float, n_shards: i
         r, t = rows[grow], tok[grow]
         h = net.step(t.astype(np.int32), net.recurrent(h[r]), h[r]).numpy() if len(r) else h[:0]
         prev = np.where(step % 2 == 0, t, prev[r]) if len(r) else prev[:0]
-        prefix, mass = cell_prefix[grow], child[grow]
+        prefix, logm = cell_prefix[grow], child[grow]
     width = max(p.shape[1] for p in out_prefix)
     prefixes = np.full((sum(len(p) for p in out_prefix), width), -1, dtype=np.int32)
     at = 0
