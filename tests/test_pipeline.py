@@ -114,10 +114,16 @@ def test_cli_run_is_deterministic_and_writes_reports(tmp_path, crabnet_cache):
     assert a.read_bytes() == b.read_bytes()
     df = pd.read_csv(a)
     assert list(df.columns) == ["rank", "formula", "n_elements", "bandgap [eV]", "bandgap_std [eV]",
-                                "formation_energy [eV/atom]", "formation_energy_std [eV/atom]",
-                                "tc [K]", "tc_std [K]", "e_hull [eV/atom]", "e_hull_std [eV/atom]",
-                                "decomposition", "e_hull_note", "score [eV/atom]"]
-    assert (df["formation_energy [eV/atom]"] < -0.5).all() and df["score [eV/atom]"].is_monotonic_increasing
+                                "bandgap_in_domain", "formation_energy [eV/atom]",
+                                "formation_energy_std [eV/atom]", "formation_energy_in_domain",
+                                "tc [K]", "tc_std [K]", "tc_in_domain", "e_hull [eV/atom]",
+                                "e_hull_std [eV/atom]", "e_hull_in_domain", "decomposition", "e_hull_note",
+                                "domain_note", "score [eV/atom]"]
+    assert (df["formation_energy [eV/atom]"] < -0.5).all()
+    inside = df["formation_energy_in_domain"]
+    assert not (inside.astype(int).diff() > 0).any()  # in-domain rows first, each group by score
+    assert df["score [eV/atom]"][inside].is_monotonic_increasing
+    assert df["score [eV/atom]"][~inside].is_monotonic_increasing
     assert a.with_suffix(".png").stat().st_size > 10_000 and not b.with_suffix(".png").exists()
     import json
 
