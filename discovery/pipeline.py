@@ -27,7 +27,6 @@ from discovery.errors import ConfigError
 from discovery.filters.chemistry import smact_screen
 from discovery.generation.registry import DEFAULT as DEFAULT_GENERATOR
 from discovery.prefetch import Prefetcher
-from discovery.properties import predict_with_domain
 from discovery.targets import DERIVED_PROPERTIES, MODEL_PROPERTIES, Target, parse_sort, parse_target
 
 FUNNEL = ("sampled", "decoded", "unique", "charge_neutral", "en_balanced", "novel",
@@ -411,6 +410,8 @@ class Pipeline:
     def _predict(self, df: pd.DataFrame, name: str, counts: np.ndarray) -> None:
         """Columns ``name`` (empty where the model does not report it), ``name_std`` (calibrated σ),
         ``name_in_domain`` and ``name_note`` (why not in domain, joined into ``domain_note``)."""
+        from discovery.properties import predict_with_domain  # imports TensorFlow: not before a model runs
+
         pred = predict_with_domain(self.models[name], counts)
         df[name], df[f"{name}_std"] = pred.mean, pred.sigma
         df[f"{name}_in_domain"], df[f"{name}_note"] = pred.in_domain, pred.note
