@@ -146,6 +146,12 @@ def attach_domain(model, directory: Path) -> None:
         model.reported_where = DomainClassifier.load(directory, entry, featurizer)
 
 
+def beyond_training(model, amounts: np.ndarray) -> np.ndarray:
+    """Rows outside the model's training compositions (the composition rule of its domain)."""
+    dom = getattr(model, "applicability", None)
+    return dom.composition_note(amounts) != "" if dom is not None else model.outside_domain(amounts)
+
+
 def predict_with_domain(model, amounts: np.ndarray) -> DomainPrediction:
     """Mean, calibrated σ and domain flags of a loaded property model for amount vectors [N, 85].
 
@@ -249,13 +255,12 @@ def predict(formulas: Iterable[object],
                       PredictionWarning, stacklevel=2)
     formulas_ = df["formula"].to_numpy()
     df.attrs["outside_domain"] = {p: formulas_[~df[f"{p}_in_domain"].to_numpy()].tolist() for p in properties}
-    # beyond the training compositions (an unseen element or pair, larger amounts): worth a warning
-    notes = df["domain_note"].to_numpy()
+    # beyond the training compositions (an unseen element or pair, larger amounts) where a value
+    # is reported: worth a warning
     outside = {}
     for p in properties:
-        rule = [f"{p}: element", f"{p}: pair", f"{p}: larger amounts"]
-        rows = [i for i, n in enumerate(notes) if any(r in n for r in rule)]
-        if rows:
+        rows = beyond_training(load_property_model(p), amounts) & df[p].notna().to_numpy()
+        if rows.any():
             outside[p] = formulas_[rows].tolist()
     df.attrs["outside_training"] = outside
     if outside:

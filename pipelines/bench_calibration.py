@@ -23,7 +23,7 @@ import pandas as pd
 
 from discovery.domain import coverage_shares
 from discovery.encoding import parse_formulas
-from discovery.properties import load_property_model, predict_with_domain
+from discovery.properties import load_property_model
 from discovery.tasks import load_task
 
 REPORT = Path("pipelines/reports/bench_calibration")
@@ -35,18 +35,16 @@ def bench(prop: str) -> dict:
     batch.raise_first()
     model = load_property_model(prop)
     t0 = time.perf_counter()
-    pred = predict_with_domain(model, batch.amounts)
+    mean, raw_std = model.predict_amounts(batch.amounts)  # once: the domain is judged on every row
+    res = model.applicability.assess(batch.amounts, raw_std)
+    rule = model.reported_where
+    reported = rule.predict(batch.amounts) if rule is not None else np.ones(len(mean), dtype=bool)
     seconds = time.perf_counter() - t0
     y = task.test["y"].to_numpy()
-    reported = np.isfinite(pred.mean)
-    # the domain and σ are judged on every test row, whether or not the value is reported
-    mean, _ = model.predict_amounts(batch.amounts)
     err = np.abs(mean - y)
-    flagged = ~predict_domain_flags(model, batch.amounts, pred)
-    dom = model.applicability
-    sigma = dom.calibrate(pred.raw_std, dom.composition_note(batch.amounts) != "")
+    flagged, sigma = ~res.in_domain, res.sigma
     out = {"property": prop, "unit": task.unit, "test_rows": len(y), "seconds": round(seconds, 2),
-           "calibrated": coverage_shares(err, sigma), "raw_spread": coverage_shares(err, pred.raw_std),
+           "calibrated": coverage_shares(err, sigma), "raw_spread": coverage_shares(err, raw_std),
            "flagged_share": float(flagged.mean()), "mae_out": float(err[flagged].mean()),
            "mae_in": float(err[~flagged].mean()), "mae": float(err.mean()),
            "reported_share": float(reported.mean())}
@@ -55,11 +53,6 @@ def bench(prop: str) -> dict:
     z = err / np.maximum(sigma, 1e-12)
     out["z_q954_over_q683"] = float(np.quantile(z, 0.9545) / np.quantile(z, 0.6827))
     return out
-
-
-def predict_domain_flags(model, amounts: np.ndarray, pred) -> np.ndarray:
-    """In-domain by the applicability domain alone (the Tc report rule is measured apart)."""
-    return model.applicability.assess(amounts, pred.raw_std).in_domain
 
 
 def candidates_with_tc(path: Path) -> dict:
