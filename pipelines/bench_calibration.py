@@ -23,7 +23,7 @@ import pandas as pd
 
 from discovery.domain import coverage_shares
 from discovery.encoding import parse_formulas
-from discovery.properties import load_property_model
+from discovery.properties import PROPERTY_UNITS, load_property_model
 from discovery.tasks import load_task
 
 REPORT = Path("pipelines/reports/bench_calibration")
@@ -56,8 +56,13 @@ def bench(prop: str) -> dict:
 
 
 def candidates_with_tc(path: Path) -> dict:
-    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     col = "tc [K]"
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise SystemExit(f"--candidates {str(path)!r}: not a readable discover run CSV ({exc})") from None
+    if col not in df:
+        raise SystemExit(f"--candidates {str(path)!r}: no {col!r} column (a discover run CSV has one)")
     return {"file": str(path), "candidates": len(df), "with_tc": int(df[col].notna().sum()),
             "share_with_tc": float(df[col].notna().mean()) if len(df) else 0.0}
 
@@ -67,7 +72,11 @@ def main() -> None:
     ap.add_argument("--properties", default="bandgap,formation_energy,tc")
     ap.add_argument("--candidates", type=Path, default=None, help="a discover run CSV: share with a Tc")
     args = ap.parse_args()
-    rows = [bench(p) for p in args.properties.split(",")]
+    props = args.properties.split(",")
+    bad = [p for p in props if p not in PROPERTY_UNITS]
+    if bad:
+        raise SystemExit(f"--properties: unknown property {bad[0]!r}; use {', '.join(PROPERTY_UNITS)}")
+    rows = [bench(p) for p in props]
     extra = candidates_with_tc(args.candidates) if args.candidates else None
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     report = {"properties": rows, "candidates": extra}

@@ -20,7 +20,7 @@ from discovery.domain import ApplicabilityDomain
 from discovery.domain_classifier import DomainClassifier
 from discovery.encoding import parse_formulas
 from discovery.featurizers import GanEmbedding
-from discovery.properties import MODELS_DIR, PropertyModel
+from discovery.properties import MODELS_DIR, PROPERTY_UNITS, PropertyModel
 from discovery.tasks import load_task
 
 CACHE = Path("runs/calib")
@@ -100,7 +100,11 @@ def main() -> None:
     ap.add_argument("--properties", default="bandgap,formation_energy,tc")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    for prop in args.properties.split(","):
+    props = args.properties.split(",")
+    bad = [p for p in props if p not in PROPERTY_UNITS]
+    if bad:
+        raise SystemExit(f"--properties: unknown property {bad[0]!r}; use {', '.join(PROPERTY_UNITS)}")
+    for prop in props:
         d = MODELS_DIR / prop
         task = load_task(prop)
         model = PropertyModel.load(d)
