@@ -60,7 +60,8 @@ def candidates_with_tc(path: Path) -> dict:
     try:
         df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise SystemExit(f"--candidates {str(path)!r}: not a readable discover run CSV ({exc})") from None
+        why = str(exc).strip().splitlines()[0]
+        raise SystemExit(f"--candidates {str(path)!r}: not a readable discover run CSV ({why})") from None
     if col not in df:
         raise SystemExit(f"--candidates {str(path)!r}: no {col!r} column (a discover run CSV has one)")
     return {"file": str(path), "candidates": len(df), "with_tc": int(df[col].notna().sum()),
