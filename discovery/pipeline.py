@@ -23,7 +23,7 @@ import pandas as pd
 
 from discovery.elements import ELEMENTS, INDEX
 from discovery.encoding import composition_keys, counts_to_formulas, first_occurrences, reduce_counts
-from discovery.errors import ConfigError
+from discovery.errors import ConfigError, FilterError
 from discovery.filters.chemistry import smact_screen
 from discovery.generation.registry import DEFAULT as DEFAULT_GENERATOR
 from discovery.prefetch import Prefetcher
@@ -31,10 +31,6 @@ from discovery.targets import DERIVED_PROPERTIES, MODEL_PROPERTIES, Target, pars
 
 FUNNEL = ("sampled", "decoded", "unique", "charge_neutral", "en_balanced", "novel",
           "element_rules", "custom_filters", "meets_target")
-
-
-class FilterError(RuntimeError):
-    """A custom filter that raised or returned something other than a boolean mask."""
 
 
 def composition_filter(fn: Callable) -> Callable:
@@ -322,7 +318,8 @@ class Pipeline:
         tgt = parse_target(spec.target)
         inc = _element_indices(spec.include, "--include")
         exc = _element_indices(spec.exclude, "--exclude")
-        seconds = dict.fromkeys(("generate", "filter", "rank"), 0.0)
+        # rank_domain: the part of rank spent judging the applicability domain
+        seconds = dict.fromkeys(("generate", "filter", "rank", "rank_domain"), 0.0)
         sampled = decoded = 0
         seen = np.zeros(0, dtype=np.uint64)
         all_keys, all_stages, kept = [], [], []
@@ -363,7 +360,7 @@ class Pipeline:
                 seconds["filter"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if len(chunk):
-                    hits, hit = self._predict_hits(chunk, live_counts, tgt)
+                    hits, hit = self._predict_hits(chunk, live_counts, tgt, seconds)
                     stages[live_idx[hit]] = STAGE_TARGET
                     kept.append(hits)
                 seconds["rank"] += time.perf_counter() - t0
@@ -378,50 +375,56 @@ class Pipeline:
                                np.concatenate(all_stages) if all_stages else np.zeros(0, np.int8),
                                cands, seconds, tally.skipped)
 
-    def _predict_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt) -> tuple[pd.DataFrame, np.ndarray]:
+    def _predict_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt,
+                      seconds: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
         """Predict the target's properties, keep the rows meeting it, then predict the other
         properties for those rows only (most rows miss the target; the models are the cost).
 
         ``e_hull`` needs the formation energy and a hull per chemical system, so it is computed
-        after the other conditions, on the rows that met them."""
+        after the other conditions, on the rows that met them. ``seconds["rank_domain"]`` gathers the
+        time spent judging the domain (the summary shows what the domain work costs)."""
+        seconds = {} if seconds is None else seconds
         first = [p for p in tgt.properties if p in self.models]
         for name in first:
-            self._predict(chunk, name, counts)
+            self._predict(chunk, name, counts, seconds)
         model_conds = tuple(c for c in tgt.conditions if c.prop in self.models)
         hit = Target(model_conds).mask(chunk) if model_conds else np.ones(len(chunk), dtype=bool)
         if "e_hull" in tgt.properties:
             idx = np.flatnonzero(hit)
-            part = self._add_stability(chunk.iloc[idx].copy(), counts[idx])
+            part = self._add_stability(chunk.iloc[idx].copy(), counts[idx], seconds)
             hit[idx] = tgt.mask(part)
             hits, counts = part[hit[idx]].copy(), counts[hit]
         else:
             hits, counts = chunk[hit].copy(), counts[hit]
         for name in self.models:
             if name not in hits:
-                self._predict(hits, name, counts)
+                self._predict(hits, name, counts, seconds)
         if "e_hull" not in hits:
-            hits = self._add_stability(hits, counts)
+            hits = self._add_stability(hits, counts, seconds)
         notes = [(p, hits.pop(f"{p}_note").to_numpy()) for p in self.models]
         hits["domain_note"] = ["; ".join(f"{p}: {n[i]}" for p, n in notes if n[i]) for i in range(len(hits))]
         columns = ["formula", "n_elements", "key", *model_columns(self.models), *STABILITY_COLUMNS,
                    "domain_note"]
         return hits[columns], hit
 
-    def _predict(self, df: pd.DataFrame, name: str, counts: np.ndarray) -> None:
+    def _predict(self, df: pd.DataFrame, name: str, counts: np.ndarray, seconds: dict | None = None) -> None:
         """Columns ``name`` (empty where the model does not report it), ``name_std`` (calibrated σ),
         ``name_in_domain`` and ``name_note`` (why not in domain, joined into ``domain_note``)."""
         from discovery.properties import predict_with_domain  # imports TensorFlow: not before a model runs
 
         pred = predict_with_domain(self.models[name], counts)
+        if seconds is not None:
+            seconds["rank_domain"] = seconds.get("rank_domain", 0.0) + pred.seconds
         df[name], df[f"{name}_std"] = pred.mean, pred.sigma
         df[f"{name}_in_domain"], df[f"{name}_note"] = pred.in_domain, pred.note
 
-    def _add_stability(self, df: pd.DataFrame, counts: np.ndarray) -> pd.DataFrame:
+    def _add_stability(self, df: pd.DataFrame, counts: np.ndarray,
+                       seconds: dict | None = None) -> pd.DataFrame:
         """``e_hull`` (predicted formation energy minus the hull of known phases), its std (the
         formation-energy ensemble's: the hull is DFT data), the competing phases and, where
         there is no number, why."""
         if "formation_energy" not in df and "formation_energy" in self.models:
-            self._predict(df, "formation_energy", counts)
+            self._predict(df, "formation_energy", counts, seconds)
         if self.hulls is None or "formation_energy" not in df:
             why = ("no known-phase data (discover data fetch)" if self.hulls is None
                    else "no formation-energy model")
@@ -429,6 +432,7 @@ class Pipeline:
             df["e_hull_in_domain"] = False
             return df
         res = self.hulls.evaluate(counts, df["formation_energy"].to_numpy())
+        t0 = time.perf_counter()
         df["e_hull"], df["e_hull_std"] = res.e_hull, df["formation_energy_std"].to_numpy()
         in_domain = df["formation_energy_in_domain"].to_numpy() & np.isfinite(res.e_hull)
         note = np.asarray(res.note, dtype=object)
@@ -448,6 +452,8 @@ class Pipeline:
             in_domain &= ~deep
         df["e_hull_in_domain"] = in_domain
         df["decomposition"], df["e_hull_note"] = res.decomposition, note
+        if seconds is not None:
+            seconds["rank_domain"] = seconds.get("rank_domain", 0.0) + time.perf_counter() - t0
         return df
 
     def _screen(self, counts, keys, inc, exc, spec: RunSpec) -> np.ndarray:

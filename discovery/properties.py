@@ -12,6 +12,7 @@ holds its own tuned copy of T as its first layer; there is no ``T.npy`` then, an
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ class DomainPrediction:
     raw_std: np.ndarray
     in_domain: np.ndarray
     note: np.ndarray
+    seconds: float = 0.0  # spent on the domain and the report rule (not the model), for run summaries
 
 
 def attach_domain(model, directory: Path) -> None:
@@ -160,6 +162,7 @@ def predict_with_domain(model, amounts: np.ndarray) -> DomainPrediction:
     a = np.asarray(amounts)
     mean, std = model.predict_amounts(a)
     mean = mean.astype(np.float32)
+    t0 = time.perf_counter()
     dom = getattr(model, "applicability", None)
     if dom is not None:
         res = dom.assess(a, std)
@@ -177,7 +180,7 @@ def predict_with_domain(model, amounts: np.ndarray) -> DomainPrediction:
         why = f"not reported: unlike the {model.name} training compositions"
         note = np.where(reported, note, why).astype(object)
         in_domain = in_domain & reported
-    return DomainPrediction(mean, sigma, std.astype(np.float32), in_domain, note)
+    return DomainPrediction(mean, sigma, std.astype(np.float32), in_domain, note, time.perf_counter() - t0)
 
 
 _CACHE: dict[str, object] = {}

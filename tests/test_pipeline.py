@@ -39,6 +39,8 @@ def test_funnel_is_monotone_and_candidates_meet_target(result, pipe):
     keys = composition_keys(parse_formulas(c["formula"].tolist()).amounts.astype(np.int64))
     assert len(np.unique(keys)) == len(c)  # deduplicated by reduced composition
     assert not pipe.known.contains_keys(keys).any()  # all novel
+    # the summary's time for judging the domain is a measured part of ranking
+    assert 0 < result.seconds["rank_domain"] < result.seconds["rank"]
 
 
 def test_candidate_predictions_match_the_models(result, pipe):
