@@ -194,7 +194,8 @@ def run_cmd(
     lock = ReportLock(path)  # held until this command ends: a second run at --out refuses
     check_destination(path, spec.settings(), plot, overwrite, lock)  # before any sampling or model load
     ctx.call_on_close(lock.release)
-    from discovery.pipeline import FilterError, Pipeline
+    from discovery.errors import FilterError
+    from discovery.pipeline import Pipeline
 
     pipe = Pipeline.default(seed=seed, generator=name, generator_dir=generator_dir)
     pipe.check_models(spec)

@@ -27,15 +27,12 @@ import numpy as np
 import pandas as pd
 
 from discovery.encoding import composition_keys, parse_formulas
+from discovery.errors import DataError
 
 log = logging.getLogger(__name__)
 
 CRABNET_SPEC = "crabnet==2.0.8"
 CACHE_VERSION = 1
-
-
-class DataError(RuntimeError):
-    """A dataset that is missing, unreadable or malformed; the message says what to do."""
 
 
 # ----------------------------------------------------------------------------- locations

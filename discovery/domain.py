@@ -177,7 +177,7 @@ class ApplicabilityDomain:
 
     @classmethod
     def load(cls, directory: Path, entry: dict) -> ApplicabilityDomain:
-        from discovery.gan.io import ModelFileError
+        from discovery.errors import ModelFileError
 
         path = Path(directory) / str(entry.get("file", DOMAIN_FILE))
         try:

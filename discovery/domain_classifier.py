@@ -89,14 +89,14 @@ class DomainClassifier:
 
     def save(self, directory: Path) -> dict:
         """The network as ``reported_where.keras``; returns the card entry."""
-        from discovery.regressors import save_without_optimizer
+        from discovery.model_files import save_without_optimizer
 
         save_without_optimizer(self.model, Path(directory) / CLASSIFIER_FILE)
         return {"file": CLASSIFIER_FILE, "threshold": self.threshold, **self.info}
 
     @classmethod
     def load(cls, directory: Path, entry: dict, featurizer: CompositionFeaturizer) -> DomainClassifier:
-        from discovery.gan.io import ModelFileError, load_keras_model
+        from discovery.model_files import ModelFileError, load_keras_model
 
         try:
             model = load_keras_model(Path(directory) / str(entry["file"]))

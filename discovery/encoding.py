@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 
 from discovery.elements import ELEMENTS, FORMULA_ORDER, INDEX, MAX_COUNT, N_ELEMENTS
+from discovery.errors import CompositionError
 
 __all__ = [
     "CompositionError",
@@ -42,10 +43,6 @@ __all__ = [
 
 DecodeRule = Literal["argmax", "sample", "expected"]
 DEFAULT_DECODE_RULE: DecodeRule = "argmax"
-
-
-class CompositionError(ValueError):
-    """A formula or matrix that does not fit the codec; the message names the value."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""User-facing error types, and the set the CLI reports as one line instead of a traceback."""
+"""Every user-facing error type, and the set the CLI reports as one line instead of a traceback.
+
+All of the package's error classes are defined here and imported from here, so this module
+imports nothing of the package: every layer can use it without depending on another.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,31 @@ class OutputError(RuntimeError):
     """A report that could not be written after the run; the message says where the results are."""
 
 
+class DataError(RuntimeError):
+    """A dataset that is missing, unreadable or malformed; the message says what to do."""
+
+
+class ModelFileError(DataError):
+    """A model file that is missing or cannot be read."""
+
+
+class CompositionError(ValueError):
+    """A formula or matrix that does not fit the codec; the message names the value."""
+
+
+class OxidationStateError(ValueError):
+    """An oxidation-state set SMACT does not ship."""
+
+
+class TargetError(ValueError):
+    """A target or sort expression that cannot be parsed; the message is one line."""
+
+
+class FilterError(RuntimeError):
+    """A custom filter that raised or returned something other than a boolean mask."""
+
+
 def user_errors() -> tuple[type[Exception], ...]:
     """Every error type whose message is meant for the user as it stands."""
-    from discovery.data import DataError
-    from discovery.encoding import CompositionError
-    from discovery.filters.chemistry import OxidationStateError
-    from discovery.pipeline import FilterError
-
-    errors: list[type[Exception]] = [ConfigError, DataError, CompositionError, OxidationStateError,
-                                     FilterError, OutputError]
-    try:
-        from discovery.targets import TargetError
-
-        errors.append(TargetError)
-    except ImportError:  # pragma: no cover - while targets is being written
-        pass
-    return tuple(errors)
+    return (ConfigError, DataError, CompositionError, OxidationStateError, FilterError, OutputError,
+            TargetError)

@@ -23,7 +23,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from discovery.elements import ELEMENTS, N_ELEMENTS
 from discovery.encoding import amounts, parse_formulas
-from discovery.errors import ConfigError
+from discovery.errors import ConfigError, ModelFileError
+from discovery.model_files import SHIPPED_EMBEDDING
 
 AmountMode = Literal["counts", "fractions"]
 
@@ -159,13 +160,10 @@ def batch_invariant_matmul(a: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def load_embedding(t: np.ndarray | str | Path | None = None) -> np.ndarray:
     """T [85, d] from an array, an ``.npy`` path, or (None) the shipped GAN's ``T.npy``."""
-    from discovery.gan.io import ModelFileError
-    from discovery.gan.sampler import SHIPPED_GAN_DIR
-
     if isinstance(t, np.ndarray):
         arr = t
     else:
-        path = Path(t) if t is not None else SHIPPED_GAN_DIR / "T.npy"
+        path = Path(t) if t is not None else SHIPPED_EMBEDDING
         if not path.is_file():
             raise ModelFileError(f"atom embedding {str(path)!r} not found")
         try:

@@ -22,18 +22,17 @@ import numpy as np
 import pandas as pd
 
 from discovery.encoding import parse_formulas
-from discovery.errors import ConfigError
+from discovery.errors import ConfigError, ModelFileError
 from discovery.featurizers import (
     FEATURIZERS,
     CompositionFeaturizer,
     GanEmbedding,
     make_featurizer,
 )
-from discovery.gan.io import ModelFileError
-from discovery.regressors import WEIGHTS_DTYPES, Ensemble, write_card
+from discovery.model_files import MODELS_DIR, WEIGHTS_DTYPES, write_card
+from discovery.regressors import Ensemble
 from discovery.targets import MODEL_PROPERTIES
 
-MODELS_DIR = Path(__file__).resolve().parent / "models"
 PROPERTY_UNITS = MODEL_PROPERTIES  # name -> unit, one source of truth with the target language
 
 
@@ -92,7 +91,9 @@ class PropertyModel:
         if stacked:  # outside the card's try: a part's own error names the part
             from discovery.stacking import StackedPropertyModel
 
-            return StackedPropertyModel.load(d)
+            stack = StackedPropertyModel.load(d, load_part=cls.load)
+            attach_domain(stack, d)
+            return stack
         try:
             feat = dict(card["featurizer"])
             name = feat.pop("name")

@@ -7,7 +7,6 @@ a validation split; the test split is never seen here.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy as np
 from keras import layers
 
 from discovery.errors import ConfigError
+from discovery.model_files import load_keras_model, save_without_optimizer
 
 HIDDEN = (256, 128, 64, 32)
 
@@ -100,7 +100,6 @@ def fit_keras(reg, model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.n
     return reg
 
 
-WEIGHTS_DTYPES = ("float32", "float16")
 # Attention batches are padded to a multiple of this many rows: a multiple of 8 keeps a row's
 # result independent of its batch (below), and 64 keeps the number of distinct shapes (each
 # costs TensorFlow/oneDNN cached kernels) small: peak RSS 1,358 MB at 8 and 1,190 MB at 64 over
@@ -108,65 +107,6 @@ WEIGHTS_DTYPES = ("float32", "float16")
 # research/probe_token_batches.py rss).
 _PAD_ROWS = 64
 _TRACING = threading.Lock()  # a graph per token count is traced with the layers' count set
-
-
-def save_without_optimizer(model: keras.Model, path: Path, weights_dtype: str = "float32") -> None:
-    """Save ``model`` for inference only: rebuilt from its config, so uncompiled (Keras 3's
-    clone_model keeps the optimizer), a third of the bytes of a compiled save. With
-    ``weights_dtype="float16"`` the weights are stored as float16 (half the bytes) and still
-    computed in float32: Keras casts them as it loads. The file is written whole or not at all."""
-    if weights_dtype not in WEIGHTS_DTYPES:
-        raise ConfigError(f"weights_dtype must be one of {', '.join(WEIGHTS_DTYPES)}, got {weights_dtype!r}")
-    path = Path(path)
-    weights = model.get_weights()
-    if weights_dtype == "float16":
-        limit = float(np.finfo(np.float16).max)
-        big = [w for w in weights if w.dtype == np.float32 and np.abs(w).max(initial=0) > limit]
-        if big:
-            raise ConfigError(f"a weight of {float(np.abs(big[0]).max()):.4g} overflows float16 "
-                              f"(max {limit:.0f}): save this model as float32")
-    bare = model.__class__.from_config(model.get_config())
-    bare.set_weights(weights)
-    tmp = path.with_name(path.name + ".partial.keras")
-    try:
-        bare.save(tmp)
-        if weights_dtype == "float16":
-            _store_weights_as_float16(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _store_weights_as_float16(path: Path) -> None:
-    """Rewrite the float32 arrays of a ``.keras`` archive's ``model.weights.h5`` as float16."""
-    import io
-    import zipfile
-
-    import h5py
-
-    def copy(src, dst):
-        dst.attrs.update(src.attrs)
-        for key, item in src.items():
-            if isinstance(item, h5py.Dataset):
-                data = item[()]
-                data = data.astype(np.float16) if data.dtype == np.float32 else data
-                out = dst.create_dataset(key, data=data)
-                out.attrs.update(item.attrs)
-            else:
-                copy(item, dst.create_group(key))
-
-    with zipfile.ZipFile(path) as zin:
-        entries = [(info, zin.read(info.filename)) for info in zin.infolist()]
-    if "model.weights.h5" not in [info.filename for info, _ in entries]:
-        raise ConfigError(f"{str(path)!r} holds no model.weights.h5: not a Keras 3 archive")
-    with zipfile.ZipFile(path, "w") as zout:
-        for info, data in entries:
-            if info.filename == "model.weights.h5":
-                buf = io.BytesIO()
-                with h5py.File(io.BytesIO(data), "r") as src, h5py.File(buf, "w") as dst:
-                    copy(src, dst)
-                data = buf.getvalue()
-            zout.writestr(info, data)
 
 
 def predict_model(model: keras.Model, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
@@ -286,14 +226,7 @@ class Ensemble:
 
     @classmethod
     def load(cls, directory: Path, k: int, weights_dtype: str = "float32") -> Ensemble:
-        from discovery.gan.io import load_keras_model
-
         return cls([load_keras_model(directory / f"member_{i}.keras") for i in range(k)], weights_dtype)
-
-
-def write_card(directory: Path, card: dict) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "card.json").write_text(json.dumps(card, indent=2, default=float))
 
 
 @dataclass

@@ -504,7 +504,8 @@ def default_hulls(cache: Path | None = None) -> PhaseHulls | None:
     when neither is there."""
     if cache is None and SHIPPED_PHASES.is_file():
         return PhaseHulls.load(SHIPPED_PHASES)
-    from discovery.data import DataError, cache_dir
+    from discovery.data import cache_dir
+    from discovery.errors import DataError
 
     cache = cache or cache_dir()
     tables = [cache / "crabnet" / f"oqmd_formation_enthalpy_{s}.parquet" for s in ("train", "val", "test")]

@@ -15,12 +15,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from discovery.errors import ConfigError
-from discovery.regressors import write_card
+from discovery.errors import ConfigError, ModelFileError
+from discovery.model_files import write_card
 
 
 def stack_weights(preds: list[np.ndarray], y: np.ndarray, step: float = 0.05) -> tuple[np.ndarray, float]:
@@ -86,10 +87,10 @@ class StackedPropertyModel:
                                **card})
 
     @classmethod
-    def load(cls, directory: Path | str) -> StackedPropertyModel:
-        from discovery.gan.io import ModelFileError
-        from discovery.properties import PropertyModel
-
+    def load(cls, directory: Path | str, load_part: Callable[[Path], object]) -> StackedPropertyModel:
+        """The stack saved in ``directory``, each part read by ``load_part`` (a part is a whole
+        model directory: ``PropertyModel.load``, which calls this for a stack's card and then
+        attaches the stack's applicability domain)."""
         d = Path(directory)
         try:
             card = json.loads((d / "card.json").read_text())
@@ -102,14 +103,10 @@ class StackedPropertyModel:
                 raise ValueError(f"component name {bad[0]!r} is not a plain directory name")
         except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"stack card {str(d / 'card.json')!r} is malformed ({exc})") from None
-        components = {c: PropertyModel.load(d / c) for c in names}
+        components = {c: load_part(d / c) for c in names}
         other = [(c, m) for c, m in components.items() if (m.name, m.unit) != (prop, unit)]
         if other:
             c, m = other[0]
             raise ModelFileError(f"stack {str(d)!r}: part {c!r} predicts {m.name!r} in {m.unit!r}, "
                                  f"not {prop!r} in {unit!r}")
-        from discovery.properties import attach_domain
-
-        model = cls(prop, unit, components, dict(zip(names, weights, strict=True)), card)
-        attach_domain(model, d)
-        return model
+        return cls(prop, unit, components, dict(zip(names, weights, strict=True)), card)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from discovery.errors import TargetError
+
 MODEL_PROPERTIES: dict[str, str] = {"bandgap": "eV", "formation_energy": "eV/atom", "tc": "K"}
 """Properties a shipped model predicts, with their units."""
 DERIVED_PROPERTIES: dict[str, str] = {"e_hull": "eV/atom"}
@@ -47,10 +49,6 @@ _TOKEN_RE = re.compile(
     """,
     re.VERBOSE,
 )
-
-
-class TargetError(ValueError):
-    """A target or sort expression that cannot be parsed; the message is one line."""
 
 
 _Fail = Callable[[str], TargetError]  # builds the error for one problem, with the shared context

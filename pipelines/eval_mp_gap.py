@@ -20,7 +20,7 @@ import pandas as pd
 
 from discovery.data import load_crabnet_table
 from discovery.encoding import composition_keys, parse_formulas
-from discovery.gan.io import ModelFileError
+from discovery.model_files import ModelFileError
 from discovery.properties import MODELS_DIR, PropertyModel
 from discovery.regressors import regression_metrics
 from discovery.tasks import load_task

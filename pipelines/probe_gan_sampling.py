@@ -28,11 +28,11 @@ from discovery.data import DataError, load_gan_formulas
 from discovery.elements import N_ELEMENTS
 from discovery.encoding import composition_keys, counts_to_matrix, decode_counts, encode
 from discovery.gan.config import split_indices
-from discovery.gan.io import load_keras_model
 from discovery.gan.models import LATENT_DIM
 from discovery.gan.sampler import SHIPPED_GAN_DIR, CompositionSampler
 from discovery.generation.baselines import EnhancedRandom, PatternSiteRandom
 from discovery.known import KnownMaterials
+from discovery.model_files import load_keras_model
 
 
 def main() -> None:

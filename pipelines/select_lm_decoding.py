@@ -27,9 +27,9 @@ import sys
 from pathlib import Path
 
 from discovery.atomic import atomic_write
-from discovery.gan.io import load_keras_model
 from discovery.generation.autoregressive import SHIPPED_LM_DIR, CompositionLM
 from discovery.generation.registry import load_generator
+from discovery.model_files import load_keras_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_generators import bench_one, evaluation_sets  # noqa: E402

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from discovery.data import file_sha256, shared_data_dir
-from discovery.gan.io import load_keras_model
 from discovery.gan.models import atom_embedding
 from discovery.gan.sampler import SHIPPED_GAN_DIR
+from discovery.model_files import load_keras_model
 
 
 def main() -> None:

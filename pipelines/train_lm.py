@@ -34,11 +34,12 @@ import numpy as np
 from discovery.atomic import atomic_write
 from discovery.encoding import composition_keys
 from discovery.filters.chemistry import smact_screen
-from discovery.gan.io import load_keras_model
-from discovery.generation.autoregressive import DEFAULTS, CompositionLM, counts_sha256
+from discovery.generation.autoregressive import DEFAULTS, CompositionLM
 from discovery.generation.lm_train import train
 from discovery.generation.metrics import recovery_metrics
 from discovery.generation.splits import generator_split
+from discovery.generation.training import counts_sha256
+from discovery.model_files import load_keras_model
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "pipelines" / "reports"

@@ -94,7 +94,7 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(r1.in_domain, r2.in_domain)
     np.testing.assert_array_equal(r1.sigma, r2.sigma)
     (tmp_path / "domain.npz").write_bytes(b"not a zip")
-    from discovery.gan.io import ModelFileError
+    from discovery.model_files import ModelFileError
     with pytest.raises(ModelFileError, match="domain.npz"):
         ApplicabilityDomain.load(tmp_path, entry)
 

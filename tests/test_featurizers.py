@@ -6,7 +6,7 @@ from pymatgen.core import Composition
 from discovery.elements import INDEX
 from discovery.encoding import CompositionError
 from discovery.featurizers import GanEmbedding, OneHot, load_embedding
-from discovery.gan.io import ModelFileError
+from discovery.model_files import ModelFileError
 
 
 @pytest.fixture()

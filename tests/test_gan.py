@@ -6,7 +6,6 @@ import tensorflow as tf
 from discovery.elements import ELEMENTS, INDEX
 from discovery.encoding import CompositionError, encode
 from discovery.errors import ConfigError
-from discovery.gan.io import ModelFileError, load_keras_model
 from discovery.gan.models import (
     AtomEmbedding,
     atom_embedding,
@@ -16,6 +15,7 @@ from discovery.gan.models import (
 )
 from discovery.gan.sampler import CompositionSampler
 from discovery.gan.train import GanConfig, GanTrainer
+from discovery.model_files import ModelFileError, load_keras_model
 
 tf.config.experimental.enable_op_determinism()
 

@@ -83,8 +83,8 @@ def _train(tmp_path: Path, name: str) -> Path:
 
 
 def test_runs_are_reproducible_and_load_under_tensorflow(tmp_path):
-    from discovery.gan.io import load_keras_model
     from discovery.gan.models import LATENT_DIM
+    from discovery.model_files import load_keras_model
 
     np.savez(tmp_path / "split.npz", train=_random_counts(200, 1), val=_random_counts(40, 2),
              seed=0, val_fraction=0.1)

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from discovery.elements import INDEX
 from discovery.errors import ConfigError
-from discovery.generation.autoregressive import CompositionLM, training_counts
+from discovery.generation.autoregressive import CompositionLM, compound_counts
 from discovery.generation.lm_sampler import gru_weights
 from discovery.generation.lm_tokens import (
     BOS,
@@ -176,10 +176,10 @@ def test_cold_sampling_reproduces_a_single_training_composition():
 
 def test_malformed_training_formulas_are_counted_and_reported():
     bad = ["Fe2O3", "Xx2O", "Fe", "Fe0.5O", "NaCl", "Fe9O", "HLiBeBCNOFNa", ""]
-    counts, skipped = training_counts(bad)
+    counts, skipped = compound_counts(bad)
     assert len(counts) == 2
-    assert skipped["fractional amounts"] == 1 and skipped["fewer than 2 elements"] == 1
-    assert skipped["a count above 8"] == 1 and skipped["more than 8 elements"] == 1
+    assert skipped["non-integer amount"] == 1 and skipped["fewer than 2 elements"] == 1
+    assert skipped["amount above 8"] == 1 and skipped["more than 8 elements"] == 1
     assert sum(skipped.values()) == 6
     with pytest.warns(UserWarning, match="skipped 6 of 8 rows"):
         lm = CompositionLM(**{**TINY, "epochs": 1}).fit(bad)

@@ -13,13 +13,32 @@ from discovery.generation.autoregressive import CompositionLM
 from discovery.generation.lm_beam import GRUBeamSearch, truncated_gumbel
 from discovery.generation.lm_sampler import folded_log_probs, gru_weights
 from discovery.generation.lm_tokens import PAD, REVERSE_COLUMNS, counts_to_tokens
-from discovery.generation.lm_train import log_probs, masked_logits, train
+from discovery.generation.lm_train import masked_logits, train
 from discovery.generation.splits import unique_counts
 
 FORMULAS = ["Fe2O3", "NaCl", "GaN", "MgO", "Al2O3", "SiO2", "TiO2", "CaTiO3", "SrTiO3", "ZnS",
             "GaAs", "InP", "Li2O", "CuO", "NiO", "LaAlO3", "Bi2Te3", "SnO2", "Na2SO4", "Li3N"]
 TINY = {"units": 16, "embed_dim": 8, "epochs": 30, "batch_size": 8, "block": 256, "patience": 30,
         "learning_rate": 1e-2}
+
+
+def log_probs(model, counts: np.ndarray, batch: int = 16384) -> np.ndarray:
+    """The Keras reference for ``lm_sampler.folded_log_probs``: log p [N] of count vectors
+    [N, 85] (2..8 elements, counts 1..8) under a network, the sum of its grammar-masked
+    log-softmax over each composition's tokens (teacher forcing)."""
+    fn = _log_prob_fn(model)
+    tok = counts_to_tokens(counts)
+    out = [fn(tf.constant(tok[i:i + batch])).numpy() for i in range(0, len(tok), batch)]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def _log_prob_fn(model):
+    @tf.function(reduce_retracing=True, autograph=False)
+    def fn(tokens):
+        x, y = tokens[:, :-1], tokens[:, 1:]
+        logp = tf.nn.log_softmax(masked_logits(model(x, training=False), x), axis=-1)
+        return tf.reduce_sum(tf.where(y != PAD, tf.gather(logp, y, batch_dims=2), 0.0), axis=1)
+    return fn
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +182,7 @@ def test_reverse_networks_reorder_the_beam_by_the_blended_log_probability(lm, tm
 
 
 def test_a_reverse_order_network_cannot_generate_and_bad_cards_are_refused(lm, tmp_path):
-    from discovery.gan.io import ModelFileError
+    from discovery.model_files import ModelFileError
 
     rev = lm.with_options()
     rev.card = {**lm.card, "element_order": "reverse"}

@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from discovery.gan.io import ModelFileError, load_keras_model
+from discovery.model_files import ModelFileError, load_keras_model
 from discovery.properties import MODELS_DIR
 
 SHIPPED = MODELS_DIR / "tc" / "tmlp" / "member_0.keras"

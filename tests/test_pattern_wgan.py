@@ -71,7 +71,7 @@ def test_same_seed_same_training_and_resume_equals_one_run(tmp_path):
 
 
 def test_a_half_written_save_is_refused(fitted, tmp_path):
-    from discovery.gan.io import ModelFileError
+    from discovery.model_files import ModelFileError
 
     fitted.save(tmp_path / "a")
     other = PatternWGAN(**TINY).fit(FIT, seed=5)

@@ -76,7 +76,7 @@ def test_stack_rejects_bad_weights_and_cards(tmp_path):
     import pytest
 
     from discovery.errors import ConfigError
-    from discovery.gan.io import ModelFileError
+    from discovery.model_files import ModelFileError
     from discovery.properties import PropertyModel
     from discovery.stacking import StackedPropertyModel
 

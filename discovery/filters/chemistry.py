@@ -23,14 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from discovery.elements import ELEMENTS, N_ELEMENTS
+from discovery.errors import OxidationStateError
 
 OXIDATION_STATE_SETS: tuple[str, ...] = ("smact14", "icsd16", "icsd24", "pymatgen_sp")
 _SMACT_ATTR = {"smact14": "oxidation_states_smact14", "icsd16": "oxidation_states_icsd16",
                "icsd24": "oxidation_states_icsd24", "pymatgen_sp": "oxidation_states_sp"}
-
-
-class OxidationStateError(ValueError):
-    """An oxidation-state set SMACT does not ship."""
 
 
 @dataclass(frozen=True)

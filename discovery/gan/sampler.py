@@ -8,17 +8,16 @@ import keras
 import numpy as np
 
 from discovery.elements import MAX_COUNT, N_ELEMENTS
-from discovery.encoding import CompositionError, decode_counts
-from discovery.gan.io import ModelFileError, load_keras_model
+from discovery.encoding import decode_counts
+from discovery.errors import CompositionError, ModelFileError
 from discovery.gan.models import LATENT_DIM
 from discovery.generation.base import BlockGenerator, read_card
+from discovery.model_files import SHIPPED_GAN_DIR, load_keras_model
 
 # Generator calls run on sub-batches of this many rows: measured on this 2-core CPU, the
 # slim generator's activations for 8,192 rows (~200 MB a layer) spill out of cache and the
 # forward pass runs ~40% slower per sample than at 512.
 INNER_BATCH = 512
-
-SHIPPED_GAN_DIR = Path(__file__).resolve().parent.parent / "models" / "gan"
 
 
 class CompositionSampler(BlockGenerator):

@@ -154,7 +154,7 @@ class GanTrainer:
 
     def restore(self, path: Path) -> None:
         """Continue from a checkpoint written by :meth:`save` (same step, same optimizer)."""
-        from discovery.gan.io import load_keras_model
+        from discovery.model_files import load_keras_model
 
         meta = json.loads((path / "state.json").read_text())
         gen = load_keras_model(path / "generator.keras")

@@ -10,7 +10,6 @@ blocks, each seeded by (seed..., block index), so rows do not depend on the batc
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import shutil
@@ -23,7 +22,7 @@ import numpy as np
 
 from discovery.atomic import atomic_write, recover_dir, replace_dir, staging_dir
 from discovery.elements import MAX_COUNT, N_ELEMENTS
-from discovery.encoding import composition_keys, first_occurrences, parse_formulas, reduce_counts
+from discovery.encoding import composition_keys, first_occurrences, reduce_counts
 from discovery.errors import ConfigError
 from discovery.generation.base import (
     Generator,
@@ -43,8 +42,9 @@ from discovery.generation.lm_tokens import (
     VOCAB,
     counts_to_tokens,
 )
+from discovery.generation.training import training_set
+from discovery.model_files import SHIPPED_LM_DIR
 
-SHIPPED_LM_DIR = Path(__file__).resolve().parent.parent / "models" / "lm"
 BEAM_BLOCK = 1 << 30  # the block index whose seed drives a stochastic beam
 SHARD_STREAM = (1 << 30) + 1  # the stream whose seed orders the shards of each cycle
 MAX_BEAM_WIDTH = 10_000_000  # beam ids are int32 row x vocabulary products
@@ -71,35 +71,22 @@ def build_network(units: int, embed_dim: int, seed: int = 0, dropout: float = 0.
     return keras.Model(tokens, logits, name="composition_lm")
 
 
-def training_counts(formulas: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
-    """Unique reduced count vectors of the formulas the model can learn, and skipped rows by
-    reason (unparseable, fractional, unary, too many elements, count > 8)."""
-    batch = parse_formulas(formulas)
-    skipped = {k: v for k, v in batch.failure_counts().items()} if batch.failures else {}
-    a = batch.amounts[batch.valid]
-    frac = np.abs(a - np.rint(a)).max(axis=1, initial=0) > 1e-6
-    c = reduce_counts(np.rint(a[~frac]).astype(np.int64))
-    n_el = (c > 0).sum(axis=1)
-    reasons = {
-        "fractional amounts": int(frac.sum()),
-        "fewer than 2 elements": int((n_el < 2).sum()),
-        f"more than {MAX_ELEMENTS} elements": int((n_el > MAX_ELEMENTS).sum()),
-        f"a count above {MAX_COUNT}": int(((c.max(axis=1, initial=0) > MAX_COUNT) & (n_el >= 2)
-                                           & (n_el <= MAX_ELEMENTS)).sum()),
-    }
+def compound_counts(formulas: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """The unique reduced count vectors the model can learn (``training.training_set``: formulas
+    that parse, integer counts 1..8), kept when they have 2..MAX_ELEMENTS elements, and what was
+    skipped by reason: rows the codec refused, and distinct compositions with fewer than 2 or
+    more than MAX_ELEMENTS elements."""
+    ts = training_set(list(formulas))
+    n_el = (ts.counts > 0).sum(axis=1)
+    skipped = dict(ts.skipped)
+    reasons = {"fewer than 2 elements": int((n_el < 2).sum()),
+               f"more than {MAX_ELEMENTS} elements": int((n_el > MAX_ELEMENTS).sum())}
     skipped.update({k: v for k, v in reasons.items() if v})
-    keep = (n_el >= 2) & (n_el <= MAX_ELEMENTS) & (c.max(axis=1, initial=0) <= MAX_COUNT)
-    c = c[keep]
-    return c[first_occurrences(composition_keys(c))].astype(np.int8), skipped
+    return ts.counts[(n_el >= 2) & (n_el <= MAX_ELEMENTS)], skipped
 
 
 def _as_tuple(seed: Seed) -> tuple[int, ...]:
     return tuple(seed) if isinstance(seed, tuple | list) else (int(seed),)
-
-
-def counts_sha256(counts: np.ndarray) -> str:
-    """SHA-256 of int8 count vectors [N, 85] (row order matters): the training-data hash."""
-    return hashlib.sha256(np.ascontiguousarray(counts, dtype=np.int8).tobytes()).hexdigest()
 
 
 class CompositionLM(Generator):
@@ -228,18 +215,24 @@ class CompositionLM(Generator):
         with self._beam_lock:
             if key not in self._beam_heads:
                 if hp["decoding"] == "beam":
-                    head, skipped = self._search_head(seed, skip)
+                    head, skipped, paths = self._search_head(seed, skip)
                 else:
                     head, skipped = np.zeros((0, N_ELEMENTS), dtype=np.int8), 0
+                    paths = head
                 head_keys = np.unique(composition_keys(head))
                 drop = head_keys if skip is None else np.union1d(head_keys, skip)
                 from discovery.generation.lm_shards import build_shards
 
-                shards = build_shards(self._weights()[0], float(hp["temperature"]), int(hp["shards"]), drop)
+                # cells at the temperature the draws start at; the tree cut along the head and
+                # the skipped compositions the beam met (the likeliest of ``drop``)
+                draw_t = hp["draw_temperature"] if hp["draw_temperature"] is not None else hp["temperature"]
+                shards = build_shards(self._weights()[0], float(draw_t), int(hp["shards"]), drop, paths)
                 self._beam_heads = {key: (head, head_keys, skipped, shards)}
             return self._beam_heads[key]
 
-    def _search_head(self, seed: Seed, skip: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    def _search_head(self, seed: Seed, skip: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+        """(the head, compositions the search dropped for ``skip``, the head and those dropped
+        ones as count vectors)."""
         from discovery.generation.lm_beam import GRUBeamSearch
 
         hp = self.hparams
@@ -260,7 +253,7 @@ class CompositionLM(Generator):
                 rev[rows] = np.mean([folded_log_probs(w, tokens) for w in ws], axis=0)
             w = float(hp["reverse_weight"])
             counts = counts[np.argsort(-((1 - w) * logp + w * rev), kind="stable")]
-        return counts.astype(np.int8), search.skipped
+        return counts.astype(np.int8), search.skipped, np.concatenate([counts, search.skipped_counts])
 
     # -- Generator -------------------------------------------------------------------------
     def block_seed(self, seed: Seed, index: int) -> np.ndarray:
@@ -367,7 +360,7 @@ class CompositionLM(Generator):
         """Train on formulas (unparseable / unusable rows are counted, warned and skipped)."""
         from discovery.generation.lm_train import train
 
-        counts, skipped = training_counts(formulas)
+        counts, skipped = compound_counts(formulas)
         if skipped:
             warnings.warn(f"CompositionLM.fit skipped {sum(skipped.values())} of {len(formulas)} rows: "
                           + ", ".join(f"{v} {k}" for k, v in skipped.items()), stacklevel=2)
@@ -427,7 +420,7 @@ class CompositionLM(Generator):
     @classmethod
     def load(cls, directory: Path | str | None = None) -> CompositionLM:
         """Read a saved model (default: the shipped one, ``discovery/models/lm``)."""
-        from discovery.gan.io import ModelFileError, load_keras_model
+        from discovery.model_files import ModelFileError, load_keras_model
 
         d = Path(directory) if directory is not None else SHIPPED_LM_DIR
         recover_dir(d, "card.json")

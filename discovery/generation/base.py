@@ -290,7 +290,7 @@ def write_state(directory: Path | str, card: dict, state_file: str, **arrays) ->
 
 def read_state(directory: Path | str, state_file: str) -> dict[str, np.ndarray]:
     """The arrays written by ``write_state``; a one-line DataError when missing or corrupt."""
-    from discovery.data import DataError
+    from discovery.errors import DataError
 
     path = Path(directory) / state_file
     if not path.is_file():
@@ -307,7 +307,7 @@ def read_card(directory: Path | str, error: type[Exception] | None = None, what:
     missing or not valid JSON, naming the file and that no trained ``what`` is there."""
     import json
 
-    from discovery.data import DataError
+    from discovery.errors import DataError
 
     error = error or DataError
     path = Path(directory) / "card.json"

@@ -92,9 +92,10 @@ def ensemble_logits(logits: list[tf.Tensor], allowed: tf.Tensor) -> tf.Tensor:
 
 def folded_log_probs(weights: dict[str, np.ndarray], tokens: np.ndarray, chunk: int = 16384) -> np.ndarray:
     """log p [N] of token sequences [N, SEQ_LEN] under one network (folded weights), the sum of
-    its grammar-masked log-softmax over each sequence's tokens: ``lm_train.log_probs``
-    without Keras. Rows are sorted by length and scored ``chunk`` at a time, each chunk for as
-    many steps as its longest row, so short rows cost little."""
+    its grammar-masked log-softmax over each sequence's tokens, as the Keras network gives it
+    under teacher forcing (``tests/test_lm_beam.py`` checks the two agree), without Keras. Rows
+    are sorted by length and scored ``chunk`` at a time, each chunk for as many steps as its
+    longest row, so short rows cost little."""
     m = FoldedGRU(weights)
     tokens = np.asarray(tokens, dtype=np.int32)
     lengths = (tokens != 0).sum(axis=1)  # PAD = 0; BOS ... EOS

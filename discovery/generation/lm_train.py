@@ -44,24 +44,6 @@ def sequence_loss(model, tokens: tf.Tensor, training: bool = False) -> tuple[tf.
     return tf.reduce_sum(ce * w), tf.reduce_sum(w)
 
 
-def log_probs(model, counts: np.ndarray, batch: int = 16384) -> np.ndarray:
-    """log p [N] of count vectors [N, 85] (2..8 elements, counts 1..8) under a network: the
-    sum of its grammar-masked log-softmax over each composition's tokens (teacher forcing)."""
-    fn = _log_prob_fn(model)
-    tok = counts_to_tokens(counts)
-    out = [fn(tf.constant(tok[i:i + batch])).numpy() for i in range(0, len(tok), batch)]
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-
-
-def _log_prob_fn(model):
-    @tf.function(reduce_retracing=True, autograph=False)
-    def fn(tokens):
-        x, y = tokens[:, :-1], tokens[:, 1:]
-        logp = tf.nn.log_softmax(masked_logits(model(x, training=False), x), axis=-1)
-        return tf.reduce_sum(tf.where(y != PAD, tf.gather(logp, y, batch_dims=2), 0.0), axis=1)
-    return fn
-
-
 def _atomic_json(path: Path, obj: dict) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, default=float) + "\n"))
 
@@ -111,7 +93,7 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
     e.g. fine-tuning on MP a network trained on the union."""
     import keras
 
-    from discovery.generation.autoregressive import counts_sha256
+    from discovery.generation.training import counts_sha256
 
     hp = lm.hparams
     tr, va = split_train_val(counts, hp["val_fraction"], seed)

@@ -346,7 +346,7 @@ class PatternWGAN(BlockGenerator):
     def load(cls, directory: Path | str) -> PatternWGAN:
         """A saved generator; its files must agree with the card's version (a save that was
         killed half-way is refused, not sampled)."""
-        from discovery.gan.io import ModelFileError, load_keras_model
+        from discovery.model_files import ModelFileError, load_keras_model
 
         d = Path(directory)
         gen = cls(read_card(d))

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from discovery.errors import ConfigError
 from discovery.generation.base import Generator
-
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+from discovery.model_files import MODELS_DIR
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ and how many and why is kept, so the caller can report it; nothing is dropped si
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,11 @@ def training_set(data: object) -> TrainingSet:
 def training_counts(data: object) -> np.ndarray:
     """Just the unique count vectors of :func:`training_set`."""
     return training_set(data).counts
+
+
+def counts_sha256(counts: np.ndarray) -> str:
+    """SHA-256 of int8 count vectors [N, 85] (row order matters): the training-data hash."""
+    return hashlib.sha256(np.ascontiguousarray(counts, dtype=np.int8).tobytes()).hexdigest()
 
 
 def read_training_csv(path: Path | str, column: str = "formula") -> TrainingSet:
