@@ -3,6 +3,7 @@ split, and the Tc model's report rule (superconductor-like or not), and record t
 
     python pipelines/calibrate_property_models.py                  # all three properties
     python pipelines/calibrate_property_models.py --properties tc
+    python pipelines/calibrate_property_models.py --keep-tc-rule    # domains only, the Tc rule as shipped
 
 The test splits are not read here: ``pipelines/bench_calibration.py`` reports on them.
 Predictions on the validation split are cached under ``runs/calib/`` (keyed by model version).
@@ -99,6 +100,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--properties", default="bandgap,formation_energy,tc")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep-tc-rule", action="store_true",
+                    help="keep the shipped Tc report rule (tc/reported_where.keras); refit the domains")
     args = ap.parse_args()
     props = args.properties.split(",")
     bad = [p for p in props if p not in PROPERTY_UNITS]
@@ -113,7 +116,7 @@ def main() -> None:
                                       mean - task.val["y"].to_numpy(), std)
         card = json.loads((d / "card.json").read_text())
         card["applicability"] = {**dom.save(d), "command": "python pipelines/calibrate_property_models.py"}
-        if prop == "tc":
+        if prop == "tc" and not (args.keep_tc_rule and "reported_where" in card):
             card["reported_where"] = fit_tc_rule(d, task, args.seed)
         if prop == "formation_energy":
             card["applicability"]["e_hull_floor"] = e_hull_floor()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from discovery.domain import ApplicabilityDomain, coverage_scale, coverage_shares
+from discovery.domain import ApplicabilityDomain, coverage_scale, coverage_shares, interval_factors
 from discovery.elements import ELEMENTS, INDEX
 from discovery.encoding import parse_formulas
 
@@ -43,11 +43,23 @@ def test_coverage_scale_recovers_a_known_factor():
     assert shares["within_2sigma"] == pytest.approx(0.954, abs=0.01)
 
 
+def test_interval_factors_are_normal_for_normal_errors_and_wider_for_heavy_tails():
+    rng = np.random.default_rng(2)
+    sigma = rng.lognormal(0, 0.3, size=40000)
+    k = interval_factors(rng.normal(size=len(sigma)) * sigma, sigma)
+    assert k["0.683"] == pytest.approx(1.0, abs=0.03) and k["0.954"] == pytest.approx(2.0, abs=0.06)
+    assert k["0.920"] / k["0.730"] == pytest.approx(1.59, abs=0.05)
+    heavy = interval_factors(rng.laplace(size=len(sigma)) * sigma, sigma)  # |e| exponential: q = -ln(1-p)
+    assert heavy["0.954"] == pytest.approx(-np.log(1 - 0.954), rel=0.04)
+    assert heavy["0.920"] / heavy["0.730"] > 1.9  # a single σ could not meet both coverage targets
+
+
 def test_fit_calibrates_and_flags_the_widest_spreads():
     dom, rng, pool = _fitted()
     assert np.all(np.abs(dom.std_scales - 1.7) < 0.25)  # each bin finds the 1.7
     v = dom.validation
     assert 0.04 <= v["flagged_share"] <= 0.16 and v["mae_ratio"] >= 2.0
+    assert 1.7 <= v["interval_factors"]["0.954"] <= 2.3  # ±kσ for 95.4%, recorded for the card
     amounts = _random_amounts(rng, 500, pool)
     std = np.full(500, dom.std_threshold * 0.5)
     std[:50] = dom.std_threshold * 2
