@@ -11,13 +11,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# make test also tests the structure stage: the optional extra (torch, chgnet, ase, pyxtal)
+$(VENV)/.installed-structure: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,structure]'
+	touch $@
+
 data: install
 	$(BIN)/discover data fetch
 
 demo: data
 	$(BIN)/discover run --n 100000 --target "bandgap>1.5"
 
-test: data
+test: data $(VENV)/.installed-structure
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

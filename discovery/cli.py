@@ -57,7 +57,9 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except user_errors() as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            from rich.markup import escape  # messages may hold brackets: 'discovery[structure]'
+
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -157,6 +159,9 @@ def run_cmd(
                                                   "default: the registry's default).")] = None,
     generator_dir: Annotated[Path | None, typer.Option(help="A generator of that kind saved by "
                                                        "`discover train KIND --out DIR`.")] = None,
+    relax_top: Annotated[int, typer.Option(help="Then propose, relax (CHGNet) and re-score the structures "
+                                           "of the top K candidates (`discover relax`; needs "
+                                           "discovery[structure]).")] = 0,
 ) -> None:
     """Sample compositions, keep plausible new ones, predict properties, rank those meeting TARGET."""
     from discovery.errors import ConfigError
@@ -172,6 +177,8 @@ def run_cmd(
     elif scheduler is not None or workers is not None:
         raise ConfigError(f"--{'scheduler' if scheduler is not None else 'workers'} applies to --engine "
                           "dask only; add --engine dask or drop it")
+    if relax_top:
+        _check_relax(relax_top, "--relax-top")
     filters = [load_filter(spec) for spec in (filter or [])]
     name = generator or DEFAULT
     entry(name)  # an unknown generator fails here, naming the known ones
@@ -233,6 +240,86 @@ def run_cmd(
     for table in console_tables(result, top):
         out_console.print(table)
     out_console.print("wrote " + " and ".join(map(str, written)))
+    if relax_top:
+        if written[0].suffix != ".csv":
+            from discovery.errors import OutputError
+
+            raise OutputError(f"the report was saved as {written[0]}: relax it with `discover relax` once "
+                              "it is a plain CSV")
+        from discovery.structure.settings import RelaxSettings
+
+        _relax_report(written[0], relax_top, RelaxSettings(seed=seed), None, engine, scheduler, workers)
+
+
+def _check_relax(top: int, option: str) -> None:
+    """A one-line ConfigError for a bad count, or when the structure extra is missing."""
+    from discovery.errors import ConfigError
+    from discovery.structure import require_extra
+
+    if top < 1:
+        raise ConfigError(f"{option} must be a whole number >= 1, got {top}")
+    require_extra(option)
+
+
+def _relax_report(report: Path, top: int, settings, out: Path | None, engine: str, scheduler: str | None,
+                  workers: int | None) -> None:
+    """Run the structure stage on a report and show what it found."""
+    from discovery.structure.stage import COLUMNS, attach
+
+    path, result = attach(report, top, settings, out, engine, scheduler, workers, progress=True)
+    table = Table(title=f"relaxed structures of the top {len(result.records)} (CHGNet)")
+    for col in ("formula", "prototype", "spacegroup", "e_hull_relaxed", "converged", "note"):
+        table.add_column(col, overflow="fold")
+    for r in result.records:
+        eh = r.get("e_hull_relaxed")
+        table.add_row(r["formula"], r.get("prototype") or "-", r.get("spacegroup") or "-",
+                      "-" if eh is None else f"{eh:.3f}", str(r.get("relax_converged") or "-"),
+                      r.get("relax_note") or "")
+    out_console = Console()
+    out_console.print(table)
+    info = result.summary(settings)
+    mean = info["seconds"]["per_candidate_mean"]
+    out_console.print(f"{info['relaxed_now']} relaxed now, {info['resumed']} kept from before; "
+                      f"{'-' if mean is None else f'{mean:.1f}'} s per candidate; "
+                      f"{COLUMNS['e_hull_relaxed']} and CIFs in {result.directory}; wrote {path}",
+                      highlight=False, soft_wrap=True)
+
+
+@app.command("relax")
+@friendly_errors
+def relax_cmd(
+    candidates: Annotated[Path, typer.Argument(help="A `discover run` report CSV (ranked).")],
+    top: Annotated[int, typer.Option(help="Relax the first K rows.")] = 20,
+    out: Annotated[Path | None, typer.Option(help="Report CSV to write (default: CANDIDATES, in place); "
+                                             "CIFs go to <stem>_structures/ beside it.")] = None,
+    engine: Annotated[str, typer.Option(help="'local' or 'dask' (one task per candidate).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (--engine dask).")] = None,
+    workers: Annotated[int | None, typer.Option(help="LocalCluster workers (--engine dask).")] = None,
+    max_prototypes: Annotated[int, typer.Option(help="AFLOW template assignments per candidate.")] = 6,
+    random_budget: Annotated[int, typer.Option(help="pyxtal random structures where no template fits.")]
+    = 4,
+    max_steps: Annotated[int, typer.Option(help="Optimizer step cap per relaxation.")] = 300,
+    max_atoms: Annotated[int, typer.Option(help="Largest cell relaxed.")] = 24,
+    seed: int = 0,
+) -> None:
+    """Propose, relax (CHGNet) and re-score the structures of a report's top candidates."""
+    from discovery.errors import ConfigError
+    from discovery.outputs import ReportLock
+    from discovery.structure.settings import RelaxSettings
+
+    settings = RelaxSettings(max_prototypes=max_prototypes, random_budget=random_budget, max_steps=max_steps,
+                             max_atoms=max_atoms, seed=seed)
+    if engine not in ("local", "dask"):
+        raise ConfigError(f"unknown engine {engine!r}; use local or dask")
+    if engine == "dask":
+        from discovery.engines.dask import check_options
+
+        check_options(scheduler, workers)
+    if not Path(candidates).is_file():
+        raise ConfigError(f"no report at {candidates}")
+    _check_relax(top, "--top")
+    with ReportLock(out or candidates):
+        _relax_report(candidates, top, settings, out, engine, scheduler, workers)
 
 
 @app.command("evaluate")

@@ -1,0 +1,114 @@
+"""CHGNet relaxation: ase's FrechetCellFilter (cell and positions) and an ase optimizer with a
+step cap, one torch thread per process, torch's CUDA device where there is one.
+
+CHGNet predicts energies in the Materials Project's corrected (MP2020-compatible) frame: they
+are used as they are, with no further corrections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core import Composition, Element, Structure
+
+from discovery.structure.settings import RelaxSettings
+
+MAX_Z = 94  # CHGNet's element embedding covers H..Pu
+MIN_DISTANCE = 0.5  # Å: closer atoms mean the relaxation collapsed
+VOLUME_RATIO = 5.0  # volume per atom growing or shrinking more than this: exploded
+ENERGY_FLOOR = -20.0  # eV/atom: below every real compound's energy
+
+_STATE: dict[str, object] = {}
+
+
+@dataclass
+class Relaxed:
+    """A relaxation's end: the structure, its energy per atom, whether forces fell below fmax
+    within the step cap, steps taken, and (empty when fine) why it is not usable."""
+
+    structure: Structure
+    energy_per_atom: float
+    converged: bool
+    steps: int
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.note
+
+
+def uncovered_elements(comp: Composition) -> list[str]:
+    """Elements CHGNet has no embedding for (beyond Pu)."""
+    return [str(e) for e in comp.elements if Element(str(e)).Z > MAX_Z]
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def calculator():
+    """This process's CHGNet ase calculator (loaded once; torch limited to one thread)."""
+    if "calc" not in _STATE:
+        import torch
+
+        torch.set_num_threads(1)
+        from chgnet.model import CHGNet
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = CHGNet.load(verbose=False)
+            _STATE["calc"] = CHGNetCalculator(model=model, use_device=device())
+        _STATE["version"] = f"CHGNet {model.version}"
+    return _STATE["calc"]
+
+
+def model_version() -> str:
+    """'CHGNet 0.3.0': the weights the energies come from."""
+    calculator()
+    return str(_STATE["version"])
+
+
+def _min_distance(structure: Structure) -> float:
+    if len(structure) < 2:
+        lat = structure.lattice
+        return float(min(lat.abc))
+    dist = structure.distance_matrix
+    return float(dist[~np.eye(len(structure), dtype=bool)].min())
+
+
+def relax(structure: Structure, settings: RelaxSettings, cell: bool = True) -> Relaxed:
+    """Relax ``structure`` (cell too unless ``cell`` is False, as for a molecule in a box)."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS, FIRE
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.calc = calculator()
+    start_volume = structure.volume / len(structure)
+    target = FrechetCellFilter(atoms) if cell else atoms
+    optimizer = {"FIRE": FIRE, "BFGS": BFGS}[settings.optimizer](target, logfile=None)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            converged = bool(optimizer.run(fmax=settings.fmax, steps=settings.max_steps))
+        energy = float(atoms.get_potential_energy()) / len(atoms)
+    except Exception as exc:  # a graph CHGNet cannot build (isolated atom), numerical failure
+        return Relaxed(structure, math.nan, False, int(optimizer.nsteps),
+                       f"relaxation failed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})")
+    final = AseAtomsAdaptor.get_structure(atoms)
+    steps = int(optimizer.nsteps)
+    ratio = (final.volume / len(final)) / start_volume
+    if not math.isfinite(energy) or energy < ENERGY_FLOOR:
+        return Relaxed(final, energy, converged, steps, f"relaxation diverged (energy {energy:.3g} eV/atom)")
+    if not 1 / VOLUME_RATIO < ratio < VOLUME_RATIO:
+        return Relaxed(final, energy, converged, steps,
+                       f"relaxation exploded (volume per atom x{ratio:.2g})")
+    if _min_distance(final) < MIN_DISTANCE:
+        return Relaxed(final, energy, converged, steps,
+                       f"relaxation collapsed (atoms {_min_distance(final):.2f} Å apart)")
+    return Relaxed(final, energy, converged, steps)

@@ -1,0 +1,53 @@
+"""What decides a structure-stage result: the search budget, the relaxation and the seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from discovery.errors import ConfigError
+
+OPTIMIZERS = ("FIRE", "BFGS")
+
+
+@dataclass(frozen=True)
+class RelaxSettings:
+    """Search and relaxation settings; picklable, so a worker runs the same search.
+
+    ``max_prototypes``: AFLOW template assignments relaxed per candidate (best substitution
+    score first); ``random_budget``: pyxtal structures tried where no template fits;
+    ``max_steps`` and ``fmax`` (eV/Å): the optimizer's cap and force criterion;
+    ``max_atoms``: the largest cell relaxed.
+    """
+
+    max_prototypes: int = 6
+    random_budget: int = 4
+    max_steps: int = 300
+    fmax: float = 0.05
+    max_atoms: int = 24
+    optimizer: str = "FIRE"
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("max_prototypes", "random_budget", "max_steps", "max_atoms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {value!r}")
+        if self.max_prototypes + self.random_budget == 0:
+            raise ConfigError("--max-prototypes and --random-budget are both 0: no structure would be tried")
+        if self.max_steps < 1:
+            raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if self.max_atoms < 1:
+            raise ConfigError(f"--max-atoms must be >= 1, got {self.max_atoms}")
+        if not self.fmax > 0:
+            raise ConfigError(f"--fmax must be > 0 eV/Å, got {self.fmax!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """First 12 hex digits of the SHA-256 of the settings: a record made with others is redone."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]

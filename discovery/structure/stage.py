@@ -1,0 +1,261 @@
+"""The structure stage of a report: for each of its top rows, propose structures, relax them,
+keep the lowest-energy one, re-score it against the hull and write its CIF, one task per
+candidate on the local or the Dask engine, resumable after a kill.
+
+The report gains the columns ``prototype``, ``spacegroup``, ``formation_energy_relaxed``,
+``e_hull_relaxed``, ``relax_converged``, ``structure_file`` and ``relax_note`` (why a row has no
+structure, or what to know about it); its summary gains a ``structure`` section with the
+settings, the model and the seconds per candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from discovery.atomic import atomic_write
+from discovery.errors import ConfigError
+from discovery.structure.settings import RelaxSettings
+from discovery.structure.store import StructureStore
+
+log = logging.getLogger(__name__)
+
+COLUMNS = {"prototype": "prototype", "spacegroup": "spacegroup",
+           "formation_energy_relaxed": "formation_energy_relaxed [eV/atom]",
+           "e_hull_relaxed": "e_hull_relaxed [eV/atom]", "relax_converged": "relax_converged",
+           "structure_file": "structure_file", "relax_note": "relax_note"}
+FLOAT = "{:.4f}"
+TIE = 1e-3  # eV/atom: a structure must be this much lower to replace a likelier template's
+
+
+def structures_dir(report: Path) -> Path:
+    """``<report stem>_structures/`` beside the report."""
+    report = Path(report)
+    return report.with_name(f"{report.stem}_structures")
+
+
+def _parse(formula: str):
+    from pymatgen.core import Composition
+
+    try:
+        comp = Composition(formula)
+    except Exception:
+        return None
+    return comp if len(comp.elements) and all(comp[e] > 0 for e in comp.elements) else None
+
+
+def relax_candidate(formula: str, settings: RelaxSettings, directory: str, cache: str | None = None) -> dict:
+    """The task: one candidate's search, relaxation, scoring and files (its stored record when a
+    finished one exists: a relaxed candidate is never relaxed again)."""
+    store = StructureStore(Path(directory), settings.digest())
+    done = store.load(formula)
+    if done is not None:
+        return done | {"resumed": True}
+    t0 = time.perf_counter()
+    record, cif = _search(formula, settings, None if cache is None else Path(cache))
+    record["seconds"] = round(time.perf_counter() - t0, 2)
+    return store.save(formula, record, cif) | {"resumed": False}
+
+
+def _empty(formula: str, note: str) -> dict:
+    return {"formula": formula, "prototype": "", "spacegroup": "", "formation_energy_relaxed": None,
+            "e_hull_relaxed": None, "relax_converged": None, "relax_note": note, "tried": 0}
+
+
+def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[dict, str | None]:
+    from discovery.structure.cif import cif_text, spacegroup
+    from discovery.structure.energy import e_hull, formation_energy
+    from discovery.structure.prototypes import propose
+    from discovery.structure.random_search import random_structures
+    from discovery.structure.relax import model_version, relax, uncovered_elements
+
+    comp = _parse(formula)
+    if comp is None:
+        return _empty(formula, f"formula {formula!r} is not a composition"), None
+    missing = uncovered_elements(comp)
+    if missing:
+        return _empty(formula, f"element {', '.join(missing)} not covered by CHGNet (H..Pu)"), None
+    proposals = propose(comp, settings.max_prototypes, settings.max_atoms)
+    source = "templates"
+    if not proposals:
+        proposals = random_structures(comp, settings.random_budget, settings.seed, settings.max_atoms)
+        source = "pyxtal"
+    if not proposals:
+        kind = comp.reduced_composition.anonymized_formula
+        return _empty(formula, f"no AFLOW prototype fits {kind} within {settings.max_atoms} atoms and "
+                               "pyxtal placed no random structure"), None
+    best, best_label, failures = None, "", []
+    for proposal in proposals:
+        res = relax(proposal.structure, settings)
+        if not res.ok:
+            failures.append(res.note)
+            continue
+        if best is None or res.energy_per_atom < best.energy_per_atom - TIE:  # ties: the likelier template
+            best, best_label = res, proposal.label
+    if best is None:
+        return _empty(formula, f"all {len(proposals)} relaxations failed: {failures[0]}") | {
+            "tried": len(proposals)}, None
+    try:
+        ef = formation_energy(comp, best.energy_per_atom, cache)
+    except RuntimeError as exc:
+        return _empty(formula, f"no elemental reference: {exc}") | {"tried": len(proposals)}, None
+    eh, decomposition, hull_note = e_hull(comp.reduced_formula, ef)
+    notes = []
+    if source == "pyxtal":
+        notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal structures")
+    if not best.converged:
+        notes.append(f"forces above {settings.fmax} eV/Å after {settings.max_steps} steps")
+    if failures:
+        notes.append(f"{len(failures)} of {len(proposals)} relaxations discarded ({failures[0]})")
+    if hull_note:
+        notes.append(hull_note)
+    record = {"formula": formula, "prototype": best_label, "spacegroup": spacegroup(best.structure),
+              "energy_per_atom": round(best.energy_per_atom, 6), "formation_energy_relaxed": round(ef, 6),
+              "e_hull_relaxed": None if not math.isfinite(eh) else round(eh, 6),
+              "decomposition_relaxed": decomposition, "relax_converged": best.converged,
+              "relax_steps": best.steps, "relax_note": "; ".join(notes), "tried": len(proposals),
+              "model": model_version()}
+    return record, cif_text(best.structure)
+
+
+@dataclass
+class StageResult:
+    """What the stage did: records in candidate order, and the wall time."""
+
+    records: list[dict]
+    wall_seconds: float
+    directory: Path
+
+    def summary(self, settings: RelaxSettings) -> dict:
+        fresh = [r for r in self.records if not r.get("resumed")]
+        seconds = {r["formula"]: r.get("seconds") for r in self.records}
+        timed = [s for s in seconds.values() if s is not None]
+        return {"candidates": len(self.records), "relaxed_now": len(fresh),
+                "resumed": len(self.records) - len(fresh),
+                "with_structure": sum(bool(r.get("cif_name")) for r in self.records),
+                "model": next((r["model"] for r in self.records if r.get("model")), None),
+                "settings": settings.to_dict(), "directory": self.directory.name,
+                "seconds": {"wall": round(self.wall_seconds, 2),
+                            "per_candidate_mean": round(sum(timed) / len(timed), 2) if timed else None,
+                            "per_candidate": seconds}}
+
+
+def run_stage(formulas: Sequence[str], settings: RelaxSettings, directory: Path, engine: str = "local",
+              scheduler: str | None = None, workers: int | None = None, progress: bool = False,
+              cache: Path | None = None) -> StageResult:
+    """Relax every formula (one task each) into ``directory``; records in the order given."""
+    from discovery.structure import require_extra
+
+    require_extra()
+    if engine not in ("local", "dask"):
+        raise ConfigError(f"unknown engine {engine!r}; use local or dask")
+    directory = Path(directory)
+    StructureStore(directory, settings.digest())  # creates the folder, clears interrupted writes
+    formulas = list(dict.fromkeys(formulas))
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(formulas), unit="candidate", desc="relax structures")
+    args = (settings, str(directory.resolve()), None if cache is None else str(cache))
+    records: dict[str, dict] = {}
+    try:
+        stream = (_local(formulas, args) if engine == "local"
+                  else _dask(formulas, args, directory, scheduler, workers))
+        for formula, record in stream:
+            records[formula] = record
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return StageResult([records[f] for f in formulas], time.perf_counter() - t0, directory)
+
+
+def _local(formulas: Iterable[str], args: tuple) -> Iterable[tuple[str, dict]]:
+    for formula in formulas:
+        yield formula, relax_candidate(formula, *args)
+
+
+def _dask(formulas: Sequence[str], args: tuple, directory: Path, scheduler: str | None,
+          workers: int | None) -> Iterable[tuple[str, dict]]:
+    from dask.distributed import as_completed
+
+    from discovery.engines.dask import DaskEngine
+
+    client, cluster = DaskEngine(directory, scheduler, workers)._client()
+    try:
+        futures = {client.submit(relax_candidate, f, *args, pure=False): f for f in formulas}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _cell(record: dict, column: str, folder: str) -> str:
+    value = record.get(column)
+    if column == "structure_file":
+        return f"{folder}/{record['cif_name']}" if record.get("cif_name") else ""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return FLOAT.format(value)
+    return str(value)
+
+
+def read_report(path: Path) -> pd.DataFrame:
+    """A report CSV as text, so the columns written before come back byte for byte."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise ConfigError(f"no report at {path}") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"cannot read the report {path} ({str(exc).splitlines()[0]})") from None
+    if "formula" not in frame:
+        raise ConfigError(f"{path} has no 'formula' column: not a discover run report")
+    return frame
+
+
+def attach(report: Path, top: int, settings: RelaxSettings, out: Path | None = None, engine: str = "local",
+           scheduler: str | None = None, workers: int | None = None, progress: bool = False,
+           cache: Path | None = None) -> tuple[Path, StageResult]:
+    """Relax the first ``top`` rows of ``report`` and write it, with the structure columns, to
+    ``out`` (default: in place) and its summary beside it; return the CSV path and the result."""
+    if not isinstance(top, int) or top < 1:
+        raise ConfigError(f"--top must be a whole number >= 1, got {top!r}")
+    report = Path(report)
+    out = Path(out) if out is not None else report
+    if out.suffix != ".csv":
+        raise ConfigError(f"--out must name a .csv file, got {out}")
+    frame = read_report(report)
+    frame = frame.drop(columns=[c for c in COLUMNS.values() if c in frame])  # a rerun replaces them
+    folder = structures_dir(out)
+    result = run_stage(frame["formula"].head(top).tolist(), settings, folder, engine, scheduler, workers,
+                       progress, cache)
+    by_formula = {r["formula"]: r for r in result.records}
+    for key, name in COLUMNS.items():
+        frame[name] = [_cell(by_formula[f], key, folder.name) if f in by_formula else ""
+                       for f in frame["formula"]]
+    atomic_write(out, lambda p: frame.to_csv(p, index=False, lineterminator="\n"))
+    summary_in = report.with_suffix(".summary.json")
+    summary = {}
+    if summary_in.is_file():
+        try:
+            summary = json.loads(summary_in.read_text())
+        except ValueError:
+            log.warning("%s unreadable: the new summary holds the structure stage only", summary_in)
+    summary["structure"] = result.summary(settings)
+    atomic_write(out.with_suffix(".summary.json"),
+                 lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    return out, result

@@ -1,0 +1,276 @@
+"""Structure stage benchmark (issue 28): recovery, formation energy, relaxed e_hull, cost.
+
+    nice -n 5 python pipelines/bench/bench_structures.py            # every section, resumable
+    python pipelines/bench/bench_structures.py --sections ehull --ehull-rows 20
+
+Sections (each resumable: finished candidates are records in <cache>/bench_structures/<section>/,
+and the report is rewritten after every section):
+  library   recovery of the CSPML benchmark's ground-truth crystals whose prototype pymatgen's
+            AFLOW library holds (AflowPrototypeMatcher), default settings; StructureMatcher with
+            default tolerances against the ground truth.
+  ehull     the rows with the lowest composition e_hull of a `discover run --n 100000 --target
+            "bandgap>1.5" --sort e_hull:asc --seed 0` report (--report), default settings: relaxed
+            e_hull beside the composition one, and seconds per candidate.
+  formation formation energy of known compounds (OQMD ΔHf from crabnet's tables): the AFLOW
+            library's own compounds, then OQMD hull vertices of template stoichiometries (seeded),
+            built from templates; CHGNet against OQMD.
+  rest      recovery of the other ground-truth crystals (most need pyxtal's random search).
+
+The 90 crystals: cif_files_for_90crystals.zip of github.com/Minoru938/CSPML (MIT licence), placed
+at <cache>/cspml/ (or --zip) and unpacked there at run time; never committed. Writes
+pipelines/reports/bench_structures.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from discovery.data import cache_dir
+from discovery.structure.settings import RelaxSettings
+from discovery.structure.stage import run_stage
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+SECTIONS = ("library", "ehull", "formation", "rest")
+ZIP_NAME = "cif_files_for_90crystals.zip"
+ZIP_SHA256 = "75456f9e5cb1d2191abd35649fcf516b221e53ee96c764e74e124a5428eefac3"
+FORMATION_SETTINGS = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12)
+
+
+def ground_truth(zip_path: Path, work: Path) -> dict[str, object]:
+    """Reduced formula -> ground-truth Structure of the 90 crystals (unpacked under ``work``)."""
+    import hashlib
+
+    from pymatgen.core import Structure
+
+    if not zip_path.is_file():
+        raise SystemExit(f"no {zip_path}: fetch {ZIP_NAME} from github.com/Minoru938/CSPML "
+                         f"(CSPML_latest_codes/) and pass --zip PATH")
+    if hashlib.sha256(zip_path.read_bytes()).hexdigest() != ZIP_SHA256:
+        raise SystemExit(f"{zip_path} is not the expected {ZIP_NAME} (SHA-256 differs)")
+    target = work / "cspml_ground_truth"
+    if not target.is_dir():
+        with zipfile.ZipFile(zip_path) as z:
+            for name in z.namelist():
+                if "ground_truth_structures/" in name and name.endswith(".cif") and "__MACOSX" not in name:
+                    (target / Path(name).name).parent.mkdir(parents=True, exist_ok=True)
+                    (target / Path(name).name).write_bytes(z.read(name))
+    out = {}
+    for path in sorted(target.glob("*.cif")):
+        s = Structure.from_file(path)
+        out[s.composition.reduced_formula] = s
+    return out
+
+
+def in_library(structures: dict) -> dict[str, str]:
+    """Formula -> AFLOW label of the library prototype that matches the ground truth."""
+    from pymatgen.analysis.prototypes import AflowPrototypeMatcher
+
+    matcher = AflowPrototypeMatcher()
+    hits = {}
+    for formula, s in structures.items():
+        found = matcher.get_prototypes(s)
+        if found:
+            hits[formula] = found[0]["tags"]["aflow"]
+    return hits
+
+
+def recovery(formulas: list[str], truth: dict, folder: Path, settings: RelaxSettings) -> dict:
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.core import Structure
+
+    result = run_stage(formulas, settings, folder, progress=True)
+    matcher = StructureMatcher()
+    rows = []
+    for r in result.records:
+        ok = False
+        if r.get("cif_name"):
+            ok = bool(matcher.fit(Structure.from_file(folder / r["cif_name"]), truth[r["formula"]]))
+        rows.append({"formula": r["formula"], "recovered": ok, "prototype": r.get("prototype", ""),
+                     "spacegroup": r.get("spacegroup", ""), "truth_spacegroup":
+                     truth[r["formula"]].get_space_group_info(symprec=0.1)[0],
+                     "seconds": r.get("seconds"), "note": r.get("relax_note", "")})
+    return {"candidates": len(rows), "recovered": sum(r["recovered"] for r in rows),
+            "seconds_mean": _mean([r["seconds"] for r in rows]), "rows": rows,
+            "settings": settings.to_dict()}
+
+
+def _mean(values) -> float | None:
+    v = [x for x in values if x is not None]
+    return round(float(np.mean(v)), 2) if v else None
+
+
+def formation_set(n: int, seed: int) -> pd.DataFrame:
+    """Known compounds with an OQMD ΔHf: the AFLOW library's own compounds, then OQMD hull
+    vertices (ΔHf < 0) of the library's stoichiometry types, seeded, up to ``n``."""
+    from pymatgen.core import Composition
+
+    from discovery.data import load_oqmd_formation_enthalpy
+    from discovery.encoding import parse_formulas
+    from discovery.stability import default_hulls
+    from discovery.structure.prototypes import library, reduced_amounts
+
+    oqmd = pd.concat([load_oqmd_formation_enthalpy(s) for s in ("train", "val", "test")], ignore_index=True)
+    oqmd = oqmd[oqmd["formation_enthalpy"].abs() < 5]
+    oqmd["reduced"] = [Composition(f).reduced_formula for f in oqmd["formula"]]
+    oqmd = oqmd.sort_values("formation_enthalpy").drop_duplicates("reduced")
+    types = {tuple(sorted(t.amounts)) for t in library() if len(t.elements) > 1
+             and len(t.structure.get_primitive_structure()) <= FORMATION_SETTINGS.max_atoms}
+    own = {t.structure.composition.reduced_formula for t in library() if len(t.elements) > 1}
+    first = oqmd[oqmd["reduced"].isin(own)]
+    rest = oqmd[~oqmd["reduced"].isin(own) & (oqmd["formation_enthalpy"] < 0)]
+    kind = [tuple(sorted(reduced_amounts(Composition(f))[1])) for f in rest["reduced"]]
+    rest = rest[[k in types and len(k) <= 3 for k in kind]]
+    hull = default_hulls().evaluate(parse_formulas(rest["reduced"].tolist()).amounts,
+                                    rest["formation_enthalpy"].to_numpy())
+    rest = rest[np.abs(hull.e_hull) < 1e-6]
+    rest = rest.sample(frac=1.0, random_state=seed)
+    out = pd.concat([first.sort_values("reduced"), rest], ignore_index=True).head(n)
+    return out[["reduced", "formation_enthalpy"]].rename(columns={"reduced": "formula"})
+
+
+def formation(n: int, seed: int, folder: Path) -> dict:
+    ref = formation_set(n, seed)
+    result = run_stage(ref["formula"].tolist(), FORMATION_SETTINGS, folder, progress=True)
+    got = {r["formula"]: r for r in result.records}
+    rows = []
+    for f, y in zip(ref["formula"], ref["formation_enthalpy"], strict=True):
+        r = got[f]
+        rows.append({"formula": f, "oqmd": round(float(y), 4), "chgnet": r.get("formation_energy_relaxed"),
+                     "prototype": r.get("prototype", ""), "seconds": r.get("seconds"),
+                     "note": r.get("relax_note", "")})
+    both = [(r["oqmd"], r["chgnet"]) for r in rows if r["chgnet"] is not None]
+    err = np.array([c - o for o, c in both])
+    return {"compounds": len(rows), "with_energy": len(both),
+            "mae": round(float(np.abs(err).mean()), 4) if len(err) else None,
+            "median_abs_error": round(float(np.median(np.abs(err))), 4) if len(err) else None,
+            "mean_error": round(float(err.mean()), 4) if len(err) else None,
+            "seconds_mean": _mean([r["seconds"] for r in rows]), "rows": rows,
+            "settings": FORMATION_SETTINGS.to_dict()}
+
+
+def ehull(report: Path, n_rows: int, folder: Path) -> dict:
+    df = pd.read_csv(report)
+    df = df[np.isfinite(df["e_hull [eV/atom]"])].sort_values("e_hull [eV/atom]", kind="mergesort")
+    picked = df.head(n_rows)
+    settings = RelaxSettings()
+    result = run_stage(picked["formula"].tolist(), settings, folder, progress=True)
+    got = {r["formula"]: r for r in result.records}
+    rows = []
+    for _, row in picked.iterrows():
+        r = got[row["formula"]]
+        rows.append({"formula": row["formula"], "e_hull": round(float(row["e_hull [eV/atom]"]), 4),
+                     "e_hull_relaxed": r.get("e_hull_relaxed"), "prototype": r.get("prototype", ""),
+                     "spacegroup": r.get("spacegroup", ""), "seconds": r.get("seconds"),
+                     "note": r.get("relax_note", "")})
+    pairs = [(r["e_hull"], r["e_hull_relaxed"]) for r in rows if r["e_hull_relaxed"] is not None]
+    mean = _mean([r["seconds"] for r in rows])
+    return {"report": str(report), "rows_requested": n_rows, "rows": rows, "with_structure": len(pairs),
+            "relaxed_below_0.1": sum(b < 0.1 for _, b in pairs),
+            "median_shift": round(float(np.median([b - a for a, b in pairs])), 4) if pairs else None,
+            "seconds_mean": mean, "seconds_max": max((r["seconds"] or 0 for r in rows), default=None),
+            "relax_top_20_minutes_estimate": round(20 * mean / 60, 1) if mean else None,
+            "settings": settings.to_dict()}
+
+
+def write_report(data: dict) -> None:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "bench_structures.json").write_text(json.dumps(data, indent=1) + "\n")
+    lines = ["# Structure stage benchmark (issue 28)", "",
+             f"Command: `{data['command']}`; machine: {data['machine']}; model: CHGNet 0.3.0 "
+             "(chgnet 0.4.2), one torch thread.", ""]
+    lib, rest = data.get("library"), data.get("rest")
+    if lib:
+        lines += ["## Recovery: CSPML's 90 ground-truth crystals", "",
+                  f"AFLOW library holds the prototype of {data['in_library']} of the {data['crystals']} "
+                  "(AflowPrototypeMatcher).", "",
+                  f"- in-library: **{lib['recovered']} of {lib['candidates']}** recovered "
+                  f"(StructureMatcher, default tolerances), {lib['seconds_mean']} s per crystal"]
+        if rest:
+            total = lib["recovered"] + rest["recovered"]
+            lines.append(f"- the others: {rest['recovered']} of {rest['candidates']} run "
+                         f"({rest['seconds_mean']} s per crystal); all: **{total} of "
+                         f"{lib['candidates'] + rest['candidates']}** run")
+        lines += ["", "| formula | recovered | prototype found | space group (truth) | s | note |",
+                  "|---|---|---|---|---:|---|"]
+        for r in lib["rows"] + (rest["rows"] if rest else []):
+            lines.append(f"| {r['formula']} | {'yes' if r['recovered'] else 'no'} | {r['prototype']} | "
+                         f"{r['spacegroup']} ({r['truth_spacegroup']}) | {r['seconds']} | {r['note']} |")
+        lines.append("")
+    form = data.get("formation")
+    if form:
+        lines += ["## Formation energy: CHGNet on templates against OQMD", "",
+                  f"{form['with_energy']} of {form['compounds']} compounds with an energy; MAE "
+                  f"**{form['mae']} eV/atom**, median |error| {form['median_abs_error']}, mean error "
+                  f"(CHGNet − OQMD) {form['mean_error']}; {form['seconds_mean']} s per compound "
+                  f"(settings {form['settings']}).", ""]
+    eh = data.get("ehull")
+    if eh:
+        lines += ["## Relaxed e_hull on a `discover run` report", "",
+                  f"{len(eh['rows'])} rows with the lowest composition e_hull of {eh['report']} "
+                  f"(of {eh['rows_requested']} requested); {eh['with_structure']} with a structure, "
+                  f"{eh['relaxed_below_0.1']} of them with relaxed e_hull < 0.1 eV/atom; median shift "
+                  f"{eh['median_shift']} eV/atom. {eh['seconds_mean']} s per candidate on average "
+                  f"(max {eh['seconds_max']}): `--relax-top 20` ≈ {eh['relax_top_20_minutes_estimate']} min "
+                  "on one worker.", "",
+                  "| formula | e_hull | e_hull_relaxed | prototype | space group | s | note |",
+                  "|---|---:|---:|---|---|---:|---|"]
+        for r in eh["rows"]:
+            lines.append(f"| {r['formula']} | {r['e_hull']} | {r['e_hull_relaxed']} | {r['prototype']} | "
+                         f"{r['spacegroup']} | {r['seconds']} | {r['note']} |")
+        lines.append("")
+    (REPORTS / "bench_structures.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", default=",".join(SECTIONS))
+    ap.add_argument("--zip", type=Path, default=None)
+    ap.add_argument("--report", type=Path, default=Path("runs/demo/ehull.csv"))
+    ap.add_argument("--ehull-rows", type=int, default=50)
+    ap.add_argument("--formation-n", type=int, default=240)
+    ap.add_argument("--rest-limit", type=int, default=None, help="Only the first N other crystals.")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    work = cache_dir() / "bench_structures"
+    work.mkdir(parents=True, exist_ok=True)
+    path = REPORTS / "bench_structures.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.update(command="python pipelines/bench/bench_structures.py " + " ".join(sys.argv[1:]),
+                machine=f"{os.cpu_count()} cores, {platform.machine()}, shared")
+    sections = args.sections.split(",")
+    for name in sections:
+        if name not in SECTIONS:
+            raise SystemExit(f"unknown section {name!r}; use {', '.join(SECTIONS)}")
+    truth = lib = None
+    if {"library", "rest"} & set(sections):
+        truth = ground_truth(args.zip or cache_dir() / "cspml" / ZIP_NAME, work)
+        lib = in_library(truth)
+        data.update(crystals=len(truth), in_library=len(lib), library_prototypes=lib)
+    for name in sections:
+        t0 = time.perf_counter()
+        if name == "library":
+            data["library"] = recovery(sorted(lib), truth, work / "library", RelaxSettings())
+        elif name == "rest":
+            others = sorted(f for f in truth if f not in lib)[: args.rest_limit]
+            data["rest"] = recovery(others, truth, work / "rest", RelaxSettings())
+        elif name == "formation":
+            data["formation"] = formation(args.formation_n, args.seed, work / "formation")
+        elif name == "ehull":
+            data["ehull"] = ehull(args.report, args.ehull_rows, work / "ehull")
+        data.setdefault("wall_seconds", {})[name] = round(time.perf_counter() - t0, 1)
+        write_report(data)
+        print(f"{name}: done in {data['wall_seconds'][name]} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
