@@ -32,15 +32,12 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from discovery.encoding import composition_keys
-from discovery.generation.metrics import recovery_metrics
+from discovery.benchmarks.generators import bench_one, evaluation_sets, training_keys
 from discovery.generation.registry import generator_names, load_generator, shipped_dir
-from discovery.generation.splits import _source_counts, generator_split
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 COLUMNS = [  # (key, header, digits)
@@ -61,35 +58,6 @@ def _pairs(values: list[str], option: str) -> list[tuple[str, Path]]:
             raise SystemExit(f"{option} {v!r}: use NAME=PATH")
         out.append((name, Path(path)))
     return out
-
-
-TRAINING_SET = {"lm": "union", "wgan": "oqmd", "wgan-pattern": "oqmd"}  # the rest: the MP training split
-
-
-def training_keys(kind: str) -> np.ndarray:
-    """Sorted unique composition keys of the training set of generator ``kind``."""
-    source = TRAINING_SET.get(kind, "mp")
-    counts = _source_counts("oqmd") if source == "oqmd" else generator_split(source)[0]
-    return np.unique(composition_keys(counts))
-
-
-def evaluation_sets() -> dict:
-    """Training counts (pattern reference), known keys and held-out keys, as documented."""
-    train, val = generator_split("mp")
-    oqmd = composition_keys(_source_counts("oqmd"))
-    val_keys = composition_keys(val)
-    return {"train": train, "known": np.union1d(composition_keys(train), oqmd),
-            "holdout": val_keys[~np.isin(val_keys, oqmd)], "validation": len(val)}
-
-
-def bench_one(gen, n: int, seed: int, sets: dict, oxidation_states: str = "smact14",
-              skip: np.ndarray | None = None) -> dict:
-    """Sample n with ``seed`` (timed; without the compositions in ``skip``), then every metric."""
-    t0 = time.perf_counter()
-    counts = gen.sample_counts(n, seed, skip=skip)
-    seconds = time.perf_counter() - t0
-    m = recovery_metrics(counts, sets["known"], sets["holdout"], oxidation_states, sets["train"])
-    return {**m, "seconds": seconds, "samples_per_s": n / max(seconds, 1e-9)}
 
 
 def log_rows(path: Path, max_rows: int = 12) -> tuple[list[str], list[dict]]:

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from discovery.data import load_crabnet_table, load_oqmd_formation_enthalpy
+from discovery.benchmarks.stability import IMPORTED, SEEDED, protocol_data, save_trained
 from discovery.encoding import parse_formulas
 from discovery.featurizers import OneHot, load_embedding
 from discovery.regressors import Ensemble, regression_metrics
@@ -46,30 +45,11 @@ from discovery.stacking import stack_weights
 
 REPORTS = Path("pipelines/reports")
 MODELS = ("shipped", "tmlp", "attention", "magpie-gbt", "magpie-mlp", "stack")
-SEEDED = re.compile(r"attention-s\d+")  # attention-sN: the attention recipe at seed + N
-IMPORTED = re.compile(r"attention-(?!s\d+$)[a-z0-9][a-z0-9_-]*")  # trained elsewhere (train_attention_jax.py)
 PUBLISHED = [  # Bartel et al. 2020, Table 1 / Fig. 2 (composition-only models, MP)
     {"model": "Magpie (published)", "ef_mae": 0.13, "ed_mae": 0.12, "f1": 0.57},
     {"model": "ElemNet (published)", "ef_mae": 0.10, "ed_mae": 0.10, "f1": 0.60},
     {"model": "Roost (published)", "ef_mae": 0.06, "ed_mae": 0.06, "f1": 0.72},
 ]
-
-
-def bartel_data() -> dict[str, pd.DataFrame]:
-    out = {}
-    for s in ("train", "val", "test"):
-        ef = load_crabnet_table(f"critexam_ef_{s}")
-        ed = load_crabnet_table(f"critexam_ed_{s}")
-        if not (ef["formula"].to_numpy() == ed["formula"].to_numpy()).all():
-            raise SystemExit(f"error: CritExam Ef and Ed {s} splits list different formulas")
-        out[s] = ef.assign(ed_bartel=ed["decomposition_energy"].to_numpy()).rename(
-            columns={"formation_energy": "y"})
-    return out
-
-
-def oqmd_data() -> dict[str, pd.DataFrame]:
-    return {s: load_oqmd_formation_enthalpy(s).rename(columns={"formation_enthalpy": "y"})
-            for s in ("train", "val", "test")}
 
 
 def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
@@ -144,19 +124,8 @@ def train_model(name: str, data: dict[str, pd.DataFrame], args, run_dir: Path):
     return lambda f: model.predict_amounts(parse_formulas(f).amounts)[0], info
 
 
-def save_trained(model, member_dir: Path, name: str, info: dict, data: dict[str, pd.DataFrame]) -> None:
-    """Save a benchmark model with the card stack_property_model.py checks a part against (the
-    data hash, the split sizes)."""
-    from discovery.tasks import frames_sha256
-
-    splits = ("train", "val", "test")
-    model.save(member_dir, {"version": f"bench-{name}", "training": info,
-                            "data": {"sha256": frames_sha256(*(data[s] for s in splits))},
-                            "splits": {s: len(data[s]) for s in splits}})
-
-
 def evaluate(protocol: str, name: str, args) -> dict:
-    data = bartel_data() if protocol == "bartel" else oqmd_data()
+    data = protocol_data(protocol)
     test = data["test"]
     keep = plausible_formation_energies(test["y"])  # the OQMD test split holds 4 data errors
     x_test = parse_formulas(test["formula"].tolist()).amounts[keep]

@@ -27,12 +27,10 @@ import sys
 from pathlib import Path
 
 from discovery.atomic import atomic_write
+from discovery.benchmarks.generators import bench_one, evaluation_sets
 from discovery.generation.autoregressive import SHIPPED_LM_DIR, CompositionLM
 from discovery.generation.registry import load_generator
 from discovery.model_files import load_keras_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_generators import bench_one, evaluation_sets  # noqa: E402
 
 REPORTS = Path(__file__).resolve().parent / "reports"
 COLS = ["decoding", "beam_width", "networks", "reverse_weight", "novel", "holdout_hits", "precision_pct",

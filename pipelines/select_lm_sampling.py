@@ -21,12 +21,13 @@ import sys
 from pathlib import Path
 
 from discovery.atomic import atomic_write
+from discovery.benchmarks.lm_selection import EVAL_SEED, parse_sweep, quality, screen_shares, select
 from discovery.encoding import composition_keys
+from discovery.errors import ConfigError
 from discovery.generation.autoregressive import SHIPPED_LM_DIR, CompositionLM
 from discovery.generation.splits import generator_split
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_lm import EVAL_SEED, REPORTS, parse_sweep, quality, screen_shares, select  # noqa: E402
+REPORTS = Path(__file__).resolve().parent / "reports"
 
 COLS = ["temperature", "sampling", "precision_pct", "precision_screened_pct", "yield_per_100k",
         "yield_screened_per_100k", "unique_pct", "novel_pct", "cn_pct", "train_cn_pct", "en_pct",
@@ -41,7 +42,10 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=SHIPPED_LM_DIR)
     ap.add_argument("--report", type=Path, default=REPORTS / "lm_sampling.md")
     args = ap.parse_args()
-    temps, modes = parse_sweep(args.temperatures, args.sampling)
+    try:
+        temps, modes = parse_sweep(args.temperatures, args.sampling)
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
     lm = CompositionLM.load(args.model)
     mp_train, mp_val = generator_split("mp")
     train_keys = composition_keys(generator_split("union")[0])  # the network saw union, then MP

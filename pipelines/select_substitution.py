@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_generators import REPORTS, bench_one, evaluation_sets  # noqa: E402
+from discovery.benchmarks.generators import bench_one, evaluation_sets
+from discovery.generation.substitution import IonSubstitution
 
-from discovery.generation.substitution import IonSubstitution  # noqa: E402
+REPORTS = Path(__file__).resolve().parent / "reports"
 
 
 class ElementCountWeighted(IonSubstitution):

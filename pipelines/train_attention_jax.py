@@ -37,7 +37,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, uninstalled
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_stability (export / import only)
 
 SPLITS = ("train", "val")
 
@@ -46,12 +45,11 @@ def export(protocol: str, out: Path) -> None:
     """Write the protocol's train/validation splits (element fractions [N, 85] as float32, what
     the CPU trainer fits on; mostly zeros, so the file is ~3 MB compressed), targets, the shipped
     T and the data hash to ``out`` (an ``.npz``)."""
-    from bench_stability import bartel_data, oqmd_data
-
+    from discovery.benchmarks import stability as bench
     from discovery.featurizers import OneHot, load_embedding
     from discovery.tasks import frames_sha256
 
-    data = bartel_data() if protocol == "bartel" else oqmd_data()
+    data = bench.protocol_data(protocol)
     feat = OneHot(amounts="fractions")
     arrays: dict[str, np.ndarray] = {"embedding": load_embedding(None).astype(np.float32)}
     for s in SPLITS:
@@ -72,7 +70,8 @@ def train(args) -> None:
     import keras
 
     from discovery.attention import AttentionRegressor
-    from discovery.regressors import predict_model, save_without_optimizer
+    from discovery.model_files import save_without_optimizer
+    from discovery.regressors import predict_model
 
     d = np.load(args.data)
     need = ["meta", "embedding", *(f"{s}_{a}" for s in SPLITS for a in "xy")]
@@ -123,15 +122,16 @@ def import_members(protocol: str, src: Path, name: str, runs: Path,
     ``weights_dtype="float16"`` the weights are stored at half the bytes (so a width-256 member
     fits the shipped-weights budget); the card records what that does on the validation split."""
     import keras
-    from bench_stability import IMPORTED, bartel_data, oqmd_data, save_trained
 
     import discovery.attention  # noqa: F401  (registers the attention layers)
+    from discovery.benchmarks import stability as bench
     from discovery.featurizers import OneHot
+    from discovery.model_files import write_card
     from discovery.properties import PropertyModel
-    from discovery.regressors import Ensemble, write_card
+    from discovery.regressors import Ensemble
     from discovery.tasks import frames_sha256
 
-    if not IMPORTED.fullmatch(name):
+    if not bench.IMPORTED.fullmatch(name):
         raise SystemExit(f"error: name {name!r} must look like attention-<tag> (not attention-sN)")
     card_file = src / "train.json"
     if not card_file.is_file():
@@ -146,7 +146,7 @@ def import_members(protocol: str, src: Path, name: str, runs: Path,
                          f"not {protocol!r}")
     if card.get("limit"):
         raise SystemExit(f"error: {str(src)!r} was trained on the first {card['limit']} rows only (--limit)")
-    data = bartel_data() if protocol == "bartel" else oqmd_data()
+    data = bench.protocol_data(protocol)
     if card["data"]["sha256"] != frames_sha256(*(data[s] for s in ("train", "val", "test"))):
         raise SystemExit(f"error: {str(src)!r} was trained on other data than this machine's "
                          f"{protocol} splits")
@@ -162,7 +162,7 @@ def import_members(protocol: str, src: Path, name: str, runs: Path,
             "wall_seconds": round(sum(m["wall_seconds"] for m in card["members"]), 1),
             "members": len(files)}
     dest = runs / protocol / name
-    save_trained(model, dest, name, info, data)
+    bench.save_trained(model, dest, name, info, data)
     if weights_dtype != "float32":  # what the rounding does, measured on the validation split
         x_val = OneHot(amounts="fractions").transform(data["val"]["formula"])
         y_val = data["val"]["y"].to_numpy()
@@ -181,7 +181,7 @@ def import_members(protocol: str, src: Path, name: str, runs: Path,
 
 def main() -> None:
     from discovery.attention import SCHEDULES  # Keras, on the backend chosen above
-    from discovery.regressors import WEIGHTS_DTYPES
+    from discovery.model_files import WEIGHTS_DTYPES
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -26,17 +26,16 @@ import argparse
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from discovery.atomic import atomic_write
+from discovery.benchmarks.lm_selection import EVAL_SEED, parse_sweep, quality, screen_shares, select
 from discovery.encoding import composition_keys
-from discovery.filters.chemistry import smact_screen
+from discovery.errors import ConfigError
 from discovery.generation.autoregressive import DEFAULTS, CompositionLM
 from discovery.generation.lm_train import train
-from discovery.generation.metrics import recovery_metrics
 from discovery.generation.splits import generator_split
 from discovery.generation.training import counts_sha256
 from discovery.model_files import load_keras_model
@@ -44,65 +43,6 @@ from discovery.model_files import load_keras_model
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "pipelines" / "reports"
 SEED = 0
-EVAL_SEED = 1
-
-
-def quality(lm: CompositionLM, n: int, train_keys: np.ndarray, val_keys: np.ndarray,
-            train_shares: tuple[float, float] | None = None, known_keys: np.ndarray | None = None) -> dict:
-    """Recovery metrics of n samples (seed 1), before and after the CN+EN screen, and speed."""
-    lm.sample_counts(lm.hparams["block"], seed=(EVAL_SEED, 99))  # trace outside the timing
-    t0 = time.perf_counter()
-    counts = lm.sample_counts(n, seed=EVAL_SEED)
-    rate = n / (time.perf_counter() - t0)
-    m = recovery_metrics(counts, train_keys, val_keys)
-    out = {k: round(v, 3) if isinstance(v, float) else v for k, v in m.items()}
-    out["samples_per_s"] = round(rate)
-    if train_shares is not None:
-        cn, en = smact_screen(counts)
-        ok = cn & en
-        after = recovery_metrics(counts[ok], train_keys, val_keys)
-        out.update(cn_pct=round(100 * cn.mean(), 2), en_pct=round(100 * ok.mean(), 2),
-                   train_cn_pct=round(train_shares[0], 2), train_en_pct=round(train_shares[1], 2),
-                   precision_screened_pct=round(after["precision_pct"], 3),
-                   yield_screened_per_100k=round(1e5 * after["holdout_hits"] / n, 1))
-    if known_keys is not None:  # one novelty reference for every variant: the union training set
-        ref = recovery_metrics(counts, known_keys, val_keys)
-        out["precision_vs_union_pct"] = round(ref["precision_pct"], 3)
-    return out
-
-
-SAMPLING_MODES = ("plain", "distinct")
-
-
-def parse_sweep(temperatures: str, sampling: str) -> tuple[list[float], list[str]]:
-    """The --temperatures and --sampling lists, or a one-line exit naming the bad value."""
-    temps = []
-    for t in temperatures.split(","):
-        try:
-            temps.append(float(t))
-        except ValueError:
-            sys.exit(f"error: --temperatures {t!r} is not a number")
-        if not temps[-1] > 0:
-            sys.exit(f"error: --temperatures {t!r} must be > 0")
-    modes = sampling.split(",")
-    bad = [m for m in modes if m not in SAMPLING_MODES]
-    if bad:
-        sys.exit(f"error: --sampling {bad[0]!r}: use {' or '.join(SAMPLING_MODES)}")
-    return temps, modes
-
-
-def select(rows: list[dict]) -> dict:
-    """Highest yield; yields within two Poisson standard errors of the best (2 sqrt(hits)) are
-    a tie, and the tie goes to the highest precision after the CN+EN screen."""
-    best = max(r["yield_per_100k"] for r in rows)
-    hits = best * rows[0]["samples"] / 1e5
-    tied = [r for r in rows if r["yield_per_100k"] >= best - 2 * np.sqrt(hits) * 1e5 / rows[0]["samples"]]
-    return max(tied, key=lambda r: (r["precision_screened_pct"], r["yield_per_100k"]))
-
-
-def screen_shares(counts: np.ndarray) -> tuple[float, float]:
-    cn, en = smact_screen(counts)
-    return 100 * cn.mean(), 100 * (cn & en).mean()
 
 
 def write_report(rows: list[dict], winner: dict, logs: dict[str, list[dict]], args, path: Path,
@@ -176,7 +116,10 @@ def main() -> None:
     budgets = budgets * len(sets) if len(budgets) == 1 else budgets
     if len(budgets) != len(sets):
         sys.exit(f"--budget-min {args.budget_min!r}: give one budget or one per set ({len(sets)})")
-    temps, modes = parse_sweep(args.temperatures, args.sampling)
+    try:
+        temps, modes = parse_sweep(args.temperatures, args.sampling)
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
     _, mp_val = generator_split("mp")
     val_keys = composition_keys(mp_val)
     union_keys = composition_keys(generator_split("union")[0])

@@ -10,12 +10,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, "pipelines")
-from bench_generators import evaluation_sets  # noqa: E402
-
-from discovery.encoding import composition_keys, reduce_counts  # noqa: E402
-from discovery.generation.metrics import recovery_metrics  # noqa: E402
-from discovery.generation.registry import load_generator  # noqa: E402
+from discovery.benchmarks.generators import evaluation_sets
+from discovery.encoding import composition_keys, reduce_counts
+from discovery.generation.metrics import recovery_metrics
+from discovery.generation.registry import load_generator
 
 KEYS = ("unique_pct", "novel_pct", "precision_pct", "yield_per_100k", "precision_cnen_pct",
         "yield_cnen_per_100k", "cn_pct", "en_pct", "pattern_distance_pts")

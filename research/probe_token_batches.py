@@ -20,15 +20,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
 
 import discovery.regressors as R  # noqa: E402
 from discovery.runtime import set_threads  # noqa: E402
 
 
 def fractions(split: str) -> np.ndarray:
-    from bench_stability import oqmd_data
-
+    from discovery.benchmarks.stability import oqmd_data
     from discovery.featurizers import OneHot
 
     return OneHot(amounts="fractions").transform(oqmd_data()[split]["formula"]).astype(np.float32)

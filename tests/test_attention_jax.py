@@ -49,7 +49,7 @@ def _frames(seed: int) -> dict[str, pd.DataFrame]:
 
 def test_jax_members_are_seeded_and_predict_the_same_under_tensorflow(tmp_path, monkeypatch):
     mod = _script()
-    import bench_stability
+    from discovery.benchmarks import stability as bench_stability
 
     frames = _frames(0)
     monkeypatch.setattr(bench_stability, "oqmd_data", lambda: frames)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from discovery.engines.store import RunStore, write_partition
 from discovery.errors import ConfigError, OutputError
-from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
+from discovery.partitions import RunResult, RunSpec, merge_partitions
+from discovery.pipeline import Pipeline  # a worker builds its own pipeline: this engine is a driver, above it
 from discovery.targets import MODEL_PROPERTIES
 
 _WORKER_PIPELINES: dict[tuple[int, str, str | None], Pipeline] = {}

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from discovery.engines.store import RunStore, write_partition
 from discovery.errors import OutputError
-from discovery.pipeline import Pipeline, RunResult, RunSpec, merge_partitions
+from discovery.partitions import PartitionRunner, RunResult, RunSpec, merge_partitions
 
 
 class LocalEngine:
     """Partitions in order; with ``run_dir`` each completed partition is written at once, so
     an interrupted run (Ctrl-C, SIGTERM, a crash) resumes where it stopped."""
 
-    def __init__(self, pipeline: Pipeline, run_dir: Path | None = None, resume: bool = False,
+    def __init__(self, pipeline: PartitionRunner, run_dir: Path | None = None, resume: bool = False,
                  progress: bool = False):
         self.pipeline, self.run_dir, self.resume, self.progress = pipeline, run_dir, resume, progress
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from discovery.atomic import atomic_write_bytes, remove_temp_files, write_once
 from discovery.errors import ConfigError
-from discovery.pipeline import PartitionOutput, RunSpec
+from discovery.partitions import PartitionOutput, RunSpec
 
 log = logging.getLogger(__name__)
 
