@@ -124,11 +124,12 @@ class GRUBeamSearch:
 
         ``skip`` (sorted unique uint64 composition keys): a sequence whose composition is in
         it is never finished (the beam keeps searching with its slot); ``self.skipped`` is then
-        how many such finished sequences were dropped."""
+        how many such finished sequences were dropped and ``self.skipped_counts`` their count
+        vectors (the most likely skipped compositions: ``lm_shards`` cuts them out of the draws)."""
         from discovery.encoding import composition_keys
         from discovery.generation.base import in_sorted
 
-        self.skipped = 0
+        self.skipped, skipped_parts = 0, []
         if k < 1 or not temperature >= 0:
             raise ValueError(f"need k >= 1 and temperature >= 0, got k={k}, temperature={temperature}")
         hs = [m.start(1).numpy() for m in self.members]
@@ -155,6 +156,7 @@ class GRUBeamSearch:
                 if skip is not None and step % 2 == 0 and step >= 4:  # EOS allowed: is it skipped?
                     ban = in_sorted(skip, composition_keys(counts[rows]))
                     self.skipped += int(ban.sum())
+                    skipped_parts.append(counts[rows[ban]])
                 rows_in = ([h[rows] for h in hs], prev[rows], phi[rows], psi[rows], g[rows], ban)
                 score = self._score_fn(stochastic)
                 part = score(kk, self.grammar[step], *rows_in, tf.constant(i), step_seed, temp)
@@ -175,4 +177,6 @@ class GRUBeamSearch:
                 prev = prev_p
             for j, m in enumerate(self.members):  # one network at a time: old states freed as we go
                 hs[j] = self._advanced(m, hs[j], parent, tok, from_live)
+        self.skipped_counts = (np.concatenate(skipped_parts) if skipped_parts
+                               else np.zeros((0, N_ELEMENTS), dtype=np.int8))
         return counts, phi

@@ -135,7 +135,9 @@ class GRUSampler:
         self.rank_to_col = tf.constant(RANK_TO_COL, dtype=tf.int32)
         self._fn = tf.function(self._sample, reduce_retracing=True, autograph=False)
 
-    def _pick(self, logits, temperature, seed, step, forced):
+    def _pick(self, logits, temperature, seed, step, forced, allow, plen):
+        # right after a row's prefix, only the tokens its cell allows (``lm_shards``)
+        logits = tf.where(allow | (plen != step)[:, None], logits, NEG)
         logits = tf.where(logits > NEG / 2, logits / temperature, NEG)
         if self.top_p is not None and self.top_p < 1.0:
             srt = tf.sort(logits, axis=1, direction="DESCENDING")
@@ -150,9 +152,11 @@ class GRUSampler:
         return tf.where(given >= 0, given, drawn)
 
     def _sample(self, rows: tf.Tensor, seed: tf.Tensor, temperature: tf.Tensor,
-                forced: tf.Tensor) -> tf.Tensor:
+                forced: tf.Tensor, allow: tf.Tensor) -> tf.Tensor:
         """Count vectors int32 [rows, 85] for a stateless seed int64 [2]; ``forced`` int32
-        [rows, 2 * MAX_ELEMENTS] holds each row's prefix tokens (-1: drawn)."""
+        [rows, 2 * MAX_ELEMENTS] holds each row's prefix tokens (-1: drawn), ``allow`` bool
+        [rows, VOCAB] the tokens allowed right after them."""
+        plen = tf.reduce_sum(tf.cast(forced >= 0, tf.int32), axis=1)
         state = (tf.constant(0), self.net.start(rows), tf.fill([rows], EL0 - 1), tf.zeros([rows], tf.bool),
                  tf.zeros([rows, N_ELEMENTS], tf.int32))
 
@@ -162,12 +166,12 @@ class GRUSampler:
         def body(i, h, prev, done, counts):
             proj = self.net.proj(h)
             logits = ensemble_logits([proj[:, :VOCAB]], tf.gather(self.grammar[2 * i], prev))
-            el = self._pick(logits, temperature, seed, 2 * i, forced)
+            el = self._pick(logits, temperature, seed, 2 * i, forced, allow, plen)
             done = done | (el == EOS)
             h = self.net.step(el, proj[:, VOCAB:], h)
             proj = self.net.proj(h)
             logits = ensemble_logits([proj[:, :VOCAB]], tf.gather(self.grammar[2 * i + 1], el))
-            cnt = self._pick(logits, temperature, seed, 2 * i + 1, forced)
+            cnt = self._pick(logits, temperature, seed, 2 * i + 1, forced, allow, plen)
             h = self.net.step(cnt, proj[:, VOCAB:], h)
             col = tf.gather(self.rank_to_col, tf.clip_by_value(el - EL0, 0, EL_LAST - EL0))
             add = tf.one_hot(col, N_ELEMENTS, dtype=tf.int32) * (cnt - CNT0 + 1)[:, None]
@@ -178,13 +182,20 @@ class GRUSampler:
         return out[-1]
 
     def block(self, rows: int, seed: np.ndarray, temperature: float,
-              prefixes: np.ndarray | None = None) -> np.ndarray:
+              prefixes=None) -> np.ndarray:
         """int8 count vectors [rows, 85] for one block; depends only on (rows, seed, temperature,
         prefixes). ``prefixes`` int [rows, L] (L <= 2 * MAX_ELEMENTS, -1 after a row's prefix):
-        tokens each row starts with (grammatical prefixes); the rest is drawn."""
+        tokens each row starts with (grammatical prefixes); the rest is drawn. Or an
+        ``lm_shards.Prefixes`` (tokens, allow): the token right after a row's prefix is drawn
+        among those ``allow`` [rows, VOCAB] marks."""
         forced = np.full((rows, 2 * MAX_ELEMENTS), -1, dtype=np.int32)
+        allow = np.ones((rows, VOCAB), dtype=bool)
         if prefixes is not None:
-            forced[:, : prefixes.shape[1]] = prefixes
+            tokens = getattr(prefixes, "tokens", prefixes)
+            if getattr(prefixes, "allow", None) is not None:
+                allow = prefixes.allow
+            width = min(tokens.shape[1], 2 * MAX_ELEMENTS)
+            forced[:, :width] = tokens[:, :width]
         out = self._fn(tf.constant(rows), tf.constant(seed, dtype=tf.int64),
-                       tf.constant(temperature, dtype=tf.float32), tf.constant(forced))
+                       tf.constant(temperature, dtype=tf.float32), tf.constant(forced), tf.constant(allow))
         return out.numpy().astype(np.int8)
