@@ -3,9 +3,7 @@ model cards with one-line errors.
 
 Neutral ground for every model family: generators (GAN, language model, pattern WGAN) and
 rankers (property ensembles, stacks, domain classifiers) load and save through here, so the
-ranking side does not depend on a generator's modules. It imports only ``errors`` and, when a
-file is loaded, the GAN's layer module (its custom Keras layers must be registered before any
-archive that uses them is read).
+ranking side does not depend on a generator's modules. It imports only ``errors``.
 """
 
 from __future__ import annotations
@@ -36,9 +34,11 @@ __all__ = ["MODELS_DIR", "SHIPPED_EMBEDDING", "SHIPPED_GAN_DIR", "SHIPPED_LM_DIR
 
 
 def load_keras_model(path: Path | str) -> keras.Model:
-    """Load a ``.keras`` file saved by this package; raise ModelFileError naming the file."""
-    import discovery.gan.models  # noqa: F401  (registers the custom layers)
+    """Load a ``.keras`` file saved by this package; raise ModelFileError naming the file.
 
+    Custom layers must be registered first: the caller imports the module that defines them
+    (``discovery.gan.models`` for the GAN critic, ``discovery.attention`` for attention models),
+    so this module depends on no model family."""
     p = Path(path)
     if not p.is_file():
         raise ModelFileError(f"model file {str(p)!r} not found")
