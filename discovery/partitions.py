@@ -155,6 +155,8 @@ class RunResult:
 
 
 STABILITY_COLUMNS = ("e_hull", "e_hull_std", "e_hull_in_domain", "decomposition", "e_hull_note")
+
+
 def model_columns(models: Iterable[str]) -> list[str]:
     """Per property: the mean, its calibrated σ and whether the row is in the model's domain."""
     return [c for p in models for c in (p, f"{p}_std", f"{p}_in_domain")]

@@ -340,5 +340,3 @@ class Pipeline:
             ok &= (counts > 0).sum(axis=1) <= spec.max_elements
         stages[ok] = STAGE_RULES
         return stages
-
-
