@@ -21,7 +21,7 @@ runner = CliRunner()
 needs_extra = pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("chgnet") is None,
     reason='the structure extra is not installed (pip install "discovery[structure]")')
-SETTINGS = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=60, max_atoms=10)
+SETTINGS = RelaxSettings(max_prototypes=1, random_budget=0, max_steps=60, max_atoms=10)  # the likeliest template
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_a_finished_candidate_is_never_relaxed_again(relaxed, monkeypatch):
     assert {p.name: p.read_bytes() for p in folder.glob("*.cif")} == before
     assert not list(folder.glob("*.tmp"))
     with pytest.raises(AssertionError, match="relaxed again"):  # other settings: redone
-        run_stage(["NaCl"], RelaxSettings(max_prototypes=1, random_budget=0, max_steps=61), folder)
+        run_stage(["NaCl"], RelaxSettings(max_prototypes=1, random_budget=0, max_steps=61, max_atoms=10), folder)
 
 
 @needs_extra
@@ -186,7 +186,7 @@ def test_relaxations_that_explode_are_discarded(cache, tmp_path, monkeypatch):
     monkeypatch.setattr(relax_mod, "relax", lambda s, settings, cell=True: relax_mod.Relaxed(
         s, -1.0, False, 3, "relaxation exploded (volume per atom x9)"))
     rec = run_stage(["NaCl"], SETTINGS, tmp_path / "x_structures").records[0]
-    assert rec["relax_note"].startswith("all 2 relaxations failed: relaxation exploded")
+    assert rec["relax_note"].startswith("every relaxation failed (1 tried): relaxation exploded")
     assert rec["cif_name"] == "" and rec["e_hull_relaxed"] is None
 
 

@@ -26,7 +26,7 @@ class RelaxSettings:
     max_steps: int = 300
     fmax: float = 0.05
     max_atoms: int = 24
-    optimizer: str = "FIRE"
+    optimizer: str = "BFGS"  # fewer steps than FIRE for cell relaxations here
     seed: int = 0
 
     def __post_init__(self):

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from discovery.atomic import atomic_write
 from discovery.data import cache_dir
 from discovery.structure.settings import RelaxSettings
 from discovery.structure.stage import run_stage
@@ -43,6 +44,7 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports"
 SECTIONS = ("library", "ehull", "formation", "rest")
 ZIP_NAME = "cif_files_for_90crystals.zip"
 ZIP_SHA256 = "75456f9e5cb1d2191abd35649fcf516b221e53ee96c764e74e124a5428eefac3"
+CHUNK = 5
 FORMATION_SETTINGS = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12)
 
 
@@ -84,24 +86,39 @@ def in_library(structures: dict) -> dict[str, str]:
     return hits
 
 
-def recovery(formulas: list[str], truth: dict, folder: Path, settings: RelaxSettings) -> dict:
+def recovery(formulas: list[str], truth: dict, folder: Path, settings: RelaxSettings, checkpoint) -> dict:
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Structure
 
-    result = run_stage(formulas, settings, folder, progress=True)
     matcher = StructureMatcher()
-    rows = []
-    for r in result.records:
-        ok = False
-        if r.get("cif_name"):
-            ok = bool(matcher.fit(Structure.from_file(folder / r["cif_name"]), truth[r["formula"]]))
-        rows.append({"formula": r["formula"], "recovered": ok, "prototype": r.get("prototype", ""),
-                     "spacegroup": r.get("spacegroup", ""), "truth_spacegroup":
-                     truth[r["formula"]].get_space_group_info(symprec=0.1)[0],
-                     "seconds": r.get("seconds"), "note": r.get("relax_note", "")})
-    return {"candidates": len(rows), "recovered": sum(r["recovered"] for r in rows),
-            "seconds_mean": _mean([r["seconds"] for r in rows]), "rows": rows,
-            "settings": settings.to_dict()}
+
+    def summarize(records: list[dict]) -> dict:
+        rows = []
+        for r in records:
+            ok = False
+            if r.get("cif_name"):
+                ok = bool(matcher.fit(Structure.from_file(folder / r["cif_name"]), truth[r["formula"]]))
+            rows.append({"formula": r["formula"], "recovered": ok, "prototype": r.get("prototype", ""),
+                         "spacegroup": r.get("spacegroup", ""), "truth_spacegroup":
+                         truth[r["formula"]].get_space_group_info(symprec=0.1)[0],
+                         "seconds": r.get("seconds"), "cpu_seconds": r.get("cpu_seconds"),
+                         "note": r.get("relax_note", "")})
+        return {"candidates": len(rows), "recovered": sum(r["recovered"] for r in rows),
+                "seconds_mean": _mean([r["seconds"] for r in rows]),
+                "cpu_seconds_mean": _mean([r["cpu_seconds"] for r in rows]), "rows": rows}
+
+    return staged(formulas, settings, folder, summarize, checkpoint)
+
+
+def staged(formulas: list[str], settings: RelaxSettings, folder: Path, summarize, checkpoint) -> dict:
+    """Relax ``formulas`` in chunks; after each, ``checkpoint(summarize(records so far))`` so a
+    run stopped part way still reports what it measured (the records resume it)."""
+    section: dict = {}
+    for stop in range(CHUNK, len(formulas) + CHUNK, CHUNK):
+        result = run_stage(formulas[:stop], settings, folder, progress=True)
+        section = summarize(result.records) | {"requested": len(formulas), "settings": settings.to_dict()}
+        checkpoint(section)
+    return section
 
 
 def _mean(values) -> float | None:
@@ -138,53 +155,53 @@ def formation_set(n: int, seed: int) -> pd.DataFrame:
     return out[["reduced", "formation_enthalpy"]].rename(columns={"reduced": "formula"})
 
 
-def formation(n: int, seed: int, folder: Path) -> dict:
+def formation(n: int, seed: int, folder: Path, checkpoint) -> dict:
     ref = formation_set(n, seed)
-    result = run_stage(ref["formula"].tolist(), FORMATION_SETTINGS, folder, progress=True)
-    got = {r["formula"]: r for r in result.records}
-    rows = []
-    for f, y in zip(ref["formula"], ref["formation_enthalpy"], strict=True):
-        r = got[f]
-        rows.append({"formula": f, "oqmd": round(float(y), 4), "chgnet": r.get("formation_energy_relaxed"),
-                     "prototype": r.get("prototype", ""), "seconds": r.get("seconds"),
-                     "note": r.get("relax_note", "")})
-    both = [(r["oqmd"], r["chgnet"]) for r in rows if r["chgnet"] is not None]
-    err = np.array([c - o for o, c in both])
-    return {"compounds": len(rows), "with_energy": len(both),
-            "mae": round(float(np.abs(err).mean()), 4) if len(err) else None,
-            "median_abs_error": round(float(np.median(np.abs(err))), 4) if len(err) else None,
-            "mean_error": round(float(err.mean()), 4) if len(err) else None,
-            "seconds_mean": _mean([r["seconds"] for r in rows]), "rows": rows,
-            "settings": FORMATION_SETTINGS.to_dict()}
+    oqmd = dict(zip(ref["formula"], ref["formation_enthalpy"], strict=True))
+
+    def summarize(records: list[dict]) -> dict:
+        rows = [{"formula": r["formula"], "oqmd": round(float(oqmd[r["formula"]]), 4),
+                 "chgnet": r.get("formation_energy_relaxed"), "prototype": r.get("prototype", ""),
+                 "seconds": r.get("seconds"), "cpu_seconds": r.get("cpu_seconds"),
+                 "note": r.get("relax_note", "")} for r in records]
+        err = np.array([r["chgnet"] - r["oqmd"] for r in rows if r["chgnet"] is not None])
+        return {"compounds": len(rows), "with_energy": len(err),
+                "mae": round(float(np.abs(err).mean()), 4) if len(err) else None,
+                "median_abs_error": round(float(np.median(np.abs(err))), 4) if len(err) else None,
+                "mean_error": round(float(err.mean()), 4) if len(err) else None,
+                "seconds_mean": _mean([r["seconds"] for r in rows]),
+                "cpu_seconds_mean": _mean([r["cpu_seconds"] for r in rows]), "rows": rows}
+
+    return staged(ref["formula"].tolist(), FORMATION_SETTINGS, folder, summarize, checkpoint)
 
 
-def ehull(report: Path, n_rows: int, folder: Path) -> dict:
+def ehull(report: Path, n_rows: int, folder: Path, checkpoint) -> dict:
     df = pd.read_csv(report)
     df = df[np.isfinite(df["e_hull [eV/atom]"])].sort_values("e_hull [eV/atom]", kind="mergesort")
     picked = df.head(n_rows)
-    settings = RelaxSettings()
-    result = run_stage(picked["formula"].tolist(), settings, folder, progress=True)
-    got = {r["formula"]: r for r in result.records}
-    rows = []
-    for _, row in picked.iterrows():
-        r = got[row["formula"]]
-        rows.append({"formula": row["formula"], "e_hull": round(float(row["e_hull [eV/atom]"]), 4),
-                     "e_hull_relaxed": r.get("e_hull_relaxed"), "prototype": r.get("prototype", ""),
-                     "spacegroup": r.get("spacegroup", ""), "seconds": r.get("seconds"),
-                     "note": r.get("relax_note", "")})
-    pairs = [(r["e_hull"], r["e_hull_relaxed"]) for r in rows if r["e_hull_relaxed"] is not None]
-    mean = _mean([r["seconds"] for r in rows])
-    return {"report": str(report), "rows_requested": n_rows, "rows": rows, "with_structure": len(pairs),
-            "relaxed_below_0.1": sum(b < 0.1 for _, b in pairs),
-            "median_shift": round(float(np.median([b - a for a, b in pairs])), 4) if pairs else None,
-            "seconds_mean": mean, "seconds_max": max((r["seconds"] or 0 for r in rows), default=None),
-            "relax_top_20_minutes_estimate": round(20 * mean / 60, 1) if mean else None,
-            "settings": settings.to_dict()}
+    composition = dict(zip(picked["formula"], picked["e_hull [eV/atom]"], strict=True))
+
+    def summarize(records: list[dict]) -> dict:
+        rows = [{"formula": r["formula"], "e_hull": round(float(composition[r["formula"]]), 4),
+                 "e_hull_relaxed": r.get("e_hull_relaxed"), "prototype": r.get("prototype", ""),
+                 "spacegroup": r.get("spacegroup", ""), "seconds": r.get("seconds"),
+                 "cpu_seconds": r.get("cpu_seconds"), "note": r.get("relax_note", "")} for r in records]
+        pairs = [(r["e_hull"], r["e_hull_relaxed"]) for r in rows if r["e_hull_relaxed"] is not None]
+        mean = _mean([r["seconds"] for r in rows])
+        return {"report": str(report), "rows": rows, "with_structure": len(pairs),
+                "relaxed_below_0.1": sum(b < 0.1 for _, b in pairs),
+                "median_shift": round(float(np.median([b - a for a, b in pairs])), 4) if pairs else None,
+                "seconds_mean": mean, "seconds_max": max((r["seconds"] or 0 for r in rows), default=None),
+                "cpu_seconds_mean": _mean([r["cpu_seconds"] for r in rows]),
+                "relax_top_20_minutes_estimate": round(20 * mean / 60, 1) if mean else None}
+
+    return staged(picked["formula"].tolist(), RelaxSettings(), folder, summarize, checkpoint)
 
 
 def write_report(data: dict) -> None:
     REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "bench_structures.json").write_text(json.dumps(data, indent=1) + "\n")
+    text = json.dumps(data, indent=1) + "\n"
+    atomic_write(REPORTS / "bench_structures.json", lambda p: p.write_text(text))
     lines = ["# Structure stage benchmark (issue 28)", "",
              f"Command: `{data['command']}`; machine: {data['machine']}; model: CHGNet 0.3.0 "
              "(chgnet 0.4.2), one torch thread.", ""]
@@ -193,8 +210,9 @@ def write_report(data: dict) -> None:
         lines += ["## Recovery: CSPML's 90 ground-truth crystals", "",
                   f"AFLOW library holds the prototype of {data['in_library']} of the {data['crystals']} "
                   "(AflowPrototypeMatcher).", "",
-                  f"- in-library: **{lib['recovered']} of {lib['candidates']}** recovered "
-                  f"(StructureMatcher, default tolerances), {lib['seconds_mean']} s per crystal"]
+                  f"- in-library: **{lib['recovered']} of {lib['candidates']}** run recovered (of "
+                  f"{lib['requested']}; StructureMatcher, default tolerances), {lib['seconds_mean']} s wall "
+                  f"and {lib['cpu_seconds_mean']} CPU-s per crystal"]
         if rest:
             total = lib["recovered"] + rest["recovered"]
             lines.append(f"- the others: {rest['recovered']} of {rest['candidates']} run "
@@ -211,15 +229,17 @@ def write_report(data: dict) -> None:
         lines += ["## Formation energy: CHGNet on templates against OQMD", "",
                   f"{form['with_energy']} of {form['compounds']} compounds with an energy; MAE "
                   f"**{form['mae']} eV/atom**, median |error| {form['median_abs_error']}, mean error "
-                  f"(CHGNet − OQMD) {form['mean_error']}; {form['seconds_mean']} s per compound "
-                  f"(settings {form['settings']}).", ""]
+                  f"(CHGNet − OQMD) {form['mean_error']}; {form['seconds_mean']} s wall, "
+                  f"{form['cpu_seconds_mean']} CPU-s per compound (of {form['requested']} requested; "
+                  f"settings {form['settings']}).", ""]
     eh = data.get("ehull")
     if eh:
         lines += ["## Relaxed e_hull on a `discover run` report", "",
                   f"{len(eh['rows'])} rows with the lowest composition e_hull of {eh['report']} "
-                  f"(of {eh['rows_requested']} requested); {eh['with_structure']} with a structure, "
+                  f"(of {eh['requested']} requested); {eh['with_structure']} with a structure, "
                   f"{eh['relaxed_below_0.1']} of them with relaxed e_hull < 0.1 eV/atom; median shift "
-                  f"{eh['median_shift']} eV/atom. {eh['seconds_mean']} s per candidate on average "
+                  f"{eh['median_shift']} eV/atom. {eh['seconds_mean']} s wall ({eh['cpu_seconds_mean']} "
+                  "CPU-s) per candidate on average "
                   f"(max {eh['seconds_max']}): `--relax-top 20` ≈ {eh['relax_top_20_minutes_estimate']} min "
                   "on one worker.", "",
                   "| formula | e_hull | e_hull_relaxed | prototype | space group | s | note |",
@@ -228,7 +248,7 @@ def write_report(data: dict) -> None:
             lines.append(f"| {r['formula']} | {r['e_hull']} | {r['e_hull_relaxed']} | {r['prototype']} | "
                          f"{r['spacegroup']} | {r['seconds']} | {r['note']} |")
         lines.append("")
-    (REPORTS / "bench_structures.md").write_text("\n".join(lines) + "\n")
+    atomic_write(REPORTS / "bench_structures.md", lambda p: p.write_text("\n".join(lines) + "\n"))
 
 
 def main() -> None:
@@ -258,18 +278,27 @@ def main() -> None:
         data.update(crystals=len(truth), in_library=len(lib), library_prototypes=lib)
     for name in sections:
         t0 = time.perf_counter()
+
+        def checkpoint(section: dict, name: str = name, t0: float = t0) -> None:
+            # the file may hold sections another process measured: replace only this one
+            merged = json.loads(path.read_text()) if path.is_file() else {}
+            merged |= {k: v for k, v in data.items() if k not in SECTIONS and k != "wall_seconds"}
+            merged[name] = section
+            wall = round(time.perf_counter() - t0, 1)
+            merged["wall_seconds"] = merged.get("wall_seconds", {}) | {name: wall}
+            write_report(merged)
+            done = len(section.get("rows", []))
+            print(f"{name}: {done} of {section['requested']} after {wall} s", flush=True)
+
         if name == "library":
-            data["library"] = recovery(sorted(lib), truth, work / "library", RelaxSettings())
+            recovery(sorted(lib), truth, work / "library", RelaxSettings(), checkpoint)
         elif name == "rest":
             others = sorted(f for f in truth if f not in lib)[: args.rest_limit]
-            data["rest"] = recovery(others, truth, work / "rest", RelaxSettings())
+            recovery(others, truth, work / "rest", RelaxSettings(), checkpoint)
         elif name == "formation":
-            data["formation"] = formation(args.formation_n, args.seed, work / "formation")
+            formation(args.formation_n, args.seed, work / "formation", checkpoint)
         elif name == "ehull":
-            data["ehull"] = ehull(args.report, args.ehull_rows, work / "ehull")
-        data.setdefault("wall_seconds", {})[name] = round(time.perf_counter() - t0, 1)
-        write_report(data)
-        print(f"{name}: done in {data['wall_seconds'][name]} s", flush=True)
+            ehull(args.report, args.ehull_rows, work / "ehull", checkpoint)
 
 
 if __name__ == "__main__":
