@@ -3,7 +3,8 @@ model cards with one-line errors.
 
 Neutral ground for every model family: generators (GAN, language model, pattern WGAN) and
 rankers (property ensembles, stacks, domain classifiers) load and save through here, so the
-ranking side does not depend on a generator's modules. It imports only ``errors``.
+ranking side does not depend on a generator's modules. It imports only ``errors``, and Keras
+(TensorFlow) only when a file is read or written: the locations are read before any model loads.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import json
 import logging
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from discovery.errors import ConfigError, ModelFileError
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ def load_keras_model(path: Path | str) -> keras.Model:
     Custom layers must be registered first: the caller imports the module that defines them
     (``discovery.gan.models`` for the GAN critic, ``discovery.attention`` for attention models),
     so this module depends on no model family."""
+    import keras
+
     p = Path(path)
     if not p.is_file():
         raise ModelFileError(f"model file {str(p)!r} not found")
