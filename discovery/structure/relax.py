@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,9 @@ def calculator():
         import torch
 
         torch.set_num_threads(1)
+        # chgnet 0.4.2 converts a tensor that requires grad on every call: a warning, not a fault
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad",
+                                category=UserWarning)
         from chgnet.model import CHGNet
         from chgnet.model.dynamics import CHGNetCalculator
 
