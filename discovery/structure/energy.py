@@ -1,7 +1,7 @@
 """Formation energy and e_hull of a relaxed structure in CHGNet's own energy frame.
 
 Each element's reference is the lowest CHGNet energy per atom among its candidate ground
-states, each relaxed with CHGNet: fcc, bcc and hcp, every AFLOW prototype of that element, and
+states, each relaxed with CHGNet: fcc, bcc, hcp and diamond, every AFLOW prototype of that element, and
 for H, N, O, F, Cl, Br and I a diatomic molecule in a 12 Å box. References are computed once per
 element and cached (``<cache>/structure/<model>/refs/<El>.json``). ``e_hull`` is the formation
 energy minus the hull of the known phases (OQMD's, ``discovery.stability``).
@@ -21,8 +21,8 @@ from discovery.structure.settings import RelaxSettings
 
 BOND = {"H": 0.74, "N": 1.10, "O": 1.21, "F": 1.42, "Cl": 1.99, "Br": 2.28, "I": 2.67}  # Å, X2 molecules
 BOX = 12.0  # Å
-BASIC = ("A_cF4_225_a", "A_cI2_229_a", "A_hP2_194_c")  # fcc, bcc, hcp
-MAX_REFERENCE_ATOMS = 16
+BASIC = ("A_cF4_225_a", "A_cI2_229_a", "A_hP2_194_c", "A_cF8_227_a")  # fcc, bcc, hcp, diamond
+MAX_REFERENCE_ATOMS = 32  # alpha-S (32 atoms) and alpha-Mn (29) are their elements' ground states
 REFERENCE_SETTINGS = RelaxSettings(max_steps=400, fmax=0.03)
 
 _HULLS: dict[str, object] = {}

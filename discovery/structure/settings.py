@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from discovery.errors import ConfigError
 
 OPTIMIZERS = ("FIRE", "BFGS")
+# the search and references' code version: records made before a change that moves energies are redone
+STAGE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -50,4 +52,5 @@ class RelaxSettings:
 
     def digest(self) -> str:
         """First 12 hex digits of the SHA-256 of the settings: a record made with others is redone."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        text = json.dumps(self.to_dict() | {"stage_version": STAGE_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
