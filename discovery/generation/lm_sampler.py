@@ -110,19 +110,37 @@ def folded_log_probs(weights: dict[str, np.ndarray], tokens: np.ndarray, chunk: 
     return out
 
 
-def _score_chunk(m: FoldedGRU, grammar, tok, n_steps: int):
-    h = m.start(tf.shape(tok)[0])
-    total = tf.zeros([tf.shape(tok)[0]])
-    prev = tf.zeros([tf.shape(tok)[0]], tf.int32)  # the token before the input (PAD at step 0)
-    for t in range(n_steps):
-        x, y = tok[:, t], tok[:, t + 1]
-        allowed = tf.gather(grammar[t], prev)
-        logp = tf.nn.log_softmax(tf.where(allowed, m.logits(h), NEG), axis=1)
+@tf.function(reduce_retracing=True, autograph=False)
+def _score_graph(x_table, h_mat, h_bias, grammar, tok, n_steps):
+    """``_score_chunk`` in one graph (a while loop over the steps): the weights are arguments,
+    so one trace serves every network and chunk."""
+    rows = tf.shape(tok)[0]
+    w_out, b_out, w_rec, b_rec = h_mat[:, :VOCAB], h_bias[:VOCAB], h_mat[:, VOCAB:], h_bias[VOCAB:]
+
+    def step(y, h):
+        xz, xr, xh = tf.split(tf.gather(x_table, y), 3, axis=1)
+        hz, hr, hh = tf.split(tf.matmul(h, w_rec) + b_rec, 3, axis=1)
+        z = tf.sigmoid(xz + hz)
+        r = tf.sigmoid(xr + hr)
+        return z * h + (1.0 - z) * tf.tanh(xh + r * hh)
+
+    h0 = step(tf.fill([rows], 1), tf.zeros([rows, tf.shape(h_mat)[0]]))
+
+    def body(t, h, total):
+        prev = tf.where(t > 0, tok[:, tf.maximum(t - 1, 0)], 0)  # the token before the input (PAD at 0)
+        y = tok[:, t + 1]
+        allowed = tf.gather(tf.gather(grammar, t), prev)
+        logp = tf.nn.log_softmax(tf.where(allowed, tf.matmul(h, w_out) + b_out, NEG), axis=1)
         total += tf.where(y != 0, tf.gather(logp, y, batch_dims=1), 0.0)
-        if t + 1 < n_steps:
-            h = m.step(y, m.recurrent(h), h)
-        prev = x
+        return t + 1, step(y, h), total
+
+    _, _, total = tf.while_loop(lambda t, h, total: t < n_steps, body,
+                                (tf.constant(0), h0, tf.zeros([rows])))
     return total
+
+
+def _score_chunk(m: FoldedGRU, grammar, tok, n_steps: int):
+    return _score_graph(m.x_table, m.h_mat, m.h_bias, grammar, tok, tf.constant(n_steps))
 
 
 class GRUSampler:

@@ -120,14 +120,15 @@ def path_hashes(counts: np.ndarray | None) -> list[np.ndarray] | None:
     c = np.asarray(counts)
     n_el = (c > 0).sum(axis=1)
     c = c[(n_el >= 2) & (n_el <= MAX_ELEMENTS) & (c.max(axis=1) <= MAX_COUNT) & (c.min(axis=1) >= 0)]
-    tok = counts_to_tokens(c)
-    h = np.zeros(len(tok), dtype=np.uint64)
-    out = [np.zeros(0, dtype=np.uint64)]
-    for length in range(1, 2 * MAX_ELEMENTS + 1):
-        t = tok[:, length]
-        h = _extend(h, t)
-        out.append(np.unique(h[(t != PAD) & (t != EOS)]))
-    return out
+    parts: list[list[np.ndarray]] = [[] for _ in range(2 * MAX_ELEMENTS + 1)]
+    for i in range(0, len(c), 32_768):  # counts_to_tokens widens to int64: slices bound the memory
+        tok = counts_to_tokens(c[i:i + 32_768])
+        h = np.zeros(len(tok), dtype=np.uint64)
+        for length in range(1, 2 * MAX_ELEMENTS + 1):
+            t = tok[:, length]
+            h = _extend(h, t)
+            parts[length].append(h[(t != PAD) & (t != EOS)])
+    return [np.unique(np.concatenate(p)) if p else np.zeros(0, dtype=np.uint64) for p in parts]
 
 
 def build_shards(weights: dict[str, np.ndarray], temperature: float, n_shards: int,
@@ -146,65 +147,57 @@ def build_shards(weights: dict[str, np.ndarray], temperature: float, n_shards: i
     limit = 1.0 / (SPLIT * n_shards)
     log_limit, log_eps = np.log(limit), np.log(EPS * limit)
     targets = path_hashes(paths)
-    h = net.start()
-    prefix = np.zeros((1, 0), dtype=np.int32)
-    logm = np.zeros(1)  # log mass of each node being split
-    prev = np.zeros(1, dtype=np.int64)  # the last element token (grammar; step 0 ignores it)
-    hsh = np.zeros(1, dtype=np.uint64)  # hash of the node's prefix
+    # nodes to split, in pieces of at most CHUNK rows, depth first (a stack: memory stays at a
+    # few pieces per level, not a whole level's states): (step, states, prefixes, log masses,
+    # last element tokens (grammar; step 0 ignores them), prefix hashes)
+    stack = [(0, net.start(), np.zeros((1, 0), dtype=np.int32), np.zeros(1), np.zeros(1, dtype=np.int64),
+              np.zeros(1, dtype=np.uint64))]
     out_prefix, out_allow, out_mass = [], [], []
-    for step in range(2 * MAX_ELEMENTS):
-        if not len(logm):
-            break
-        nxt = []
-        for i in range(0, len(logm), CHUNK):
-            sl = slice(i, i + CHUNK)
-            p_pre, p_h, p_logm, p_prev, p_hsh = prefix[sl], h[sl], logm[sl], prev[sl], hsh[sl]
-            logits = net.logits(p_h)
-            allowed = GRAMMAR[step, p_prev if step % 2 == 0 else p_pre[:, -1]]
-            logp = _log_softmax_rows(logits, allowed, temperature)
-            rows, tok = np.nonzero(allowed)  # row-major: tokens ascending within a row
-            child = np.round(p_logm[rows] + logp[rows, tok], 9)
-            keep = np.ones(len(tok), dtype=bool)
-            end = np.flatnonzero(tok == EOS)
-            if drop is not None and len(end):  # complete: one composition, maybe the beam's
-                seq = np.full((len(end), 2 * MAX_ELEMENTS + 2), 0, dtype=np.int64)
-                seq[:, 0], seq[:, 1:step + 1], seq[:, step + 1] = 1, p_pre[rows[end]], EOS
-                keep[end] = ~in_sorted(drop, composition_keys(tokens_to_counts(seq)))
-            grow = (tok != EOS) & (child > log_limit)
-            c_hsh = _extend(p_hsh[rows], tok)
-            if targets is not None and step + 1 < len(targets):
-                grow |= (tok != EOS) & (child > log_eps) & in_sorted(targets[step + 1], c_hsh)
-            if step + 1 == 2 * MAX_ELEMENTS:
-                grow[:] = False
-            # the rest of each node's children: cells (node's prefix, allowed tokens) of at most
-            # a cell's mass each, children in token order
-            rest = np.flatnonzero(keep & ~grow)
-            if len(rest):
-                r, t = rows[rest], tok[rest]
-                m = np.exp(child[rest])
-                first_of_row = np.r_[True, r[1:] != r[:-1]]
-                cum = np.cumsum(m)
-                row_start = np.maximum.accumulate(np.where(first_of_row, np.arange(len(r)), 0))
-                before = cum - m - (cum[row_start] - m[row_start])
-                group = np.floor(np.round(before / limit, 9)).astype(np.int64)
-                bounds = np.flatnonzero(first_of_row | np.r_[True, group[1:] != group[:-1]])
-                starts = np.zeros(len(r), dtype=np.int64)
-                starts[bounds] = 1
-                gid = np.cumsum(starts) - 1
-                allow = np.zeros((len(bounds), VOCAB), dtype=bool)
-                allow[gid, t] = True
-                out_allow.append(allow)
-                out_prefix.append(p_pre[r[bounds]])
-                out_mass.append(np.log(np.add.reduceat(m, bounds)))
-            g = np.flatnonzero(grow)
-            if len(g):
-                r, t = rows[g], tok[g]
-                nh = net.step(t, p_h[r])
-                nxt.append((nh, np.c_[p_pre[r], t].astype(np.int32), child[g],
-                            np.where(step % 2 == 0, t, p_prev[r]), c_hsh[g]))
-        if not nxt:
-            break
-        h, prefix, logm, prev, hsh = (np.concatenate(x) for x in zip(*nxt, strict=True))
+    while stack:
+        step, p_h, p_pre, p_logm, p_prev, p_hsh = stack.pop()
+        logits = net.logits(p_h)
+        allowed = GRAMMAR[step, p_prev if step % 2 == 0 else p_pre[:, -1]]
+        logp = _log_softmax_rows(logits, allowed, temperature)
+        rows, tok = np.nonzero(allowed)  # row-major: tokens ascending within a row
+        child = np.round(p_logm[rows] + logp[rows, tok], 9)
+        keep = np.ones(len(tok), dtype=bool)
+        end = np.flatnonzero(tok == EOS)
+        if drop is not None and len(end):  # complete: one composition, maybe the beam's
+            seq = np.full((len(end), 2 * MAX_ELEMENTS + 2), 0, dtype=np.int64)
+            seq[:, 0], seq[:, 1:step + 1], seq[:, step + 1] = 1, p_pre[rows[end]], EOS
+            keep[end] = ~in_sorted(drop, composition_keys(tokens_to_counts(seq)))
+        grow = (tok != EOS) & (child > log_limit)
+        c_hsh = _extend(p_hsh[rows], tok)
+        if targets is not None and step + 1 < len(targets):
+            grow |= (tok != EOS) & (child > log_eps) & in_sorted(targets[step + 1], c_hsh)
+        if step + 1 == 2 * MAX_ELEMENTS:
+            grow[:] = False
+        # the rest of each node's children: cells (node's prefix, allowed tokens) of at most
+        # a cell's mass each, children in token order
+        rest = np.flatnonzero(keep & ~grow)
+        if len(rest):
+            r, t = rows[rest], tok[rest]
+            m = np.exp(child[rest])
+            first_of_row = np.r_[True, r[1:] != r[:-1]]
+            cum = np.cumsum(m)
+            row_start = np.maximum.accumulate(np.where(first_of_row, np.arange(len(r)), 0))
+            before = cum - m - (cum[row_start] - m[row_start])
+            group = np.floor(np.round(before / limit, 9)).astype(np.int64)
+            bounds = np.flatnonzero(first_of_row | np.r_[True, group[1:] != group[:-1]])
+            starts = np.zeros(len(r), dtype=np.int64)
+            starts[bounds] = 1
+            gid = np.cumsum(starts) - 1
+            allow = np.zeros((len(bounds), VOCAB), dtype=bool)
+            allow[gid, t] = True
+            out_allow.append(allow)
+            out_prefix.append(p_pre[r[bounds]])
+            out_mass.append(np.log(np.add.reduceat(m, bounds)))
+        grown = np.flatnonzero(grow)
+        for j in reversed(range(0, len(grown), CHUNK)):  # popped in order
+            g = grown[j:j + CHUNK]
+            r, t = rows[g], tok[g]
+            stack.append((step + 1, net.step(t, p_h[r]), np.c_[p_pre[r], t].astype(np.int32), child[g],
+                          np.where(step % 2 == 0, t, p_prev[r]), c_hsh[g]))
     width = max((p.shape[1] for p in out_prefix), default=0)
     prefixes = np.full((sum(len(p) for p in out_prefix), max(width, 1)), -1, dtype=np.int32)
     at = 0
