@@ -281,8 +281,8 @@ def _relax_report(report: Path, top: int, settings, out: Path | None, engine: st
     mean = info["seconds"]["per_candidate_mean"]
     out_console.print(f"{info['relaxed_now']} relaxed now, {info['resumed']} kept from before; "
                       f"{'-' if mean is None else f'{mean:.1f}'} s per candidate; "
-                      f"{COLUMNS['e_hull_relaxed']} and CIFs in {result.directory}; wrote {path}",
-                      highlight=False, soft_wrap=True)
+                      f"{len(COLUMNS)} structure columns in {path}, CIFs in {result.directory}",
+                      highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command("relax")

@@ -190,19 +190,24 @@ def _local(formulas: Iterable[str], args: tuple) -> Iterable[tuple[str, dict]]:
 
 def _dask(formulas: Sequence[str], args: tuple, directory: Path, scheduler: str | None,
           workers: int | None) -> Iterable[tuple[str, dict]]:
+    import contextlib
+    import logging
+
     from dask.distributed import as_completed
 
-    from discovery.engines.dask import DaskEngine
+    from discovery.engines.dask import DaskEngine, _logger_level, _quiet
 
-    client, cluster = DaskEngine(directory, scheduler, workers)._client()
-    try:
-        futures = {client.submit(relax_candidate, f, *args, pure=False): f for f in formulas}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    # as `discover run --engine dask`: Dask's info lines stay off the console unless --verbose
+    with _logger_level("distributed", logging.ERROR) if _quiet() else contextlib.nullcontext():
+        client, cluster = DaskEngine(directory, scheduler, workers)._client()
+        try:
+            futures = {client.submit(relax_candidate, f, *args, pure=False): f for f in formulas}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def _cell(record: dict, column: str, folder: str) -> str:
