@@ -2,6 +2,7 @@
 
     nice -n 5 python pipelines/bench/bench_structures.py            # every section, resumable
     python pipelines/bench/bench_structures.py --sections ehull --ehull-rows 20
+    python pipelines/bench/bench_structures.py --collect     # report what finished, relax nothing
 
 Sections (each resumable: finished candidates are records in <cache>/bench_structures/<section>/,
 and the report is rewritten after every section):
@@ -45,6 +46,7 @@ SECTIONS = ("library", "ehull", "formation", "rest")
 ZIP_NAME = "cif_files_for_90crystals.zip"
 ZIP_SHA256 = "75456f9e5cb1d2191abd35649fcf516b221e53ee96c764e74e124a5428eefac3"
 CHUNK = 5
+COLLECT = False  # --collect: summarize finished records, relax nothing
 FORMATION_SETTINGS = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12)
 
 
@@ -73,9 +75,13 @@ def ground_truth(zip_path: Path, work: Path) -> dict[str, object]:
     return out
 
 
-def in_library(structures: dict) -> dict[str, str]:
-    """Formula -> AFLOW label of the library prototype that matches the ground truth."""
+def in_library(structures: dict, work: Path) -> dict[str, str]:
+    """Formula -> AFLOW label of the library prototype that matches the ground truth (cached)."""
     from pymatgen.analysis.prototypes import AflowPrototypeMatcher
+
+    saved = work / "in_library.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
 
     matcher = AflowPrototypeMatcher()
     hits = {}
@@ -83,6 +89,7 @@ def in_library(structures: dict) -> dict[str, str]:
         found = matcher.get_prototypes(s)
         if found:
             hits[formula] = found[0]["tags"]["aflow"]
+    atomic_write(saved, lambda p: p.write_text(json.dumps(hits, indent=1)))
     return hits
 
 
@@ -114,6 +121,14 @@ def staged(formulas: list[str], settings: RelaxSettings, folder: Path, summarize
     """Relax ``formulas`` in chunks; after each, ``checkpoint(summarize(records so far))`` so a
     run stopped part way still reports what it measured (the records resume it)."""
     section: dict = {}
+    if COLLECT:  # report the finished records only
+        from discovery.structure.store import StructureStore
+
+        store = StructureStore(folder, settings.digest())
+        records = [r for f in formulas if (r := store.load(f)) is not None]
+        section = summarize(records) | {"requested": len(formulas), "settings": settings.to_dict()}
+        checkpoint(section)
+        return section
     for stop in range(CHUNK, len(formulas) + CHUNK, CHUNK):
         result = run_stage(formulas[:stop], settings, folder, progress=True)
         section = summarize(result.records) | {"requested": len(formulas), "settings": settings.to_dict()}
@@ -156,7 +171,12 @@ def formation_set(n: int, seed: int) -> pd.DataFrame:
 
 
 def formation(n: int, seed: int, folder: Path, checkpoint) -> dict:
-    ref = formation_set(n, seed)
+    saved = folder.parent / f"formation_set_n{n}_seed{seed}.csv"
+    if saved.is_file():
+        ref = pd.read_csv(saved)
+    else:
+        ref = formation_set(n, seed)
+        ref.to_csv(saved, index=False)
     oqmd = dict(zip(ref["formula"], ref["formation_enthalpy"], strict=True))
 
     def summarize(records: list[dict]) -> dict:
@@ -260,7 +280,11 @@ def main() -> None:
     ap.add_argument("--formation-n", type=int, default=240)
     ap.add_argument("--rest-limit", type=int, default=None, help="Only the first N other crystals.")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--collect", action="store_true",
+                    help="Write the report from the finished candidates only (relax nothing).")
     args = ap.parse_args()
+    global COLLECT
+    COLLECT = args.collect
     work = cache_dir() / "bench_structures"
     work.mkdir(parents=True, exist_ok=True)
     path = REPORTS / "bench_structures.json"
@@ -274,7 +298,7 @@ def main() -> None:
     truth = lib = None
     if {"library", "rest"} & set(sections):
         truth = ground_truth(args.zip or cache_dir() / "cspml" / ZIP_NAME, work)
-        lib = in_library(truth)
+        lib = in_library(truth, work)
         data.update(crystals=len(truth), in_library=len(lib), library_prototypes=lib)
     for name in sections:
         t0 = time.perf_counter()
