@@ -102,6 +102,39 @@ def test_lm_beam_drops_skipped_compositions_and_keeps_its_width():
     assert np.array_equal(new[:100], lm.beam_head(0, skip)[:100])
 
 
+def test_lm_shards_cut_the_heavy_dropped_compositions_out_of_the_draws():
+    """Cutting a composition out of the prefix tree removes exactly its mass, and no draw from
+    the shards is a cut composition (the sampler keeps to each cell's allowed tokens)."""
+    from discovery.encoding import reduce_counts
+    from discovery.generation.base import in_sorted
+    from discovery.generation.lm_sampler import folded_log_probs
+    from discovery.generation.lm_shards import EPS, SPLIT, build_shards, draw_prefixes
+    from discovery.generation.lm_tokens import counts_to_tokens
+
+    lm = small("lm")
+    w = lm._weights()[0]
+    head = lm.beam_head(0)
+    head = head[(reduce_counts(head) == head).all(axis=1)]
+    drop = np.unique(composition_keys(head))
+    n_shards = 4
+    whole = build_shards(w, 1.0, n_shards)
+    cut = build_shards(w, 1.0, n_shards, drop, head)
+    assert np.exp(whole.log_mass).sum() == pytest.approx(1.0, abs=1e-6)
+    p = np.exp(folded_log_probs(w, counts_to_tokens(head)).astype(np.float64))
+    heavy = p > EPS / (SPLIT * n_shards)  # every prefix of these is expanded, so they are cut
+    removed = 1.0 - np.exp(cut.log_mass).sum()
+    assert heavy.sum() > 20
+    assert p[heavy].sum() - 1e-4 <= removed <= p.sum() + 1e-4
+    assert (cut.allow.sum(axis=1) >= 1).all() and cut.prefixes.shape[0] == cut.allow.shape[0]
+    sampler, drawn = lm.sampler(), []
+    for s in range(n_shards):
+        pre = draw_prefixes(cut, s, np.random.default_rng(s), 2048)
+        raw = sampler.block(2048, lm.block_seed(0, s), 1.0, pre)
+        drawn.append(raw[(reduce_counts(raw) == raw).all(axis=1)])  # A2B2 is rejected as AB's twin
+    keys = composition_keys(np.concatenate(drawn))
+    assert not in_sorted(np.unique(composition_keys(head[heavy])), keys).any()
+
+
 def test_attribute_skips_counts_the_skipped_draws_before_each_kept_one():
     keep = np.array([False, True, False, False, True, False])
     skipped = np.array([True, False, True, True, False, True])
