@@ -1,6 +1,6 @@
 """The paper's Table 4 experiment: the same MLP on three featurizers, three datasets, several
 seeds, beside a Magpie + gradient-boosted-trees baseline; plus the R² chart and the SuperCon
-t-SNE. Used by ``discover evaluate`` and ``pipelines/reproduce_table4.py``.
+t-SNE. Used by ``discover evaluate`` and ``pipelines/bench/reproduce_table4.py``.
 
 MP band gap and SuperCon Tc use seeded 80/10/10 splits (split seed 0), OQMD crabnet's splits.
 Each (dataset, featurizer, seed) trains the 256-128-64-32-1 MLP with early stopping on the

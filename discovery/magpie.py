@@ -3,7 +3,7 @@
 132 features: six statistics (minimum, maximum, range, mean, avg_dev, mode) of each of 22
 Magpie elemental properties, weighted by each element's fraction of the formula. The
 elemental table (``resources/magpie_elements.csv``) is matminer's own data, written by
-``pipelines/build_magpie_table.py``; matminer itself is not needed here.
+``pipelines/resources/build_magpie_table.py``; matminer itself is not needed here.
 
 Semantics follow matminer's ``PropertyStats`` with weights = element amounts:
 

@@ -498,7 +498,7 @@ SHIPPED_PHASES = Path(__file__).resolve().parent / "resources" / "known_phases.n
 
 def default_hulls(cache: Path | None = None) -> PhaseHulls | None:
     """The run's known phases: OQMD's DFT formation enthalpies (``PhaseHulls.oqmd``), shipped in
-    the package (``resources/known_phases.npz``, built by ``pipelines/build_known_phases.py``)
+    the package (``resources/known_phases.npz``, built by ``pipelines/resources/build_known_phases.py``)
     so a machine with only PyPI gets the same e_hull. Without the shipped file they are parsed
     from the fetched crabnet tables once into the data cache; None, with a one-line warning,
     when neither is there."""

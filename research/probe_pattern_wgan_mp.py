@@ -1,7 +1,7 @@
 """Probe: the count-pattern WGAN fitted on the MP training split (issue 14 item 5, both sets).
 
     python research/probe_pattern_wgan_mp.py [iterations]
-    python pipelines/bench_generators.py --only lm --extra wgan-pattern=runs/wgan_pattern_mp \
+    python pipelines/bench/bench_generators.py --only lm --extra wgan-pattern=runs/wgan_pattern_mp \
         --sizes 100000 --out runs/bench_wgan_pattern_mp
 
 Fits on ``generator_split('mp')``'s training 90% (its iteration chosen on a validation

@@ -1,4 +1,4 @@
-"""pipelines/train_attention_jax.py: the export is the CPU trainer's input, seeds fix the
+"""pipelines/train/train_attention_jax.py: the export is the CPU trainer's input, seeds fix the
 JAX-trained members, and the members predict the same under TensorFlow once imported as a
 benchmark model.
 
@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("jax")
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "pipelines" / "train_attention_jax.py"
+SCRIPT = ROOT / "pipelines" / "train" / "train_attention_jax.py"
 
 
 def _script():

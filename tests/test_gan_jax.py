@@ -1,4 +1,4 @@
-"""pipelines/train_gan_jax.py: the JAX-backend trainer matches the TensorFlow one's loss and
+"""pipelines/train/train_gan_jax.py: the JAX-backend trainer matches the TensorFlow one's loss and
 writes reproducible run directories that load under TensorFlow.
 
 Keras picks its backend once per process, so the JAX side runs in subprocesses.
@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("jax")
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "pipelines" / "train_gan_jax.py"
+SCRIPT = ROOT / "pipelines" / "train" / "train_gan_jax.py"
 
 
 def _jax_env() -> dict:

@@ -1,4 +1,4 @@
-"""pipelines/select_lm_decoding.py's rule: floors first, then the fastest decoding whose
+"""pipelines/select/select_lm_decoding.py's rule: floors first, then the fastest decoding whose
 precision is within one binomial standard error of the best."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "pipelines" / "select_lm_decoding.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "pipelines" / "select" / "select_lm_decoding.py"
 
 
 def _select():

@@ -1,6 +1,6 @@
 """The WGAN's training configuration and its seeded train/validation split.
 
-Free of TensorFlow, so trainers on other Keras backends (``pipelines/train_gan_jax.py``)
+Free of TensorFlow, so trainers on other Keras backends (``pipelines/train/train_gan_jax.py``)
 share the same configuration, split and run-directory format.
 """
 

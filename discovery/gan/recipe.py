@@ -1,4 +1,4 @@
-"""The training recipe shared by ``discover train gan`` and ``pipelines/train_gan.py``:
+"""The training recipe shared by ``discover train gan`` and ``pipelines/train/train_gan.py``:
 the GAN set, its seeded 90/10 split, the quality evaluator, resume."""
 
 from __future__ import annotations

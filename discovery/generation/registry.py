@@ -186,7 +186,7 @@ TABLE_COLUMNS = ("name", "precision %", "precision CN+EN %", "yield /100k", "sam
 def generator_table() -> list[dict]:
     """One row per registered generator: its card's version, training set and the benchmark
     figures stored in the card (``benchmark``: MP validation split, written by
-    ``pipelines/bench_generators.py --update-cards``)."""
+    ``pipelines/bench/bench_generators.py --update-cards``)."""
     rows = []
     for name in generator_names():
         c = card(name)

@@ -1,7 +1,7 @@
 """Seeded train/validation splits of the generator training sets, by unique composition.
 
 Generators are trained and selected only on ``oqmd_gan_formulas.csv`` and
-``mp_compositions.csv``; every learned generator and ``pipelines/bench_generators.py`` use
+``mp_compositions.csv``; every learned generator and ``pipelines/bench/bench_generators.py`` use
 these splits, so validation compositions are never seen in training.
 """
 
