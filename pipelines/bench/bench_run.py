@@ -3,7 +3,7 @@
     python pipelines/bench/bench_run.py --n 1000000               # seconds per stage, samples/s, peak RSS
     python pipelines/bench/bench_run.py --compare 100000,1000000  # each n in a fresh process (RSS vs n)
     python pipelines/bench/bench_run.py --n 1000000 --no-e-hull   # the same run without the hull stage
-    python pipelines/bench/bench_run.py --n 1000000 --side-by-side OLD_TREE,NEW_TREE [--label before,after]
+    python pipelines/bench/bench_run.py --n 1000000 --side-by-side OLD_TREE,NEW_TREE [--label A --label B]
 
 ``--side-by-side`` runs the same benchmark once per source tree (a ``git worktree`` of each
 commit), one after the other in fresh processes under ``/usr/bin/time -v`` with the tree first
@@ -104,12 +104,17 @@ def main() -> None:
     ap.add_argument("--partition-size", type=int, default=250_000)
     ap.add_argument("--no-e-hull", action="store_true", help="skip the convex-hull stage (for comparison)")
     ap.add_argument("--side-by-side", default=None, help="OLD_TREE,NEW_TREE: one run in each")
-    ap.add_argument("--label", default="before,after", help="labels of the --side-by-side trees")
+    ap.add_argument("--label", action="append", default=None,
+                    help="a label per --side-by-side tree, in order (repeat; default: before, after)")
     ap.add_argument("--record", type=Path, default=None, help=argparse.SUPPRESS)  # internal
     args = ap.parse_args()
     if args.side_by_side:
         trees = [Path(t).resolve() for t in args.side_by_side.split(",")]
-        records = side_by_side(trees, args.label.split(","), args)
+        default = ["before", "after"] + [f"tree {i + 1}" for i in range(2, len(trees))]
+        labels = args.label or default[:len(trees)]
+        if len(labels) != len(trees):
+            raise SystemExit(f"--label: {len(labels)} labels for {len(trees)} trees")
+        records = side_by_side(trees, labels, args)  # checked before the first run
         REPORTS.mkdir(parents=True, exist_ok=True)
         with open(REPORTS / "bench_run.json", "a") as f:
             for rec in records:
