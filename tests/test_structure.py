@@ -21,7 +21,8 @@ runner = CliRunner()
 needs_extra = pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("chgnet") is None,
     reason='the structure extra is not installed (pip install "discovery[structure]")')
-SETTINGS = RelaxSettings(max_prototypes=1, random_budget=0, max_steps=60, max_atoms=10)  # the likeliest template
+# the likeliest template only, a low step cap
+SETTINGS = RelaxSettings(max_prototypes=1, random_budget=0, max_steps=60, max_atoms=10)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,8 @@ def test_a_finished_candidate_is_never_relaxed_again(relaxed, monkeypatch):
     assert {p.name: p.read_bytes() for p in folder.glob("*.cif")} == before
     assert not list(folder.glob("*.tmp"))
     with pytest.raises(AssertionError, match="relaxed again"):  # other settings: redone
-        run_stage(["NaCl"], RelaxSettings(max_prototypes=1, random_budget=0, max_steps=61, max_atoms=10), folder)
+        run_stage(["NaCl"], RelaxSettings(max_prototypes=1, random_budget=0, max_steps=61, max_atoms=10),
+                  folder)
 
 
 @needs_extra
@@ -166,7 +168,8 @@ def test_bad_rows_say_why_and_the_run_goes_on(cache, tmp_path):
     assert "element Cm not covered by CHGNet" in notes["CmO2"]
     assert "no AFLOW prototype fits" in notes["K3CoF7"]
     nacl = out.set_index("formula").loc["NaCl"]
-    assert nacl["structure_file"] == "cands_structures/NaCl.cif" and (tmp_path / nacl["structure_file"]).is_file()
+    assert nacl["structure_file"] == "cands_structures/NaCl.cif"
+    assert (tmp_path / nacl["structure_file"]).is_file()
     assert out.set_index("formula").loc["LiF", "structure_file"] == ""  # beyond --top
     assert out.loc[out["formula"] == "CmO2", "structure_file"].item() == ""
     # the columns written before come back byte for byte
