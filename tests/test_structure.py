@@ -203,3 +203,12 @@ def test_relax_refuses_bad_arguments_in_one_line(tmp_path):
         r = runner.invoke(app, ["relax", str(tmp_path / "a.csv"), *args])
         assert r.exit_code == 2 and fragment in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1
+
+
+def test_relax_names_a_malformed_formula_in_one_line(tmp_path):
+    """A formula the codec cannot read is the report's fault: one line naming it, nothing relaxed."""
+    (tmp_path / "b.csv").write_text("formula\nNaCl\nXx2O\n")
+    r = runner.invoke(app, ["relax", str(tmp_path / "b.csv"), "--top", "2"])
+    assert r.exit_code == 2 and "'Xx2O' is not a formula of known elements" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "b_structures").exists()

@@ -42,13 +42,15 @@ def structures_dir(report: Path) -> Path:
 
 
 def _parse(formula: str):
-    from pymatgen.core import Composition
+    from pymatgen.core import Composition, Element
 
     try:
         comp = Composition(formula)
     except Exception:
         return None
-    return comp if len(comp.elements) and all(comp[e] > 0 for e in comp.elements) else None
+    # pymatgen reads an unknown symbol (Xx) as a dummy species: not an element to build a crystal of
+    real = all(isinstance(e, Element) and comp[e] > 0 for e in comp.elements)
+    return comp if len(comp.elements) and real else None
 
 
 def relax_candidate(formula: str, settings: RelaxSettings, directory: str, cache: str | None = None) -> dict:
@@ -249,8 +251,12 @@ def attach(report: Path, top: int, settings: RelaxSettings, out: Path | None = N
     frame = read_report(report)
     frame = frame.drop(columns=[c for c in COLUMNS.values() if c in frame])  # a rerun replaces them
     folder = structures_dir(out)
-    result = run_stage(frame["formula"].head(top).tolist(), settings, folder, engine, scheduler, workers,
-                       progress, cache)
+    chosen = frame["formula"].head(top).tolist()
+    bad = [f for f in chosen if _parse(f) is None]  # the report's fault, not a row to note
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ConfigError(f"{report}: {bad[0]!r} is not a formula of known elements{more}")
+    result = run_stage(chosen, settings, folder, engine, scheduler, workers, progress, cache)
     by_formula = {r["formula"]: r for r in result.records}
     for key, name in COLUMNS.items():
         frame[name] = [_cell(by_formula[f], key, folder.name) if f in by_formula else ""
