@@ -131,3 +131,26 @@ def test_ensemble_gives_each_row_as_many_tokens_as_elements(data):
     np.testing.assert_array_equal(np.concatenate([ens.predict(c)[0] for c in np.array_split(x, 7)]), mean)
     assert all(f.experimental_get_tracing_count() == 1 for f in ens._forward.values())
     assert [layer.max_tokens for layer in r.model_.layers if isinstance(layer, ElementTokens)] == [8]
+
+
+def test_a_warm_start_continues_the_trained_model(data, tmp_path):
+    """``init_from``: the trained weights and target scaling are copied (a vanishing learning
+    rate keeps its predictions), even when the new fit's targets have another mean; another
+    shape is a one-line error."""
+    from discovery.errors import ConfigError
+    from discovery.model_files import save_without_optimizer
+
+    a, y, t = data
+    r = _reg(t, 0, epochs=2).fit(a[:256], y[:256], a[640:], y[640:])
+    save_without_optimizer(r.model_, tmp_path / "m.keras", "float16")
+    warm = AttentionRegressor(embedding=t, width=16, heads=2, blocks=1, ff=32, head_widths=(32,),
+                              batch_size=64, max_epochs=1, learning_rate=1e-12,
+                              init_from=tmp_path / "m.keras")
+    warm.fit(a[:64], y[:64] + 5.0, a[640:], y[640:])
+    np.testing.assert_allclose(warm.predict(a[640:]), r.predict(a[640:]), atol=2e-2)
+    cold = _reg(t, 0, epochs=1).fit(a[:64], y[:64] + 5.0, a[640:], y[640:])
+    assert np.abs(cold.predict(a[640:]) - r.predict(a[640:])).mean() > 0.5
+    other = AttentionRegressor(embedding=t, width=8, heads=2, blocks=1, ff=32, head_widths=(32,),
+                               max_epochs=1, init_from=tmp_path / "m.keras")
+    with pytest.raises(ConfigError, match="another shape"):
+        other.fit(a[:64], y[:64], a[640:], y[640:])

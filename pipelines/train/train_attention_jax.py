@@ -97,11 +97,13 @@ def train(args) -> None:
     card = {"protocol": meta["protocol"], "data": {"sha256": meta["sha256"]}, "splits": meta["splits"],
             "config": config, "backend": keras.backend.backend(),
             "device": f"{jax.devices()[0].device_kind} ({jax.devices()[0]})",  # e.g. NVIDIA H200 (cuda:0)
-            "limit": args.limit, "members": []}
+            "limit": args.limit, "members": [],
+            "init_from": str(args.init_from) if args.init_from else None}
     for i, seed in enumerate(seeds):
         t0 = time.perf_counter()
         reg = AttentionRegressor(embedding=d["embedding"], seed=seed, max_minutes=args.minutes / len(seeds),
                                  checkpoint_dir=out / f"ckpt_{i}" if args.checkpoints else None,
+                                init_from=args.init_from,
                                  verbose=2 if args.verbose else 0,
                                  **{**config, "head_widths": tuple(config["head_widths"])})
         reg.fit(x["train"], y["train"], x["val"], y["val"])
@@ -208,6 +210,9 @@ def main() -> None:
                     help="cosine: anneal over --max-epochs or --minutes, whichever ends first")
     tr.add_argument("--limit", type=int, default=0, help="train on the first N rows only (smoke tests)")
     tr.add_argument("--checkpoints", action="store_true", help="save each epoch and resume from it")
+    tr.add_argument("--init-from", type=Path, default=None,
+                    help="a trained member .keras of the same size: a warm restart (snapshot-ensemble "
+                         "member) instead of a fresh start; a few epochs on a CPU")
     tr.add_argument("--verbose", action="store_true")
     im = sub.add_parser("import", help="wrap trained members as a benchmark model folder (here)")
     im.add_argument("--protocol", choices=["oqmd", "bartel"], default="oqmd")
