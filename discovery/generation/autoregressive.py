@@ -130,12 +130,14 @@ class CompositionLM(Generator):
         self._sampler = None
         self._beam_heads: dict = {}  # the last head: {key: (counts, its keys sorted, skipped, shards)}
         self._beam_lock = threading.Lock()  # one search at a time (a prefetch thread may ask too)
+        self._source: Path | None = None  # the folder these weights were loaded from, unchanged since
 
     # -- network ---------------------------------------------------------------------------
     def build(self, seed: int = 0) -> CompositionLM:
         self.model = build_network(self.hparams["units"], self.hparams["embed_dim"], seed,
                                    self.hparams.get("dropout", 0.0))
         self.extra_models, self.reverse_models, self._sampler, self._beam_heads = [], [], None, {}
+        self._source = None
         return self
 
     def with_options(self, temperature: float | None = None, top_p: float | None = None,
@@ -152,6 +154,7 @@ class CompositionLM(Generator):
         other = CompositionLM(self.card, **{**self.hparams, **hp})
         other.model, other.extra_models = self.model, list(self.extra_models)
         other.reverse_models = list(self.reverse_models)
+        other._source = self._source
         return other
 
     def with_members(self, models: Sequence) -> CompositionLM:
@@ -160,7 +163,7 @@ class CompositionLM(Generator):
         each next-token distribution is the renormalised mean of the networks' log
         probabilities. Draws after the beam come from the first network alone."""
         other = self.with_options()
-        other.extra_models = list(models)
+        other.extra_models, other._source = list(models), None
         return other
 
     def with_reverse(self, models: Sequence) -> CompositionLM:
@@ -170,7 +173,7 @@ class CompositionLM(Generator):
         factorisations of one distribution err differently, so the blend ranks better than
         either (right-to-left reranking, as in machine translation)."""
         other = self.with_options()
-        other.reverse_models = list(models)
+        other.reverse_models, other._source = list(models), None
         return other
 
     @property
@@ -204,7 +207,8 @@ class CompositionLM(Generator):
 
     def _head(self, seed: Seed, skip: np.ndarray | None) -> tuple:
         """(head counts, their keys sorted, compositions the search dropped for ``skip``, the
-        shards of the draws after it), computed once per (seed if stochastic, width, skip)."""
+        shards of the draws after it), computed once per (seed if stochastic, width, skip): for
+        a saved model, once per machine (``lm_head``: a child process, kept on disk)."""
         import hashlib
 
         hp = self.hparams
@@ -214,21 +218,34 @@ class CompositionLM(Generator):
                hp["decoding"], digest)
         with self._beam_lock:
             if key not in self._beam_heads:
-                if hp["decoding"] == "beam":
-                    head, skipped, paths = self._search_head(seed, skip)
-                else:
-                    head, skipped = np.zeros((0, N_ELEMENTS), dtype=np.int8), 0
-                    paths = head
-                head_keys = np.unique(composition_keys(head))
-                drop = head_keys if skip is None else np.union1d(head_keys, skip)
-                from discovery.generation.lm_shards import build_shards
+                from discovery.generation.lm_head import IN_PROCESS_MAX_WIDTH, cached_head
 
-                # cells at the temperature the draws start at; the tree cut along the head and
-                # the skipped compositions the beam met (the likeliest of ``drop``)
-                draw_t = hp["draw_temperature"] if hp["draw_temperature"] is not None else hp["temperature"]
-                shards = build_shards(self._weights()[0], float(draw_t), int(hp["shards"]), drop, paths)
-                self._beam_heads = {key: (head, head_keys, skipped, shards)}
+                if (self._source is not None and hp["decoding"] == "beam"
+                        and int(hp["beam_width"]) > IN_PROCESS_MAX_WIDTH):
+                    hparams = json.loads(json.dumps(hp, default=lambda v: v.item()))  # numpy scalars
+                    found = cached_head(self._source, hparams, key, seed, skip)
+                else:
+                    found = self._compute_head(seed, skip)
+                self._beam_heads = {key: found}
             return self._beam_heads[key]
+
+    def _compute_head(self, seed: Seed, skip: np.ndarray | None) -> tuple:
+        """``_head``'s tuple, computed here."""
+        hp = self.hparams
+        if hp["decoding"] == "beam":
+            head, skipped, paths = self._search_head(seed, skip)
+        else:
+            head, skipped = np.zeros((0, N_ELEMENTS), dtype=np.int8), 0
+            paths = head
+        head_keys = np.unique(composition_keys(head))
+        drop = head_keys if skip is None else np.union1d(head_keys, skip)
+        from discovery.generation.lm_shards import build_shards
+
+        # cells at the temperature the draws start at; the tree cut along the head and
+        # the skipped compositions the beam met (the likeliest of ``drop``)
+        draw_t = hp["draw_temperature"] if hp["draw_temperature"] is not None else hp["temperature"]
+        shards = build_shards(self._weights()[0], float(draw_t), int(hp["shards"]), drop, paths)
+        return head, head_keys, skipped, shards
 
     def _search_head(self, seed: Seed, skip: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
         """(the head, compositions the search dropped for ``skip``, the head and those dropped
@@ -436,4 +453,5 @@ class CompositionLM(Generator):
         lm.model = load_keras_model(d / files[0])
         lm.extra_models = [load_keras_model(d / f) for f in files[1:]]
         lm.reverse_models = [load_keras_model(d / f) for f in card.get("reverse_networks", [])]
+        lm._source = d.resolve()
         return lm
