@@ -7,7 +7,7 @@ depend on the seed either. Computing it costs about a minute and, inside a proce
 also loaded the property models, ~800 MB that TensorFlow's oneDNN kernels keep after the
 search (a 200,000-sample run peaked at 2,402 MB; ``research`` trace in the issue-25 report).
 
-So a saved model's head is computed by ``python -m discovery.generation.lm_head`` in a child
+So a saved model's head is computed by ``python -m discovery.generation.lm_head_worker`` in a child
 process (oneDNN off there: the search's ever-changing shapes are what bloats it, and its speed
 is the same without), written atomically to ``<cache>/lm_heads/<digest>.npz``, and read back;
 the digest covers the model's version and weights, the decoding options, the skip set and the
@@ -35,7 +35,8 @@ from discovery.errors import ConfigError
 
 FORMAT = 1  # bump when the file's layout changes
 IN_PROCESS_MAX_WIDTH = 20_000  # narrower beams are computed in process, not cached
-_CODE = ("autoregressive.py", "lm_beam.py", "lm_shards.py", "lm_sampler.py", "lm_tokens.py", "lm_head.py")
+_CODE = ("autoregressive.py", "lm_beam.py", "lm_shards.py", "lm_sampler.py", "lm_tokens.py", "lm_head.py",
+         "lm_head_worker.py")
 
 
 def _code_digest() -> str:
@@ -107,30 +108,9 @@ def cached_head(source: Path, hparams: dict, key: tuple, seed, skip: np.ndarray 
             request = {"source": str(source), "hparams": hparams, "seed": seed,
                        "skip": None if skip is None else str(skip_file), "out": str(path)}
             env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
-            proc = subprocess.run([sys.executable, "-m", "discovery.generation.lm_head", json.dumps(request)],
-                                  env=env, capture_output=True, text=True)
+            cmd = [sys.executable, "-m", "discovery.generation.lm_head_worker", json.dumps(request)]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or (found := load_head(path)) is None:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ConfigError(f"computing the language model's beam head failed: {tail[0]}")
         return found
-
-
-def _main(request: str) -> None:
-    from discovery.generation.autoregressive import CompositionLM
-
-    r = json.loads(request)
-    lm = CompositionLM.load(r["source"]).with_options(**{k: v for k, v in r["hparams"].items()
-                                                          if k in _OPTIONS})
-    unknown = {k: v for k, v in r["hparams"].items() if k not in _OPTIONS and lm.hparams.get(k) != v}
-    if unknown:
-        raise SystemExit(f"error: the saved model's hyperparameters differ: {sorted(unknown)}")
-    skip = np.load(r["skip"]) if r["skip"] else None
-    seed = tuple(r["seed"]) if isinstance(r["seed"], list) else r["seed"]
-    save_head(Path(r["out"]), *lm._compute_head(seed, skip))
-
-
-_OPTIONS = ("temperature", "top_p", "distinct", "decoding", "beam_width", "beam_temperature",
-            "reverse_weight", "shards", "draw_temperature", "block")
-
-if __name__ == "__main__":
-    _main(sys.argv[1])
