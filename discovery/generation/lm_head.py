@@ -107,7 +107,10 @@ def cached_head(source: Path, hparams: dict, key: tuple, seed, skip: np.ndarray 
             np.save(skip_file, np.zeros(0, np.uint64) if skip is None else skip)
             request = {"source": str(source), "hparams": hparams, "seed": seed,
                        "skip": None if skip is None else str(skip_file), "out": str(path)}
-            env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
+            root = str(Path(__file__).resolve().parents[2])  # this package, installed or not
+            pythonpath = os.pathsep.join(d for d in (root, os.environ.get("PYTHONPATH", "")) if d)
+            env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "PYTHONPATH": pythonpath}
             cmd = [sys.executable, "-m", "discovery.generation.lm_head_worker", json.dumps(request)]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or (found := load_head(path)) is None:

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,8 @@ def one(n: int, target: str, batch_size: int, e_hull: bool = True, partition_siz
             "filter_rank_seconds_over_generator": round(
                 sum(v for k, v in res.seconds.items() if k != "generate") / gen, 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            # the largest child's (the LM's beam head, computed by a child process when not cached)
+            "child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
             # CPU seconds of the whole process (load included): comparable on a shared machine
             "cpu_seconds": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2])),
             "funnel": res.funnel, "candidates": len(res.candidates),
@@ -63,6 +66,33 @@ def one(n: int, target: str, batch_size: int, e_hull: bool = True, partition_siz
 def _git_head(tree: Path) -> str:
     out = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h"], capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
+
+
+def _watch_tree_rss(popen: subprocess.Popen) -> float:
+    """Wait for ``popen``; the largest sum of its process tree's resident sets (MB), sampled."""
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss(pid: int) -> tuple[float, list[int]]:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                mb = int(f.read().split()[1]) * page / 2**20
+            kids = []
+            for t in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{t}/children") as f:
+                    kids += [int(x) for x in f.read().split()]
+            return mb, kids
+        except OSError:
+            return 0.0, []
+
+    peak = 0.0
+    while popen.poll() is None:
+        total, stack = 0.0, [popen.pid]
+        while stack:
+            mb, kids = rss(stack.pop())
+            total, stack = total + mb, stack + kids
+        peak = max(peak, total)
+        time.sleep(0.2)
+    return peak
 
 
 def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
@@ -77,8 +107,17 @@ def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
                    "--target", args.target, "--batch-size", str(args.batch_size),
                    "--partition-size", str(args.partition_size), "--record", str(out),
                    *(["--no-e-hull"] if args.no_e_hull else [])]
+            if args.clear_head_cache:  # a first run on this machine: the LM's head computed again
+                from discovery.data import cache_dir
+
+                shutil.rmtree(cache_dir() / "lm_heads", ignore_errors=True)
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+            with open(Path(tmp) / "err", "w+") as err:
+                popen = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                         text=True)
+                tree_peak = _watch_tree_rss(popen)
+                err.seek(0)
+                proc = subprocess.CompletedProcess(cmd, popen.returncode, "", err.read())
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise SystemExit(f"{label} ({tree}) failed:\n{proc.stderr[-3000:]}")
@@ -88,10 +127,14 @@ def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
                     "process_wall_seconds": round(wall, 1),
                     "process_cpu_seconds": round(float(timing["User time (seconds)"])
                                                  + float(timing["System time (seconds)"]), 1),
-                    "process_peak_rss_mb": round(int(timing["Maximum resident set size (kbytes)"]) / 1024)})
+                    "process_peak_rss_mb": round(int(timing["Maximum resident set size (kbytes)"]) / 1024),
+                    # all processes of the run together (the run and any child), sampled every 0.2 s
+                    "process_tree_peak_rss_mb": round(tree_peak),
+                    "head_cache_cleared": bool(args.clear_head_cache)})
         records.append(rec)
         print(json.dumps({k: rec[k] for k in ("code", "process_wall_seconds", "process_cpu_seconds",
-                                             "process_peak_rss_mb", "candidates")}), flush=True)
+                                             "process_peak_rss_mb", "process_tree_peak_rss_mb",
+                                             "candidates")}), flush=True)
     return records
 
 
@@ -106,6 +149,9 @@ def main() -> None:
     ap.add_argument("--side-by-side", default=None, help="OLD_TREE,NEW_TREE: one run in each")
     ap.add_argument("--label", action="append", default=None,
                     help="a label per --side-by-side tree, in order (repeat; default: before, after)")
+    ap.add_argument("--clear-head-cache", action="store_true",
+                    help="--side-by-side: delete the cached LM beam heads before each tree's run "
+                         "(as on a machine's first run)")
     ap.add_argument("--record", type=Path, default=None, help=argparse.SUPPRESS)  # internal
     args = ap.parse_args()
     if args.side_by_side:
