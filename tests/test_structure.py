@@ -212,3 +212,20 @@ def test_relax_names_a_malformed_formula_in_one_line(tmp_path):
     assert r.exit_code == 2 and "'Xx2O' is not a formula of known elements" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "b_structures").exists()
+
+
+def test_a_runaway_cell_is_stopped_at_the_step_it_runs_away(monkeypatch):
+    """A cell leaving the volume window is stopped during the relaxation, not after it (a
+    collapsing cell's graph once grew past 24 GB before the run ended)."""
+    from pymatgen.core import Lattice, Structure
+
+    import discovery.structure.relax as relax_mod
+
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    settings = relax_mod.RelaxSettings(max_steps=60)
+    free = relax_mod.relax(nacl, settings)  # compressed 12%: it expands by more than 2%
+    assert free.note == "" and free.structure.volume > 1.02 * nacl.volume
+    monkeypatch.setattr(relax_mod, "VOLUME_RATIO", 1.02)
+    stopped = relax_mod.relax(nacl, settings)
+    assert "exploded" in stopped.note and "at step" in stopped.note
+    assert stopped.steps < free.steps and not stopped.converged

@@ -86,6 +86,19 @@ def _min_distance(structure: Structure) -> float:
     return float(dist[~np.eye(len(structure), dtype=bool)].min())
 
 
+class _RunawayCell(Exception):
+    def __init__(self, ratio: float, flattened: bool = False):
+        self.what = f"{'thinnest cell height' if flattened else 'volume per atom'} x{ratio:.2g}"
+        super().__init__(self.what)
+
+
+def _min_height(cell: np.ndarray) -> float:
+    """The cell's smallest distance between opposite faces (volume / face area): the periodic
+    images a neighbor search must scan grow as it shrinks."""
+    areas = np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    return float(abs(np.linalg.det(cell)) / areas.max())
+
+
 def relax(structure: Structure, settings: RelaxSettings, cell: bool = True) -> Relaxed:
     """Relax ``structure`` (cell too unless ``cell`` is False, as for a molecule in a box)."""
     from ase.filters import FrechetCellFilter
@@ -97,10 +110,26 @@ def relax(structure: Structure, settings: RelaxSettings, cell: bool = True) -> R
     start_volume = structure.volume / len(structure)
     target = FrechetCellFilter(atoms) if cell else atoms
     optimizer = {"FIRE": FIRE, "BFGS": BFGS}[settings.optimizer](target, logfile=None)
+
+    start_height = _min_height(atoms.cell[:])
+
+    def check_volume() -> None:
+        """Stop a cell that runs away at the step it does: a collapsing or flattening cell puts
+        ever more periodic images inside the potential's cutoff, and its graph grew past 24 GB
+        (an H3N template in bench_structures, killed by the kernel) before the run could end."""
+        ratio = atoms.get_volume() / len(atoms) / start_volume
+        flat = _min_height(atoms.cell[:]) / start_height
+        if not 1 / VOLUME_RATIO < ratio < VOLUME_RATIO or flat < 1 / VOLUME_RATIO:
+            raise _RunawayCell(ratio if flat >= 1 / VOLUME_RATIO else flat, flat < 1 / VOLUME_RATIO)
+
+    optimizer.attach(check_volume, interval=1)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             converged = bool(optimizer.run(fmax=settings.fmax, steps=settings.max_steps))
         energy = float(atoms.get_potential_energy()) / len(atoms)
+    except _RunawayCell as exc:
+        return Relaxed(AseAtomsAdaptor.get_structure(atoms), math.nan, False, int(optimizer.nsteps),
+                       f"relaxation exploded ({exc.what} at step {optimizer.nsteps})")
     except Exception as exc:  # a graph CHGNet cannot build (isolated atom), numerical failure
         return Relaxed(structure, math.nan, False, int(optimizer.nsteps),
                        f"relaxation failed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})")
