@@ -87,9 +87,27 @@ def _min_distance(structure: Structure) -> float:
 
 
 class _RunawayCell(Exception):
-    def __init__(self, ratio: float, flattened: bool = False):
-        self.what = f"{'thinnest cell height' if flattened else 'volume per atom'} x{ratio:.2g}"
-        super().__init__(self.what)
+    """A cell left the window of volume per atom or thinnest height (the message says which)."""
+
+
+def _guarded(inner, check):
+    """``inner`` (an ase calculator) behind ``check(atoms)``, called before every evaluation:
+    the optimizer asks for forces at each new geometry before any observer sees it, and a
+    collapsing or flattening cell puts ever more periodic images inside the potential's
+    cutoff: one such evaluation of an H3N template in bench_structures took a process past
+    24 GB, killed by the kernel."""
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class Guarded(Calculator):
+        implemented_properties = inner.implemented_properties
+
+        def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            check(self.atoms)
+            inner.calculate(self.atoms, properties, system_changes)
+            self.results = dict(inner.results)
+
+    return Guarded()
 
 
 def _min_height(cell: np.ndarray) -> float:
@@ -106,41 +124,35 @@ def relax(structure: Structure, settings: RelaxSettings, cell: bool = True) -> R
     from pymatgen.io.ase import AseAtomsAdaptor
 
     atoms = AseAtomsAdaptor.get_atoms(structure)
-    atoms.calc = calculator()
-    start_volume = structure.volume / len(structure)
+    start_volume, start_height = structure.volume / len(structure), _min_height(atoms.cell[:])
+
+    def check_cell(at) -> None:
+        """Refuse a geometry whose cell ran away, before the potential sees it."""
+        ratio = at.get_volume() / len(at) / start_volume
+        if not 1 / VOLUME_RATIO < ratio < VOLUME_RATIO:
+            raise _RunawayCell(f"volume per atom x{ratio:.2g}")
+        flat = _min_height(at.cell[:]) / start_height
+        if flat < 1 / VOLUME_RATIO:
+            raise _RunawayCell(f"thinnest cell height x{flat:.2g}")
+
+    atoms.calc = _guarded(calculator(), check_cell)
     target = FrechetCellFilter(atoms) if cell else atoms
     optimizer = {"FIRE": FIRE, "BFGS": BFGS}[settings.optimizer](target, logfile=None)
-
-    start_height = _min_height(atoms.cell[:])
-
-    def check_volume() -> None:
-        """Stop a cell that runs away at the step it does: a collapsing or flattening cell puts
-        ever more periodic images inside the potential's cutoff, and its graph grew past 24 GB
-        (an H3N template in bench_structures, killed by the kernel) before the run could end."""
-        ratio = atoms.get_volume() / len(atoms) / start_volume
-        flat = _min_height(atoms.cell[:]) / start_height
-        if not 1 / VOLUME_RATIO < ratio < VOLUME_RATIO or flat < 1 / VOLUME_RATIO:
-            raise _RunawayCell(ratio if flat >= 1 / VOLUME_RATIO else flat, flat < 1 / VOLUME_RATIO)
-
-    optimizer.attach(check_volume, interval=1)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             converged = bool(optimizer.run(fmax=settings.fmax, steps=settings.max_steps))
         energy = float(atoms.get_potential_energy()) / len(atoms)
     except _RunawayCell as exc:
         return Relaxed(AseAtomsAdaptor.get_structure(atoms), math.nan, False, int(optimizer.nsteps),
-                       f"relaxation exploded ({exc.what} at step {optimizer.nsteps})")
+                       f"relaxation exploded ({exc} at step {optimizer.nsteps})")
     except Exception as exc:  # a graph CHGNet cannot build (isolated atom), numerical failure
         return Relaxed(structure, math.nan, False, int(optimizer.nsteps),
                        f"relaxation failed ({type(exc).__name__}: {str(exc).splitlines()[0][:80]})")
     final = AseAtomsAdaptor.get_structure(atoms)
     steps = int(optimizer.nsteps)
-    ratio = (final.volume / len(final)) / start_volume
     if not math.isfinite(energy) or energy < ENERGY_FLOOR:
         return Relaxed(final, energy, converged, steps, f"relaxation diverged (energy {energy:.3g} eV/atom)")
-    if not 1 / VOLUME_RATIO < ratio < VOLUME_RATIO:
-        return Relaxed(final, energy, converged, steps,
-                       f"relaxation exploded (volume per atom x{ratio:.2g})")
+    # every geometry the potential evaluated, the last one included, passed check_cell
     if _min_distance(final) < MIN_DISTANCE:
         return Relaxed(final, energy, converged, steps,
                        f"relaxation collapsed (atoms {_min_distance(final):.2f} Å apart)")
