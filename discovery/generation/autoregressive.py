@@ -89,6 +89,11 @@ def _as_tuple(seed: Seed) -> tuple[int, ...]:
     return tuple(seed) if isinstance(seed, tuple | list) else (int(seed),)
 
 
+DECODING_OPTIONS = ("decoding", "beam_width", "beam_temperature", "reverse_weight", "shards",
+                    "draw_temperature", "block")
+OPTIONS = ("temperature", "top_p", "distinct", *DECODING_OPTIONS)  # what ``with_options`` takes
+
+
 class CompositionLM(Generator):
     """GRU language model over canonical composition token sequences (name ``lm``)."""
 
@@ -145,8 +150,7 @@ class CompositionLM(Generator):
         """The same networks with other sampling options (shares the weights); ``decoding``
         takes ``decoding``, ``beam_width``, ``beam_temperature``, ``reverse_weight``, ``shards``,
         ``draw_temperature`` and ``block``."""
-        bad = set(decoding) - {"decoding", "beam_width", "beam_temperature", "reverse_weight", "shards",
-                               "draw_temperature", "block"}
+        bad = set(decoding) - set(DECODING_OPTIONS)
         if bad:
             raise ConfigError(f"unknown CompositionLM option {sorted(bad)[0]!r}")
         hp = {k: v for k, v in (("temperature", temperature), ("top_p", top_p), ("distinct", distinct),

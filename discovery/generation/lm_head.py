@@ -103,10 +103,11 @@ def cached_head(source: Path, hparams: dict, key: tuple, seed, skip: np.ndarray 
         if (found := load_head(path)) is not None:
             return found  # another process computed it while this one waited
         with tempfile.TemporaryDirectory(prefix="lm_head_") as tmp:
-            skip_file = Path(tmp) / "skip.npy"
-            np.save(skip_file, np.zeros(0, np.uint64) if skip is None else skip)
+            skip_file = None if skip is None else Path(tmp) / "skip.npy"
+            if skip_file is not None:
+                np.save(skip_file, skip)
             request = {"source": str(source), "hparams": hparams, "seed": seed,
-                       "skip": None if skip is None else str(skip_file), "out": str(path)}
+                       "skip": None if skip_file is None else str(skip_file), "out": str(path)}
             root = str(Path(__file__).resolve().parents[2])  # this package, installed or not
             pythonpath = os.pathsep.join(d for d in (root, os.environ.get("PYTHONPATH", "")) if d)
             env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -10,11 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from discovery.generation.autoregressive import CompositionLM
+from discovery.generation.autoregressive import OPTIONS, CompositionLM
 from discovery.generation.lm_head import save_head
-
-OPTIONS = ("temperature", "top_p", "distinct", "decoding", "beam_width", "beam_temperature",
-           "reverse_weight", "shards", "draw_temperature", "block")
 
 
 def main(request: str) -> None:
