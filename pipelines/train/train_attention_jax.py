@@ -227,6 +227,8 @@ def main() -> None:
     elif args.cmd == "train":
         if args.data.suffix != ".npz" or not args.data.is_file():
             raise SystemExit(f"error: --data {str(args.data)!r} is not an exported .npz")
+        if args.init_from is not None and (args.init_from.suffix != ".keras" or not args.init_from.is_file()):
+            raise SystemExit(f"error: --init-from {str(args.init_from)!r} is not a trained .keras member")
         if args.limit < 0 or args.minutes <= 0:
             raise SystemExit(f"error: --limit must be >= 0 and --minutes > 0, "
                              f"got {args.limit} and {args.minutes}")
