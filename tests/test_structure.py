@@ -229,3 +229,41 @@ def test_a_runaway_cell_is_stopped_at_the_step_it_runs_away(monkeypatch):
     stopped = relax_mod.relax(nacl, settings)
     assert "exploded" in stopped.note and "at step" in stopped.note
     assert stopped.steps < free.steps and not stopped.converged
+
+
+def test_a_light_atom_template_starts_no_denser_than_the_floor():
+    """Cubed-radius scaling puts H3N into heavy templates at 0.4–1 Å³ per atom (thousands of
+    neighbours within CHGNet's cutoff; one such relaxation took 10.9 GB): the floor lifts it,
+    and leaves a template already at a real density untouched."""
+    from discovery.structure.prototypes import propose
+    from discovery.structure.volume import START_FRACTION, elemental_volume, with_volume_floor
+
+    ammonia = propose(Composition("H3N"), 4, 24)
+    dense = [p.structure for p in ammonia
+             if p.structure.volume < START_FRACTION * elemental_volume(p.structure)]
+    assert dense, "no H3N template starts below the floor: the case this guards is gone"
+    for s in dense:
+        lifted = with_volume_floor(s)
+        assert lifted.volume == pytest.approx(START_FRACTION * elemental_volume(s))
+        assert lifted.lattice.angles == pytest.approx(s.lattice.angles)
+        assert lifted.frac_coords == pytest.approx(s.frac_coords)
+    salt = rocksalt()
+    assert with_volume_floor(salt) is salt
+
+
+@needs_extra
+def test_a_geometry_below_the_floor_is_never_evaluated(monkeypatch):
+    """relax refuses a cell compressed below EVALUATE_FRACTION of the elemental volume before the
+    potential sees it."""
+    import discovery.structure.relax as relax_mod
+    from discovery.structure.volume import EVALUATE_FRACTION, elemental_volume
+
+    seen = []
+    inner = relax_mod.calculator()
+    monkeypatch.setitem(relax_mod._STATE, "calc", inner)
+    original = inner.calculate
+    monkeypatch.setattr(inner, "calculate", lambda *a, **k: (seen.append(1), original(*a, **k)))
+    salt = rocksalt()
+    salt.scale_lattice(0.9 * EVALUATE_FRACTION * elemental_volume(salt))
+    res = relax_mod.relax(salt, RelaxSettings(max_steps=5))
+    assert "below" in res.note and "at step 0" in res.note and not seen

@@ -123,12 +123,18 @@ def relax(structure: Structure, settings: RelaxSettings, cell: bool = True) -> R
     from ase.optimize import BFGS, FIRE
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    from discovery.structure.volume import EVALUATE_FRACTION, elemental_volume
+
     atoms = AseAtomsAdaptor.get_atoms(structure)
     start_volume, start_height = structure.volume / len(structure), _min_height(atoms.cell[:])
+    floor = EVALUATE_FRACTION * elemental_volume(structure) / len(structure)
 
     def check_cell(at) -> None:
         """Refuse a geometry whose cell ran away, before the potential sees it."""
-        ratio = at.get_volume() / len(at) / start_volume
+        per_atom = at.get_volume() / len(at)
+        if per_atom < floor:
+            raise _RunawayCell(f"volume per atom {per_atom:.2g} Å³, below {floor:.2g}")
+        ratio = per_atom / start_volume
         if not 1 / VOLUME_RATIO < ratio < VOLUME_RATIO:
             raise _RunawayCell(f"volume per atom x{ratio:.2g}")
         flat = _min_height(at.cell[:]) / start_height

@@ -79,6 +79,7 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     from discovery.structure.prototypes import propose
     from discovery.structure.random_search import random_structures
     from discovery.structure.relax import model_version, relax, uncovered_elements
+    from discovery.structure.volume import with_volume_floor
 
     comp = _parse(formula)
     if comp is None:
@@ -97,7 +98,7 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
                                "pyxtal placed no random structure"), None
     best, best_label, failures = None, "", []
     for proposal in proposals:
-        res = relax(proposal.structure, settings)
+        res = relax(with_volume_floor(proposal.structure), settings)
         if not res.ok:
             failures.append(res.note)
             continue
