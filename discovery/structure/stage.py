@@ -22,6 +22,7 @@ import pandas as pd
 
 from discovery.atomic import atomic_write
 from discovery.errors import ConfigError
+from discovery.structure.frame import Frame, load_frame
 from discovery.structure.settings import RelaxSettings
 from discovery.structure.store import StructureStore
 
@@ -224,6 +225,37 @@ def _cell(record: dict, column: str, folder: str) -> str:
     return str(value)
 
 
+def in_oqmd_frame(record: dict, energy_frame: Frame | None) -> dict:
+    """The record as a report shows it: ``formation_energy_relaxed`` moved into OQMD's frame by
+    the shipped per-element shifts and ``e_hull_relaxed`` taken from it against OQMD's hull (the
+    frame the hull is in); CHGNet's own values stay as ``*_chgnet``. Unchanged without shifts."""
+    from discovery.structure.energy import e_hull
+
+    ef = record.get("formation_energy_relaxed")
+    if energy_frame is None or ef is None:
+        return record
+    comp = _parse(record["formula"])
+    shifted, missing = energy_frame.to_oqmd(comp, float(ef))
+    eh, decomposition, _ = e_hull(comp.reduced_formula, shifted)
+    note = record.get("relax_note") or ""
+    if missing:
+        unshifted = f"no OQMD-frame shift for {', '.join(missing)} (CHGNet's frame)"
+        note = "; ".join(filter(None, [note, unshifted]))
+    return record | {"formation_energy_chgnet": ef, "e_hull_chgnet": record.get("e_hull_relaxed"),
+                     "formation_energy_relaxed": round(shifted, 6),
+                     "e_hull_relaxed": None if not math.isfinite(eh) else round(eh, 6),
+                     "decomposition_relaxed": decomposition, "relax_note": note}
+
+
+def frame_summary(energy_frame: Frame | None) -> dict:
+    """What frame the report's relaxed energies are in, for the summary."""
+    if energy_frame is None:
+        return {"frame": "CHGNet (Materials Project, MP2020-compatible): no shifts shipped"}
+    card = energy_frame.card
+    return {"frame": "OQMD (CHGNet ΔHf minus per-element shifts)", "elements": len(energy_frame.shifts),
+            "fitted_on": card.get("fitted_on"), "mae_out_of_fold": card.get("mae_out_of_fold")}
+
+
 def read_report(path: Path) -> pd.DataFrame:
     """A report CSV as text, so the columns written before come back byte for byte."""
     path = Path(path)
@@ -258,6 +290,8 @@ def attach(report: Path, top: int, settings: RelaxSettings, out: Path | None = N
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ConfigError(f"{report}: {bad[0]!r} is not a formula of known elements{more}")
     result = run_stage(chosen, settings, folder, engine, scheduler, workers, progress, cache)
+    energy_frame = load_frame()
+    result.records = [in_oqmd_frame(r, energy_frame) for r in result.records]
     by_formula = {r["formula"]: r for r in result.records}
     for key, name in COLUMNS.items():
         frame[name] = [_cell(by_formula[f], key, folder.name) if f in by_formula else ""
@@ -270,7 +304,7 @@ def attach(report: Path, top: int, settings: RelaxSettings, out: Path | None = N
             summary = json.loads(summary_in.read_text())
         except ValueError:
             log.warning("%s unreadable: the new summary holds the structure stage only", summary_in)
-    summary["structure"] = result.summary(settings)
+    summary["structure"] = result.summary(settings) | {"energy_frame": frame_summary(energy_frame)}
     atomic_write(out.with_suffix(".summary.json"),
                  lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
     return out, result
