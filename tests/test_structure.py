@@ -306,7 +306,8 @@ def test_the_report_moves_relaxed_energies_into_oqmds_frame(relaxed):
     raw = records["NaCl"]
     assert in_oqmd_frame(raw, None) is raw
     moved = in_oqmd_frame(raw, Frame({"Na": 0.1}))
-    assert moved["formation_energy_relaxed"] == pytest.approx(raw["formation_energy_relaxed"] - 0.05, abs=1e-6)
+    expected = raw["formation_energy_relaxed"] - 0.05
+    assert moved["formation_energy_relaxed"] == pytest.approx(expected, abs=1e-6)
     assert moved["formation_energy_chgnet"] == raw["formation_energy_relaxed"]
     if raw["e_hull_relaxed"] is not None:  # a fresh clone has no known phases: no e_hull either way
         assert moved["e_hull_relaxed"] - raw["e_hull_relaxed"] == pytest.approx(-0.05, abs=1e-5)
