@@ -312,3 +312,24 @@ def test_the_report_moves_relaxed_energies_into_oqmds_frame(relaxed):
     if raw["e_hull_relaxed"] is not None:  # a fresh clone has no known phases: no e_hull either way
         assert moved["e_hull_relaxed"] - raw["e_hull_relaxed"] == pytest.approx(-0.05, abs=1e-5)
     assert "no OQMD-frame shift for Cl" in moved["relax_note"]
+
+
+@needs_extra
+def test_a_candidate_relaxes_on_one_blas_thread(tmp_path, monkeypatch):
+    """BFGS's eigh and the cell filter run on numpy's BLAS: on two threads beside another worker a
+    step took 2.3x as long. Inside the task BLAS has one thread, and the limit ends with it."""
+    from threadpoolctl import threadpool_info
+
+    import discovery.structure.stage as stage
+
+    seen = []
+
+    def spy(formula, settings, cache):
+        seen.append(max(p["num_threads"] for p in threadpool_info()))
+        return stage._empty(formula, "spied"), None
+
+    monkeypatch.setattr(stage, "_search", spy)
+    before = [p["num_threads"] for p in threadpool_info()]
+    stage.relax_candidate("NaCl", SETTINGS, str(tmp_path / "s"))
+    assert seen == [1]
+    assert [p["num_threads"] for p in threadpool_info()] == before

@@ -18,7 +18,7 @@ import importlib.util
 
 from discovery.errors import ConfigError
 
-EXTRA_MODULES = ("torch", "chgnet", "ase", "pyxtal")
+EXTRA_MODULES = ("torch", "chgnet", "ase", "pyxtal", "threadpoolctl")
 INSTALL_HINT = 'pip install "discovery[structure]"'
 
 
