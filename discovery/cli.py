@@ -295,7 +295,11 @@ def relax_cmd(
     engine: Annotated[str, typer.Option(help="'local' or 'dask' (one task per candidate).")] = "local",
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (--engine dask).")] = None,
     workers: Annotated[int | None, typer.Option(help="LocalCluster workers (--engine dask).")] = None,
-    max_prototypes: Annotated[int, typer.Option(help="AFLOW template assignments per candidate.")] = 6,
+    max_prototypes: Annotated[int, typer.Option(help="Templates relaxed fully per candidate.")] = 6,
+    prescreen: Annotated[int, typer.Option(help="Template assignments given a short relaxation first; the "
+                                           "--max-prototypes lowest go on (0: the likeliest, unscreened).")
+                         ] = 24,
+    prescreen_steps: Annotated[int, typer.Option(help="Optimizer steps of a prescreen relaxation.")] = 30,
     random_budget: Annotated[int, typer.Option(help="pyxtal random structures where no template fits.")]
     = 4,
     max_steps: Annotated[int, typer.Option(help="Optimizer step cap per relaxation.")] = 300,
@@ -308,7 +312,8 @@ def relax_cmd(
     from discovery.structure.settings import RelaxSettings
 
     settings = RelaxSettings(max_prototypes=max_prototypes, random_budget=random_budget, max_steps=max_steps,
-                             max_atoms=max_atoms, seed=seed)
+                             max_atoms=max_atoms, seed=seed, prescreen=prescreen,
+                             prescreen_steps=prescreen_steps)
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     if engine == "dask":

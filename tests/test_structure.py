@@ -79,7 +79,9 @@ def test_random_structures_are_seeded_and_keep_the_composition():
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"max_steps": 0}, "--max-steps must be >= 1"), ({"fmax": 0.0}, "--fmax must be > 0"),
     ({"max_prototypes": 0, "random_budget": 0}, "both 0"), ({"optimizer": "LBFGS"}, "unknown optimizer"),
-    ({"max_atoms": -1}, "--max-atoms must be a whole number >= 0")])
+    ({"max_atoms": -1}, "--max-atoms must be a whole number >= 0"),
+    ({"prescreen": -2}, "--prescreen must be a whole number >= 0"),
+    ({"prescreen_steps": 0}, "--prescreen-steps must be >= 1")])
 def test_bad_settings_are_one_line_errors(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         RelaxSettings(**kwargs)
@@ -333,3 +335,41 @@ def test_a_candidate_relaxes_on_one_blas_thread(tmp_path, monkeypatch):
     stage.relax_candidate("NaCl", SETTINGS, str(tmp_path / "s"))
     assert seen == [1]
     assert [p["num_threads"] for p in threadpool_info()] == before
+
+
+def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypatch):
+    """Four templates, likeliest first; after the short relaxation t1 and t2 tie (0.4 meV apart),
+    t3 fails: t1 and t2 are relaxed fully, and of the two (still tied) the likelier t1 wins."""
+    import discovery.structure.energy as energy_mod
+    import discovery.structure.prototypes as proto_mod
+    import discovery.structure.relax as relax_mod
+    from discovery.structure import stage
+
+    energy = {5.0: -1.0, 5.1: -1.2, 5.2: -1.2004, 5.3: None}
+    steps_seen = []
+
+    def fake_relax(structure, settings, cell=True):
+        steps_seen.append(settings.max_steps)
+        e = energy[round(structure.lattice.a, 1)]
+        note = "" if e is not None else "relaxation exploded (made up)"
+        return relax_mod.Relaxed(structure, float("nan") if e is None else e, True, 3, note)
+
+    def salt(a):
+        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+    proposals = [proto_mod.Proposal(f"t{i}", salt(5.0 + 0.1 * i), -i) for i in range(4)]
+    monkeypatch.setattr(relax_mod, "relax", fake_relax)
+    monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
+    monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: proposals[:cap])
+    monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
+    settings = RelaxSettings(max_prototypes=2, prescreen=4, prescreen_steps=7, random_budget=0,
+                             max_steps=50)
+    ranked, failures = stage._prescreen(proposals, settings)
+    assert [i for i, _ in ranked] == [1, 2, 0] and len(failures) == 1 and steps_seen == [7] * 4
+    record, cif = stage._search("NaCl", settings, None)
+    assert record["prototype"] == "t1" and record["prescreened"] == 4 and record["tried"] == 4
+    assert [label for label, _ in record["relaxed_energies"]] == ["t1", "t2"]
+    assert steps_seen[-2:] == [50, 50] and "1 of 4 relaxations discarded" in record["relax_note"]
+    unscreened = RelaxSettings(max_prototypes=2, prescreen=0, random_budget=0, max_steps=50)
+    assert stage._search("NaCl", unscreened, None)[0]["prototype"] == "t1"
+    assert stage._search("NaCl", unscreened, None)[0]["prescreened"] == 0

@@ -20,7 +20,11 @@ class RelaxSettings:
     ``max_prototypes``: AFLOW template assignments relaxed per candidate (best substitution
     score first); ``random_budget``: pyxtal structures tried where no template fits;
     ``max_steps`` and ``fmax`` (eV/Å): the optimizer's cap and force criterion;
-    ``max_atoms``: the largest cell relaxed.
+    ``max_atoms``: the largest cell relaxed; ``prescreen``: template assignments (likeliest
+    first) each given ``prescreen_steps`` optimizer steps, of which the ``max_prototypes`` lowest
+    in energy are relaxed fully (0: the ``max_prototypes`` likeliest, unscreened). Substitution
+    probability alone ties whole families (every SiO2 polymorph for VO2) and put rutile VO2,
+    diamond Si and the Heusler Eu2MgTl beyond the sixth place.
     """
 
     max_prototypes: int = 6
@@ -30,9 +34,12 @@ class RelaxSettings:
     max_atoms: int = 24
     optimizer: str = "BFGS"  # fewer steps than FIRE for cell relaxations here
     seed: int = 0
+    prescreen: int = 24
+    prescreen_steps: int = 30
 
     def __post_init__(self):
-        for name in ("max_prototypes", "random_budget", "max_steps", "max_atoms"):
+        for name in ("max_prototypes", "random_budget", "max_steps", "max_atoms", "prescreen",
+                     "prescreen_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {value!r}")
@@ -40,6 +47,8 @@ class RelaxSettings:
             raise ConfigError("--max-prototypes and --random-budget are both 0: no structure would be tried")
         if self.max_steps < 1:
             raise ConfigError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if self.prescreen_steps < 1:
+            raise ConfigError(f"--prescreen-steps must be >= 1, got {self.prescreen_steps}")
         if self.max_atoms < 1:
             raise ConfigError(f"--max-atoms must be >= 1, got {self.max_atoms}")
         if not self.fmax > 0:

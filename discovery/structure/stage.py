@@ -93,8 +93,14 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     missing = uncovered_elements(comp)
     if missing:
         return _empty(formula, f"element {', '.join(missing)} not covered by CHGNet (H..Pu)"), None
-    proposals = propose(comp, settings.max_prototypes, settings.max_atoms)
+    proposals = propose(comp, max(settings.prescreen, settings.max_prototypes), settings.max_atoms)
     source = "templates"
+    screened, failures = 0, []
+    if len(proposals) > settings.max_prototypes:
+        ranked, failures = _prescreen(proposals, settings)
+        screened = len(ranked) + len(failures)
+        # the lowest max_prototypes go on, in the order of likelihood: a tie goes to the likelier
+        proposals = [p for _, p in sorted(ranked[:settings.max_prototypes], key=lambda r: r[0])]
     if not proposals:
         proposals = random_structures(comp, settings.random_budget, settings.seed, settings.max_atoms)
         source = "pyxtal"
@@ -102,21 +108,23 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
         kind = comp.reduced_composition.anonymized_formula
         return _empty(formula, f"no AFLOW prototype fits {kind} within {settings.max_atoms} atoms and "
                                "pyxtal placed no random structure"), None
-    best, best_label, failures = None, "", []
+    best, best_label, energies = None, "", []
     for proposal in proposals:
         res = relax(with_volume_floor(proposal.structure), settings)
+        energies.append([proposal.label, round(res.energy_per_atom, 6) if res.ok else None])
         if not res.ok:
             failures.append(res.note)
             continue
         if best is None or res.energy_per_atom < best.energy_per_atom - TIE:  # ties: the likelier template
             best, best_label = res, proposal.label
+    tried = max(len(proposals), screened)
     if best is None:
-        return _empty(formula, f"every relaxation failed ({len(proposals)} tried): {failures[0]}") | {
-            "tried": len(proposals)}, None
+        return _empty(formula, f"every relaxation failed ({tried} tried): {failures[0]}") | {
+            "tried": tried}, None
     try:
         ef = formation_energy(comp, best.energy_per_atom, cache)
     except RuntimeError as exc:
-        return _empty(formula, f"no elemental reference: {exc}") | {"tried": len(proposals)}, None
+        return _empty(formula, f"no elemental reference: {exc}") | {"tried": tried}, None
     eh, decomposition, hull_note = e_hull(comp.reduced_formula, ef)
     notes = []
     if source == "pyxtal":
@@ -124,16 +132,38 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     if not best.converged:
         notes.append(f"forces above {settings.fmax} eV/Å after {settings.max_steps} steps")
     if failures:
-        notes.append(f"{len(failures)} of {len(proposals)} relaxations discarded ({failures[0]})")
+        notes.append(f"{len(failures)} of {tried} relaxations discarded ({failures[0]})")
     if hull_note:
         notes.append(hull_note)
     record = {"formula": formula, "prototype": best_label, "spacegroup": spacegroup(best.structure),
               "energy_per_atom": round(best.energy_per_atom, 6), "formation_energy_relaxed": round(ef, 6),
               "e_hull_relaxed": None if not math.isfinite(eh) else round(eh, 6),
               "decomposition_relaxed": decomposition, "relax_converged": best.converged,
-              "relax_steps": best.steps, "relax_note": "; ".join(notes), "tried": len(proposals),
-              "model": model_version()}
+              "relax_steps": best.steps, "relax_note": "; ".join(notes), "tried": tried,
+              "prescreened": screened, "relaxed_energies": energies, "model": model_version()}
     return record, cif_text(best.structure)
+
+
+def _prescreen(proposals: list, settings: RelaxSettings) -> tuple[list[tuple[int, object]], list[str]]:
+    """(index, proposal) after ``prescreen_steps`` optimizer steps, lowest energy first (within TIE
+    the likelier template first), each proposal starting where its short relaxation stopped; and
+    the notes of those that failed."""
+    from dataclasses import replace
+
+    from discovery.structure.prototypes import Proposal
+    from discovery.structure.relax import relax
+    from discovery.structure.volume import with_volume_floor
+
+    short = replace(settings, max_steps=settings.prescreen_steps)
+    done, failures = [], []
+    for i, proposal in enumerate(proposals):
+        res = relax(with_volume_floor(proposal.structure), short)
+        if res.ok:
+            done.append((res.energy_per_atom, i, Proposal(proposal.label, res.structure, proposal.score)))
+        else:
+            failures.append(res.note)
+    done.sort(key=lambda d: (round(d[0] / TIE), d[1]))
+    return [(i, p) for _, i, p in done], failures
 
 
 @dataclass

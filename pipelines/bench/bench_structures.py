@@ -48,7 +48,9 @@ ZIP_NAME = "cif_files_for_90crystals.zip"
 ZIP_SHA256 = "75456f9e5cb1d2191abd35649fcf516b221e53ee96c764e74e124a5428eefac3"
 CHUNK = 5
 COLLECT = False  # --collect: summarize finished records, relax nothing
-FORMATION_SETTINGS = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12)
+WORKERS = 1  # --workers: more than 1 relaxes on a Dask LocalCluster of that many workers
+FORMATION_SETTINGS = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12,
+                                   prescreen=24)
 
 
 def ground_truth(zip_path: Path, work: Path) -> dict[str, object]:
@@ -130,8 +132,10 @@ def staged(formulas: list[str], settings: RelaxSettings, folder: Path, summarize
         section = summarize(records) | {"requested": len(formulas), "settings": settings.to_dict()}
         checkpoint(section)
         return section
-    for stop in range(CHUNK, len(formulas) + CHUNK, CHUNK):
-        result = run_stage(formulas[:stop], settings, folder, progress=True)
+    chunk = CHUNK if WORKERS == 1 else 10 * WORKERS  # a Dask cluster per chunk: fewer, larger ones
+    for stop in range(chunk, len(formulas) + chunk, chunk):
+        result = run_stage(formulas[:stop], settings, folder, progress=True,
+                           **({"engine": "dask", "workers": WORKERS} if WORKERS > 1 else {}))
         section = summarize(result.records) | {"requested": len(formulas), "settings": settings.to_dict()}
         checkpoint(section)
     return section
@@ -294,9 +298,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--collect", action="store_true",
                     help="Write the report from the finished candidates only (relax nothing).")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="Relax on a Dask LocalCluster of this many workers (one candidate per task).")
     args = ap.parse_args()
-    global COLLECT
-    COLLECT = args.collect
+    global COLLECT, WORKERS
+    COLLECT, WORKERS = args.collect, args.workers
     work = cache_dir() / "bench_structures"
     work.mkdir(parents=True, exist_ok=True)
     path = REPORTS / "bench_structures.json"
