@@ -355,7 +355,8 @@ def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypat
         return relax_mod.Relaxed(structure, float("nan") if e is None else e, True, 3, note)
 
     def salt(a):
-        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"],
+                                         [[0, 0, 0], [0.5, 0.5, 0.5]])
 
     proposals = [proto_mod.Proposal(f"t{i}", salt(5.0 + 0.1 * i), -i) for i in range(4)]
     monkeypatch.setattr(relax_mod, "relax", fake_relax)
