@@ -101,6 +101,9 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
         screened = len(ranked) + len(failures)
         # the lowest max_prototypes go on, in the order of likelihood: a tie goes to the likelier
         proposals = [p for _, p in sorted(ranked[:settings.max_prototypes], key=lambda r: r[0])]
+        if not proposals:
+            return _empty(formula, f"every relaxation failed ({screened} tried): {failures[0]}") | {
+                "tried": screened}, None
     if not proposals:
         proposals = random_structures(comp, settings.random_budget, settings.seed, settings.max_atoms)
         source = "pyxtal"
