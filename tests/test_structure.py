@@ -22,7 +22,7 @@ needs_extra = pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("chgnet") is None,
     reason='the structure extra is not installed (pip install "discovery[structure]")')
 # the likeliest template only, a low step cap
-SETTINGS = RelaxSettings(max_prototypes=1, random_budget=0, max_steps=60, max_atoms=10)
+SETTINGS = RelaxSettings(max_prototypes=1, random_budget=0, max_steps=60, max_atoms=10, prescreen=0)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,8 @@ def test_bad_rows_say_why_and_the_run_goes_on(cache, tmp_path):
     original = report.read_text().splitlines()
     report.with_suffix(".summary.json").write_text(json.dumps({"settings": {"n": 1}}))
     r = runner.invoke(app, ["relax", str(report), "--top", "3", "--max-prototypes", "1", "--random-budget",
-                            "0", "--max-steps", "40", "--max-atoms", "10"])
+                            "0", "--max-steps", "40", "--max-atoms", "10", "--prescreen", "2",
+                            "--prescreen-steps", "5"])
     assert r.exit_code == 0, r.output
     out = pd.read_csv(report, dtype=str, keep_default_na=False)
     assert list(out.columns[-7:]) == ["prototype", "spacegroup", "formation_energy_relaxed [eV/atom]",
