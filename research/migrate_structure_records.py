@@ -1,11 +1,11 @@
 """Carry structure-stage records across a STAGE_VERSION bump that cannot have changed them.
 
-STAGE_VERSION 3 added the volume floor (discovery.structure.volume): a proposal that starts below
-it is scaled up, and a geometry below the evaluation floor is refused. A record whose every
-proposal started at or above the floor ran exactly the same relaxations (CHGNet on the CPU is
-deterministic), unless the refusal could have cut it: so a record is carried only when all its
-proposals start above the floor and, if it has a CIF, the relaxed cell is above the evaluation
-floor too. Carried records get the new settings digest; the others are deleted and relaxed again.
+STAGE_VERSION 4 raised the tie tolerance (``discovery.structure.stage.TIE``) from 1 to 5 meV/atom:
+a fully relaxed structure must be that much lower to beat a likelier template's. The relaxations
+are the same; only the pick among them can differ. A record whose pick, recomputed from its
+``relaxed_energies`` with the new tolerance, is the one it holds is carried (it gets the new
+settings digest); the others are deleted and relaxed again. (Version 3's migration, for the volume
+floor, is in the git history of this file.)
 
     python research/migrate_structure_records.py <folder> [--settings formation|default] [--dry-run]
 """
@@ -13,38 +13,35 @@ floor too. Carried records get the new settings digest; the others are deleted a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
-from pymatgen.core import Composition, Structure
-
-from discovery.structure.prototypes import propose
-from discovery.structure.random_search import random_structures
 from discovery.structure.settings import STAGE_VERSION, RelaxSettings
-from discovery.structure.volume import EVALUATE_FRACTION, START_FRACTION, elemental_volume
+from discovery.structure.stage import TIE
 
 PREVIOUS = STAGE_VERSION - 1
 
 
 def old_digest(settings: RelaxSettings) -> str:
-    import hashlib
-
     text = json.dumps(settings.to_dict() | {"stage_version": PREVIOUS}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def untouched(formula: str, record: dict, settings: RelaxSettings, folder: Path) -> bool:
-    comp = Composition(formula)
-    proposals = propose(comp, settings.max_prototypes, settings.max_atoms)
-    if not proposals:
-        proposals = random_structures(comp, settings.random_budget, settings.seed, settings.max_atoms)
-    if any(p.structure.volume < START_FRACTION * elemental_volume(p.structure) for p in proposals):
-        return False
-    if record.get("cif_name"):
-        s = Structure.from_file(folder / record["cif_name"])
-        if s.volume < EVALUATE_FRACTION * elemental_volume(s):
-            return False
-    return True
+def pick(energies: list) -> str | None:
+    """The stage's choice among fully relaxed (label, energy) in likelihood order."""
+    best = None
+    for label, energy in energies:
+        if energy is not None and (best is None or energy < best[1] - TIE):
+            best = (label, energy)
+    return None if best is None else best[0]
+
+
+def untouched(record: dict) -> bool:
+    energies = record.get("relaxed_energies")
+    if energies is None:  # no structure: nothing was picked
+        return not record.get("cif_name")
+    return pick(energies) == record.get("prototype")
 
 
 def main() -> None:
@@ -53,7 +50,7 @@ def main() -> None:
     ap.add_argument("--settings", choices=("formation", "default"), default="default")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
-    settings = (RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12)
+    settings = (RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12, prescreen=24)
                 if args.settings == "formation" else RelaxSettings())
     old, new = old_digest(settings), settings.digest()
     carried, redo = [], []
@@ -61,7 +58,7 @@ def main() -> None:
         record = json.loads(path.read_text())
         if record.get("settings_digest") != old:
             continue
-        if untouched(record["formula"], record, settings, args.folder):
+        if untouched(record):
             carried.append(record["formula"])
             if not args.dry_run:
                 record["settings_digest"] = new

@@ -339,14 +339,14 @@ def test_a_candidate_relaxes_on_one_blas_thread(tmp_path, monkeypatch):
 
 
 def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypatch):
-    """Four templates, likeliest first; after the short relaxation t1 and t2 tie (0.4 meV apart),
-    t3 fails: t1 and t2 are relaxed fully, and of the two (still tied) the likelier t1 wins."""
+    """Four templates, likeliest first; after the short relaxation t2 is 3 meV below t1 (ranked
+    first), t3 fails: t1 and t2 are relaxed fully, and of the two (within TIE) the likelier t1 wins."""
     import discovery.structure.energy as energy_mod
     import discovery.structure.prototypes as proto_mod
     import discovery.structure.relax as relax_mod
     from discovery.structure import stage
 
-    energy = {5.0: -1.0, 5.1: -1.2, 5.2: -1.2004, 5.3: None}
+    energy = {5.0: -1.0, 5.1: -1.2, 5.2: -1.203, 5.3: None}
     steps_seen = []
 
     def fake_relax(structure, settings, cell=True):
@@ -367,7 +367,7 @@ def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypat
     settings = RelaxSettings(max_prototypes=2, prescreen=4, prescreen_steps=7, random_budget=0,
                              max_steps=50)
     ranked, failures = stage._prescreen(proposals, settings)
-    assert [i for i, _ in ranked] == [1, 2, 0] and len(failures) == 1 and steps_seen == [7] * 4
+    assert [i for i, _ in ranked] == [2, 1, 0] and len(failures) == 1 and steps_seen == [7] * 4
     record, cif = stage._search("NaCl", settings, None)
     assert record["prototype"] == "t1" and record["prescreened"] == 4 and record["tried"] == 4
     assert [label for label, _ in record["relaxed_energies"]] == ["t1", "t2"]

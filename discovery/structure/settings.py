@@ -10,7 +10,7 @@ from discovery.errors import ConfigError
 
 OPTIMIZERS = ("FIRE", "BFGS")
 # the search and references' code version: records made before a change that moves energies are redone
-STAGE_VERSION = 3
+STAGE_VERSION = 4
 
 
 @dataclass(frozen=True)
