@@ -375,3 +375,13 @@ def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypat
     unscreened = RelaxSettings(max_prototypes=2, prescreen=0, random_budget=0, max_steps=50)
     assert stage._search("NaCl", unscreened, None)[0]["prototype"] == "t1"
     assert stage._search("NaCl", unscreened, None)[0]["prescreened"] == 0
+
+
+def test_the_shipped_frame_shifts_load_and_record_their_out_of_fold_error():
+    from discovery.structure.frame import load_frame
+
+    frame = load_frame()
+    assert frame is not None and len(frame.shifts) >= 50 and {"O", "F", "Cl", "S"} <= set(frame.shifts)
+    card = frame.card
+    assert card["mae_out_of_fold"] < card["mae_before"] and "fit_chgnet_frame.py" in card["command"]
+    assert frame.shifts["O"] < 0  # CHGNet's oxides lie below OQMD's (MP2020's fitted O correction)
