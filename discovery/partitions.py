@@ -199,7 +199,12 @@ def merge_partitions(outputs: Sequence[PartitionOutput], spec: RunSpec, models: 
         funnel[name] = int((st >= k).sum())
     frames = [o.candidates for o in outputs if len(o.candidates)]
     cands = pd.concat(frames, ignore_index=True) if frames else _empty(models, with_key=True)
-    cands = cands.drop_duplicates("key", keep="first").drop(columns="key")
+    del frames
+    # one copy: the first occurrence of each key, without the key (rank_candidates makes one more)
+    first_rows = ~cands["key"].duplicated(keep="first").to_numpy()
+    cands = cands.drop(columns="key")
+    if not first_rows.all():
+        cands = cands[first_rows]
     seconds: dict[str, float] = {}
     for o in outputs:
         for k, v in o.seconds.items():
@@ -230,14 +235,15 @@ def rank_candidates(df: pd.DataFrame, sort_key: tuple[str, bool], kappa: float =
     come last; ties fall back to the formula.
     """
     prop, descending = sort_key
-    df = df.copy()
     sign = 1.0 if descending else -1.0
-    df["score"] = df[prop] - sign * kappa * df[f"{prop}_std"]
+    score = (df[prop] - sign * kappa * df[f"{prop}_std"]).to_numpy()
     flag = f"{prop}_in_domain"
-    outside = ~df[flag].astype(bool) if flag in df else pd.Series(False, index=df.index)
-    order = pd.DataFrame({"outside": outside, "score": df["score"], "formula": df["formula"]})
-    idx = order.sort_values(["outside", "score", "formula"], ascending=[True, not descending, True],
-                            kind="mergesort", na_position="last").index
-    df = df.loc[idx]
-    df.insert(0, "rank", np.arange(1, len(df) + 1))
-    return df.reset_index(drop=True)
+    outside = ~df[flag].to_numpy(bool) if flag in df else np.zeros(len(df), bool)
+    order = pd.DataFrame({"outside": outside, "score": score, "formula": df["formula"].to_numpy()})
+    positions = order.sort_values(["outside", "score", "formula"], ascending=[True, not descending, True],
+                                  kind="mergesort", na_position="last").index.to_numpy()
+    ranked = df.take(positions)  # the one copy of the candidates
+    ranked["score"] = score[positions]
+    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    ranked.index = pd.RangeIndex(len(ranked))
+    return ranked

@@ -52,7 +52,9 @@ def csv_frame(candidates: pd.DataFrame, sort_prop: str) -> pd.DataFrame:
         if c in candidates:
             cols[c] = c
     cols["score"] = f"score [{PROPERTIES[sort_prop]}]"
-    return candidates[list(cols)].rename(columns=cols)
+    frame = candidates[list(cols)]  # the one copy: the new names are set in place
+    frame.columns = list(cols.values())
+    return frame
 
 
 def write_csv(candidates: pd.DataFrame, sort_prop: str, path: Path) -> None:
