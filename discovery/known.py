@@ -113,7 +113,7 @@ class KnownMaterials:
         sig = manifest.read_text() if has_crabnet else ""
         if has_gan:
             st = gan_file.stat()
-            sig += f"|{gan_file}|{st.st_size}|{st.st_mtime_ns}"
+            sig += f"|{gan_file.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         sig_hash = hashlib.sha256(sig.encode()).hexdigest()[:16]
         index_file = cache / f"known_index_{sig_hash}.npz"
         if index_file.is_file():

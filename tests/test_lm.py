@@ -88,6 +88,28 @@ def test_samples_do_not_depend_on_batch_size(tiny_lm):
     assert (tiny_lm.sample_counts(100, seed=(2, 4)) == ref[:100]).all()
 
 
+def test_a_rows_draw_does_not_depend_on_the_rows_decoding_beside_it(tiny_lm):
+    """The sampler drops rows from its loop once they emit EOS; a row's draw must not change
+    with which rows remain (the first rows of a bigger block are the smaller block)."""
+    sampler = tiny_lm.sampler()
+    seed = tiny_lm.block_seed(7, 0)
+    big = sampler.block(512, seed, 1.3)
+    n_el = (big > 0).sum(axis=1)
+    assert len(np.unique(n_el)) >= 3  # rows finish at different steps
+    assert (sampler.block(40, seed, 1.3) == big[:40]).all()
+    assert (sampler.block(300, seed, 1.3) == big[:300]).all()
+
+
+def test_next_draw_rows_asks_for_what_the_block_still_needs():
+    from discovery.generation.autoregressive import MIN_DRAW_ROWS, next_draw_rows
+
+    assert next_draw_rows(4096, 500, 0.3) == 4096  # 1.5 x 500 / 0.3 = 2,500 rows: 4,096
+    assert next_draw_rows(4096, 300, 0.5) == 1024
+    assert next_draw_rows(4096, 3, 0.9) == MIN_DRAW_ROWS
+    assert next_draw_rows(4096, 10, 0.0) == 1024  # no fresh rows last time: 1/64 assumed
+    assert next_draw_rows(256, 300, 0.5) == 256  # never more than a block
+
+
 def test_distinct_sampling_never_repeats_and_is_seeded(tiny_lm):
     from discovery.encoding import composition_keys
 

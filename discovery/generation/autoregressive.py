@@ -85,6 +85,19 @@ def compound_counts(formulas: Sequence[str]) -> tuple[np.ndarray, dict[str, int]
     return ts.counts[(n_el >= 2) & (n_el <= MAX_ELEMENTS)], skipped
 
 
+MIN_DRAW_ROWS = 256
+
+
+def next_draw_rows(size: int, need: int, fresh_rate: float) -> int:
+    """Rows of a block's next draw: enough for ``need`` more at 1.5x the last draw's share of
+    new compositions (the share falls as the block fills), rounded up to a power of two (a
+    few graph shapes), between ``MIN_DRAW_ROWS`` and the block's ``size``. A block's last
+    draw used to be a whole block for the few hundred rows it still needed."""
+    want = 1.5 * need / max(float(fresh_rate), 1.0 / 64)
+    rows = 1 << max(int(np.ceil(np.log2(max(want, 1.0)))), 0)
+    return int(min(size, max(MIN_DRAW_ROWS, rows)))
+
+
 def _as_tuple(seed: Seed) -> tuple[int, ...]:
     return tuple(seed) if isinstance(seed, tuple | list) else (int(seed),)
 
@@ -338,21 +351,22 @@ class CompositionLM(Generator):
             start = temp if hp["draw_temperature"] is None else float(hp["draw_temperature"])
             temp = max(temp, min(start + cycle * hp["temperature_step"], hp["max_temperature"]))
 
-            def prefixes_for(j):
+            def prefixes_for(j, n):
                 from discovery.generation.lm_shards import draw_prefixes
 
                 rng = np.random.default_rng(seed_sequence(seed, b, j, 1))
-                return draw_prefixes(shards, shard, rng, size, temp)
+                return draw_prefixes(shards, shard, rng, n, temp)
         parts, before, carry, have, stale = [], [], 0, 0, 0
         seen = np.zeros(0, dtype=np.uint64)
+        n = size
         for j in itertools.count():
             sub_seed = self.block_seed(seed, b) if j == 0 else self.block_seed((*_as_tuple(seed), b), j)
-            raw = sampler.block(size, sub_seed, temp, prefixes_for(j) if distinct else None)
+            raw = sampler.block(n, sub_seed, temp, prefixes_for(j, n) if distinct else None)
             rows = reduce_counts(raw)
             if not distinct and skip is None:
                 return rows.astype(np.int8), np.zeros(size, dtype=np.int64)
             keys = composition_keys(rows)
-            fresh = np.ones(size, dtype=bool)
+            fresh = np.ones(n, dtype=bool)
             if distinct:  # A2B2 is AB's sequence's business (it may sit in another shard)
                 fresh[:] = False
                 fresh[first_occurrences(keys)] = True
@@ -368,9 +382,10 @@ class CompositionLM(Generator):
             if have >= size:
                 return np.concatenate(parts).astype(np.int8), np.concatenate(before)
             seen = np.union1d(seen, keys[idx])
-            if distinct and keep.sum() < hp["min_fresh"] * size:  # warm up; never cool a hot start
+            if distinct and keep.sum() < hp["min_fresh"] * n:  # warm up; never cool a hot start
                 temp = max(temp, min(temp + hp["temperature_step"], hp["max_temperature"]))
-            stale = stale + 1 if keep.sum() * 1000 < size else 0
+            stale = stale + 1 if keep.sum() * 1000 < n else 0
+            n = next_draw_rows(size, size - have, keep.sum() / n)
             if stale > 64:
                 where = " and outside the skip set" if skip is not None else ""
                 raise ConfigError(f"{self.name}: the last {stale} draws of {size:,} gave almost no "

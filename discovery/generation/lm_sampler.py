@@ -153,7 +153,10 @@ class GRUSampler:
         self.rank_to_col = tf.constant(RANK_TO_COL, dtype=tf.int32)
         self._fn = tf.function(self._sample, reduce_retracing=True, autograph=False)
 
-    def _pick(self, logits, temperature, seed, step, forced, allow, plen):
+    def _pick(self, logits, temperature, seed, step, forced, allow, plen, idx, rows):
+        """The next token of the live rows ``idx`` of a block of ``rows``: the noise is drawn
+        for the whole block and gathered, so a row's draw does not depend on which rows are
+        still decoding."""
         # right after a row's prefix, only the tokens its cell allows (``lm_shards``)
         logits = tf.where(allow | (plen != step)[:, None], logits, NEG)
         logits = tf.where(logits > NEG / 2, logits / temperature, NEG)
@@ -164,8 +167,8 @@ class GRUSampler:
             cutoff = tf.reduce_min(kept, axis=1, keepdims=True)
             logits = tf.where(logits >= cutoff, logits, NEG)
         step_seed = seed + tf.stack([tf.constant(0, tf.int64), tf.cast(step, tf.int64)])
-        u = tf.random.stateless_uniform(tf.shape(logits), seed=step_seed, minval=1e-12, maxval=1.0)
-        drawn = tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=1, output_type=tf.int32)
+        u = tf.random.stateless_uniform([rows, VOCAB], seed=step_seed, minval=1e-12, maxval=1.0)
+        drawn = tf.argmax(logits - tf.math.log(-tf.math.log(tf.gather(u, idx))), axis=1, output_type=tf.int32)
         given = tf.gather(forced, step, axis=1)  # a prefix's token, or -1: draw
         return tf.where(given >= 0, given, drawn)
 
@@ -173,30 +176,38 @@ class GRUSampler:
                 forced: tf.Tensor, allow: tf.Tensor) -> tf.Tensor:
         """Count vectors int32 [rows, 85] for a stateless seed int64 [2]; ``forced`` int32
         [rows, 2 * MAX_ELEMENTS] holds each row's prefix tokens (-1: drawn), ``allow`` bool
-        [rows, VOCAB] the tokens allowed right after them."""
+        [rows, VOCAB] the tokens allowed right after them.
+
+        Rows that emitted EOS leave the loop's state (``idx`` holds the live rows), so a step
+        costs what the rows still decoding cost: most compounds have three or four elements,
+        and a block's longest row used to keep all of its rows decoding to the end."""
         plen = tf.reduce_sum(tf.cast(forced >= 0, tf.int32), axis=1)
-        state = (tf.constant(0), self.net.start(rows), tf.fill([rows], EL0 - 1), tf.zeros([rows], tf.bool),
+        state = (tf.constant(0), self.net.start(rows), tf.fill([rows], EL0 - 1), tf.range(rows),
                  tf.zeros([rows, N_ELEMENTS], tf.int32))
+        invariants = (tf.TensorShape([]), tf.TensorShape([None, self.net.units]), tf.TensorShape([None]),
+                      tf.TensorShape([None]), tf.TensorShape([None, N_ELEMENTS]))
 
-        def cond(i, h, prev, done, counts):
-            return (i < MAX_ELEMENTS) & ~tf.reduce_all(done)
+        def cond(i, h, prev, idx, counts):
+            return (i < MAX_ELEMENTS) & (tf.size(idx) > 0)
 
-        def body(i, h, prev, done, counts):
+        def body(i, h, prev, idx, counts):
+            f, a, pl = tf.gather(forced, idx), tf.gather(allow, idx), tf.gather(plen, idx)
             proj = self.net.proj(h)
             logits = ensemble_logits([proj[:, :VOCAB]], tf.gather(self.grammar[2 * i], prev))
-            el = self._pick(logits, temperature, seed, 2 * i, forced, allow, plen)
-            done = done | (el == EOS)
+            el = self._pick(logits, temperature, seed, 2 * i, f, a, pl, idx, rows)
+            live = el != EOS
             h = self.net.step(el, proj[:, VOCAB:], h)
             proj = self.net.proj(h)
             logits = ensemble_logits([proj[:, :VOCAB]], tf.gather(self.grammar[2 * i + 1], el))
-            cnt = self._pick(logits, temperature, seed, 2 * i + 1, forced, allow, plen)
+            cnt = self._pick(logits, temperature, seed, 2 * i + 1, f, a, pl, idx, rows)
             h = self.net.step(cnt, proj[:, VOCAB:], h)
             col = tf.gather(self.rank_to_col, tf.clip_by_value(el - EL0, 0, EL_LAST - EL0))
-            add = tf.one_hot(col, N_ELEMENTS, dtype=tf.int32) * (cnt - CNT0 + 1)[:, None]
-            counts = counts + tf.where(done[:, None], 0, add)
-            return i + 1, h, tf.where(done, prev, el), done, counts
+            keep = tf.boolean_mask(idx, live)
+            at = tf.stack([keep, tf.boolean_mask(col, live)], axis=1)
+            counts = tf.tensor_scatter_nd_add(counts, at, tf.boolean_mask(cnt - CNT0 + 1, live))
+            return i + 1, tf.boolean_mask(h, live), tf.boolean_mask(el, live), keep, counts
 
-        out = tf.while_loop(cond, body, state, maximum_iterations=MAX_ELEMENTS)
+        out = tf.while_loop(cond, body, state, shape_invariants=invariants, maximum_iterations=MAX_ELEMENTS)
         return out[-1]
 
     def block(self, rows: int, seed: np.ndarray, temperature: float,
