@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from discovery.elements import INDEX, N_ELEMENTS
+from discovery.elements import INDEX
 from discovery.encoding import composition_keys, counts_to_formulas, first_occurrences, reduce_counts
 from discovery.errors import ConfigError, FilterError
 from discovery.filters.chemistry import smact_screen
@@ -47,9 +47,6 @@ from discovery.partitions import (  # noqa: F401  (the run API stays importable 
 )
 from discovery.prefetch import Prefetcher
 from discovery.targets import DERIVED_PROPERTIES, MODEL_PROPERTIES, Target, parse_target
-
-MAX_ELEMENTS = 8  # the most elements a composition model reads (the codec's limit)
-WARM_UP_ELEMENTS = [INDEX[e] for e in ("O", "Li", "Mg", "Al", "Si", "Ti", "Fe", "Zn")]
 
 
 def composition_filter(fn: Callable) -> Callable:
@@ -111,7 +108,6 @@ class Pipeline:
 
     def __init__(self, sampler, known, property_models: dict, seed: int = 0, hulls=None):
         self.sampler, self.known, self.models, self.seed = sampler, known, property_models, seed
-        self._warm = False
         self.hulls = hulls
         self.generator_dir: str | None = None
         known.warn_if_smaller_than_shipped()  # novelty would pass known compounds
@@ -203,7 +199,6 @@ class Pipeline:
         stream = Prefetcher(self.sampler.iter_slice(start, stop, spec.seed, spec.batch_size,
                                                     self.known.keys, tally))
         with stream:
-            self._warm_up()  # while the generator works on its first rows (the LM: its head)
             for counts in stream:
                 t0 = time.perf_counter()
                 batch_n = len(counts)
@@ -246,24 +241,6 @@ class Pipeline:
                                np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64),
                                np.concatenate(all_stages) if all_stages else np.zeros(0, np.int8),
                                cands, seconds, tally.skipped)
-
-    def _warm_up(self) -> None:
-        """Trace the property models' graphs once per pipeline: one per model, and for models
-        over element tokens one per element count (2 to 8), each about 0.4 s to build (14 s
-        for the shipped models). Done as a partition starts, while the generator thread works
-        on its first rows (a first run computes the LM's head then, for a minute), instead of
-        when a batch with that element count first reaches the ranking. Predictions on these
-        rows are discarded; a graph gives the same numbers whenever it was traced."""
-        if self._warm or not self.models:
-            return
-        from discovery.properties import predict_with_domain
-
-        rows = np.zeros((MAX_ELEMENTS - 1, N_ELEMENTS), dtype=np.float32)
-        for k in range(2, MAX_ELEMENTS + 1):  # compounds of 2..8 elements: O, then lighter ones
-            rows[k - 2, WARM_UP_ELEMENTS[:k]] = 1.0
-        for model in self.models.values():
-            predict_with_domain(model, rows)
-        self._warm = True
 
     def _predict_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt,
                       seconds: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:

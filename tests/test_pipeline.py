@@ -181,34 +181,3 @@ def test_e_hull_target_and_sort(pipe):
     assert not (deep & c["e_hull_in_domain"]).any()
     loose = pipe.run(3000, "bandgap>1", batch_size=1024).candidates  # same samples, no e_hull condition
     assert set(c["formula"]) == set(loose.loc[loose["e_hull"] < 0.15, "formula"])
-
-
-def test_models_are_traced_for_every_element_count_before_the_first_batch(pipe):
-    """The warm-up builds the graphs of every element count (2 to 8) while the generator
-    starts, and only once per pipeline."""
-    from discovery.regressors import Ensemble
-
-    fe = pipe.models["formation_energy"]
-    parts = [p for p in getattr(fe, "components", {}).values() if isinstance(getattr(p, "ensemble", None),
-                                                                            Ensemble)]
-    tokens = [p.ensemble for p in parts if p.ensemble._token_layers]
-    assert tokens, "the shipped formation-energy stack has attention parts"
-    for ens in tokens:
-        ens._forward.clear()
-    pipe._warm = False
-    calls = []
-    original = pipe._predict_hits
-
-    def spy(chunk, *args, **kw):
-        calls.append({k for e in tokens for k in e._forward})
-        return original(chunk, *args, **kw)
-
-    pipe._predict_hits = spy
-    try:
-        pipe.run(200, "bandgap>1", batch_size=100)
-    finally:
-        del pipe._predict_hits
-    assert calls and set(range(2, 9)) <= calls[0]
-    before = {id(e._forward[k]) for e in tokens for k in e._forward}
-    pipe.run(200, "bandgap>1", batch_size=100)
-    assert before == {id(e._forward[k]) for e in tokens for k in e._forward}  # not traced again
