@@ -106,7 +106,7 @@ def fit_keras(reg, model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.n
 # 150 batches of 300-1,500 rows (1,303 MB with 8 tokens for all, unpadded;
 # research/probe_token_batches.py rss).
 _PAD_ROWS = 64
-_TRACING = threading.Lock()  # a graph per token count is traced with the layers' count set
+_TRACING = threading.Lock()  # the token graph is traced with the layers' count set to its input
 
 
 def predict_model(model: keras.Model, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
@@ -145,7 +145,7 @@ class Ensemble:
             raise ConfigError("an ensemble needs at least one member")
         self.members = members
         self.weights_dtype = weights_dtype  # how save() stores the weights (float16: half the bytes)
-        self._forward: dict = {}  # token count (None: as built) -> graph, traced on first use
+        self._forward: dict = {}  # None (as built) or "tokens" (count as input) -> graph, traced once
         # element-token layers (the attention model) and their built token counts, read once:
         # tracing sets the counts for a moment (under _TRACING), so they are never read later
         self._token_layers = [layer for m in members for layer in m.layers
@@ -181,29 +181,12 @@ class Ensemble:
         return preds.mean(0), preds.std(0)
 
     def _predict_with(self, tokens: int | None, x: np.ndarray, batch_size: int) -> np.ndarray:
-        """Member predictions [K, N] from the graph for ``tokens`` element tokens (None: as built)."""
-        if tokens not in self._forward:
-            import tensorflow as tf
-
-            # One graph for all members: ~1.5x faster than calling them eagerly (measured on
-            # the band-gap ensemble, 1,500-row chunks), which matters on the run's hot path.
-            # A None batch dimension: one trace serves every chunk size. (reduce_retracing
-            # traced twice per ensemble, and TensorFlow warned about retracing once a run's
-            # ensembles, which share this code, had traced five times together.) A token
-            # count is fixed when its graph is traced: the layers read it then, and are reset.
-            fn = tf.function(
-                lambda t: tf.stack([tf.reshape(m(t, training=False), [-1]) for m in self.members]),
-                input_signature=[tf.TensorSpec([None, x.shape[1]], tf.float32)])
-            with _TRACING:
-                try:
-                    for layer, built in zip(self._token_layers, self._token_counts, strict=True):
-                        layer.max_tokens = tokens or built
-                    fn.get_concrete_function()
-                finally:
-                    for layer, built in zip(self._token_layers, self._token_counts, strict=True):
-                        layer.max_tokens = built
-            self._forward[tokens] = fn
-        fn = self._forward[tokens]
+        """Member predictions [K, N] with ``tokens`` element tokens per row (None: as built)."""
+        key = None if tokens is None else "tokens"
+        if key not in self._forward:
+            self._forward[key] = self._trace(x.shape[1], tokens is not None)
+        fn = self._forward[key]
+        extra = () if tokens is None else (np.int32(tokens),)
         out = []
         for i in range(0, len(x), batch_size):
             chunk = x[i:i + batch_size]
@@ -214,8 +197,37 @@ class Ensemble:
             pad = (-len(chunk)) % _PAD_ROWS if tokens else 0
             if pad:
                 chunk = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)])
-            out.append(np.asarray(fn(chunk))[:, : len(chunk) - pad])
+            out.append(np.asarray(fn(chunk, *extra))[:, : len(chunk) - pad])
         return np.concatenate(out, axis=1)
+
+    def _trace(self, n_features: int, token_count: bool):
+        """One graph for all members: ~1.5x faster than calling them eagerly (measured on the
+        band-gap ensemble, 1,500-row chunks), which matters on the run's hot path. A None batch
+        dimension: one trace serves every chunk size. With ``token_count`` the element-token
+        layers read the number of tokens from the graph's second input, so one graph serves
+        every count: it gave bit-identical predictions to a graph per count (20,000 rows of
+        the width-256 formation-energy part) and costs one trace instead of up to eight (0.45 s
+        each; 31 traces were 14 s of a run's ranking). The layers hold the count only while
+        the graph is traced (under _TRACING), and are reset."""
+        import tensorflow as tf
+
+        def forward(t, k=None):
+            if k is not None:
+                for layer in self._token_layers:
+                    layer.max_tokens = k
+            return tf.stack([tf.reshape(m(t, training=False), [-1]) for m in self.members])
+
+        spec = [tf.TensorSpec([None, n_features], tf.float32)]
+        if token_count:
+            spec.append(tf.TensorSpec([], tf.int32))
+        fn = tf.function(forward, input_signature=spec)
+        with _TRACING:
+            try:
+                fn.get_concrete_function()
+            finally:
+                for layer, built in zip(self._token_layers, self._token_counts, strict=True):
+                    layer.max_tokens = built
+        return fn
 
     def save(self, directory: Path) -> None:
         """Members as ``.keras`` without optimizer state (a third of the size; inference only),
