@@ -90,7 +90,9 @@ def test_samples_do_not_depend_on_batch_size(tiny_lm):
 
 def test_a_rows_draw_does_not_depend_on_the_rows_decoding_beside_it(tiny_lm):
     """The sampler drops rows from its loop once they emit EOS; a row's draw must not change
-    with which rows remain (the first rows of a bigger block are the smaller block)."""
+    with which rows remain: not when other rows are forced to end early (its noise is its own
+    row's, not its rank among the rows still decoding), and the first rows of a bigger block
+    are the smaller block."""
     sampler = tiny_lm.sampler()
     seed = tiny_lm.block_seed(7, 0)
     big = sampler.block(512, seed, 1.3)
@@ -98,6 +100,13 @@ def test_a_rows_draw_does_not_depend_on_the_rows_decoding_beside_it(tiny_lm):
     assert len(np.unique(n_el)) >= 3  # rows finish at different steps
     assert (sampler.block(40, seed, 1.3) == big[:40]).all()
     assert (sampler.block(300, seed, 1.3) == big[:300]).all()
+    nacl = counts_to_tokens(unique_counts(["NaCl"]))[0]  # BOS Na 1 Cl 1 EOS
+    forced = np.full((512, 5), -1, dtype=np.int32)
+    forced[:64] = nacl[1:6]  # the first 64 rows end after two elements
+    ended = sampler.block(512, seed, 1.3, forced)
+    assert (ended[:64] == unique_counts(["NaCl"])[0]).all()
+    assert (n_el[:64] > 2).any()  # some of them would have gone on
+    assert (ended[64:] == big[64:]).all()
 
 
 def test_next_draw_rows_asks_for_what_the_block_still_needs():
