@@ -6,7 +6,7 @@ composition, lie in the head, are known, or are new; cells drawn iid (shipped) o
 systematic sampling. The shipped LM, the known-materials index skipped, seed 0; the head is
 read from (or written to) the cache.
 
-    DISCOVERY_DATA=../shared/data python research/probe_lm_draws.py [BLOCKS]
+    DISCOVERY_DATA=../shared/data python research/probe_lm_draws.py [--blocks B]
 
 Measured 2026-12-06 (session 16, 2 cores): a block 1.1-1.35 s in 3 calls of 0.33-0.46 s
 before the sampler dropped finished rows, 0.62-0.84 s after (3 calls, the last one smaller);
@@ -16,7 +16,7 @@ per 4,096 draws 1,386 repeats, 18 multiples, 84 head, 402 known, 2,207 new (syst
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -41,7 +41,11 @@ def systematic_prefixes(shards, shard, rng, rows, temperature=None):
 
 
 def main() -> None:
-    blocks = int(sys.argv[1]) if len(sys.argv) > 1 else 6
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--blocks", type=int, default=6, help="blocks of 4,096 draws to time and tally")
+    blocks = ap.parse_args().blocks
+    if blocks < 1:
+        raise SystemExit(f"--blocks must be at least 1, got {blocks}")
     lm, known = load_generator("lm"), KnownMaterials.default()
     head, head_keys, _, shards = lm._head(0, known.keys)
     calls = []
