@@ -302,6 +302,9 @@ def relax_cmd(
     prescreen_steps: Annotated[int, typer.Option(help="Optimizer steps of a prescreen relaxation.")] = 30,
     random_budget: Annotated[int, typer.Option(help="pyxtal random structures where no template fits.")]
     = 4,
+    random_prior: Annotated[str, typer.Option(help="Random structures' space groups and Wyckoff sites: "
+                                              "'mp-wyckoff' (the likeliest of Materials Project's that "
+                                              "fit) or 'uniform' (any group).")] = "mp-wyckoff",
     max_steps: Annotated[int, typer.Option(help="Optimizer step cap per relaxation.")] = 300,
     max_atoms: Annotated[int, typer.Option(help="Largest cell relaxed.")] = 24,
     seed: int = 0,
@@ -313,7 +316,7 @@ def relax_cmd(
 
     settings = RelaxSettings(max_prototypes=max_prototypes, random_budget=random_budget, max_steps=max_steps,
                              max_atoms=max_atoms, seed=seed, prescreen=prescreen,
-                             prescreen_steps=prescreen_steps)
+                             prescreen_steps=prescreen_steps, random_prior=random_prior)
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     if engine == "dask":

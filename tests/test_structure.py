@@ -76,12 +76,82 @@ def test_random_structures_are_seeded_and_keep_the_composition():
     assert a[0].structure.lattice.abc == pytest.approx(b[0].structure.lattice.abc)
 
 
+def test_share_out_lists_every_split_of_the_sites_once():
+    """Against brute force: every site-to-element assignment whose multiplicities sum to the
+    targets, with sites of one multiplicity interchangeable."""
+    import itertools
+
+    from discovery.structure.wyckoff_prior import share_out
+
+    for mults, targets in (((24, 8, 4, 4), (8, 4, 24)), ((2, 2, 2, 1, 1), (4, 2, 2)), ((4, 4, 4, 2), (6, 8)),
+                           ((3, 3, 1), (2, 5)), ((8, 4, 4, 4, 2, 2), (12, 8, 4))):
+        def split(combo, mults=mults, targets=targets):  # which multiplicities each element holds
+            return tuple(tuple(sorted(m for m, e in zip(mults, combo, strict=True) if e == k))
+                         for k in range(len(targets)))
+
+        brute = {split(c) for c in itertools.product(range(len(targets)), repeat=len(mults))
+                 if [sum(part) for part in split(c)] == list(targets)}
+        splits = [split(a) for a in share_out(mults, targets)]
+        assert sorted(splits) == sorted(brute) and len(set(splits)) == len(splits), (mults, targets)
+    assert share_out((24, 8, 4), (8, 4, 24)) == [(2, 0, 1)]  # K2PtCl6: 24e Br, 8c Cs, 4a Zr
+    assert share_out((24, 8, 4), (9, 4, 23)) == []
+
+
+def test_the_wyckoff_prior_fits_the_composition_and_ranks_real_structure_types_first():
+    pytest.importorskip("pyxtal")
+    from discovery.structure.wyckoff_prior import (
+        CENTRING,
+        _group,
+        candidates,
+        likeliest,
+        multiplicities,
+        site_labels,
+    )
+
+    rows = candidates((2, 1, 6), 12)  # A2BX6
+    assert rows and all(sum(multiplicities(r.group, r.sites)) == z * 9 for r, z in rows)
+    assert all(r.atoms // CENTRING[_group(r.group).symbol[0]] <= 12 for r, _ in rows)
+    top = [(r.group, sorted(site_labels(r.group, r.sites)))
+           for r, _ in (rows[i] for i in likeliest(rows, 3)[:4])]
+    assert (225, ["24e", "4a", "8c"]) in top  # K2PtCl6
+    elpasolite = candidates((3, 1, 6), 24)  # A3BX6: Fm-3m 4a 4b 8c 24e (count 2,673) first
+    first = elpasolite[likeliest(elpasolite, 3)[0]][0]
+    assert first.group == 225 and sorted(site_labels(225, first.sites)) == ["24e", "4a", "4b", "8c"]
+    assert candidates((14, 1, 11), 24) == []  # Ca14MnSb11: no row within 24 atoms
+
+
+def test_random_structures_from_the_prior_are_seeded_symmetric_and_primitive(monkeypatch):
+    pytest.importorskip("pyxtal")
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    import discovery.structure.wyckoff_prior as prior
+    from discovery.structure.random_search import random_structures
+
+    a = random_structures(Composition("Cs3InF6"), 3, 11, 24)
+    b = random_structures(Composition("Cs3InF6"), 3, 11, 24)
+    assert [p.label for p in a] == [p.label for p in b] and len(a) == 3
+    assert a[0].structure.lattice.abc == pytest.approx(b[0].structure.lattice.abc)
+    assert all("MP Wyckoff prior" in p.label for p in a)
+    assert all(p.structure.composition.reduced_formula == "Cs3InF6" for p in a)
+    assert len(a[0].structure) == 10  # the elpasolite's primitive cell, not its 40-atom conventional one
+    assert SpacegroupAnalyzer(a[0].structure, symprec=0.01).get_space_group_number() == 225
+    other = random_structures(Composition("Cs3InF6"), 3, 12, 24)
+    assert other[0].structure.lattice.abc != pytest.approx(a[0].structure.lattice.abc)  # the seed moves it
+    uniform = random_structures(Composition("Cs3InF6"), 2, 11, 24, prior="uniform")
+    assert all(p.label.startswith("random ") for p in uniform)
+    # where no row of the table fits, the uniform draw fills the budget
+    monkeypatch.setattr(prior, "candidates", lambda amounts, max_atoms: [])
+    filled = random_structures(Composition("Cs3InF6"), 2, 11, 24)
+    assert len(filled) == 2 and all(p.label.startswith("random ") for p in filled)
+
+
 @pytest.mark.parametrize("kwargs, fragment", [
     ({"max_steps": 0}, "--max-steps must be >= 1"), ({"fmax": 0.0}, "--fmax must be > 0"),
     ({"max_prototypes": 0, "random_budget": 0}, "both 0"), ({"optimizer": "LBFGS"}, "unknown optimizer"),
     ({"max_atoms": -1}, "--max-atoms must be a whole number >= 0"),
     ({"prescreen": -2}, "--prescreen must be a whole number >= 0"),
-    ({"prescreen_steps": 0}, "--prescreen-steps must be >= 1")])
+    ({"prescreen_steps": 0}, "--prescreen-steps must be >= 1"),
+    ({"random_prior": "spg"}, "unknown --random-prior 'spg'")])
 def test_bad_settings_are_one_line_errors(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         RelaxSettings(**kwargs)
@@ -202,7 +272,8 @@ def test_relax_refuses_bad_arguments_in_one_line(tmp_path):
     (tmp_path / "a.csv").write_text("formula\nNaCl\n")
     for args, fragment in ((["--top", "0"], "--top must be a whole number >= 1"),
                            (["--max-steps", "0"], "--max-steps must be >= 1"),
-                           (["--engine", "spark"], "unknown engine 'spark'")):
+                           (["--engine", "spark"], "unknown engine 'spark'"),
+                           (["--random-prior", "gaussian"], "unknown --random-prior 'gaussian'")):
         r = runner.invoke(app, ["relax", str(tmp_path / "a.csv"), *args])
         assert r.exit_code == 2 and fragment in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1

@@ -1,5 +1,12 @@
 """Random symmetric structures (pyxtal) for a composition no template fits: a small
-AIRSS-style search, seeded, within a budget of structures."""
+AIRSS-style search, seeded, within a budget of structures.
+
+With the ``mp-wyckoff`` prior (the default) the space groups and Wyckoff sites are the likeliest
+rows of the Materials Project's table (``wyckoff_prior``: how often real crystals use them,
+times a parsimony factor per extra site) that the composition fits, its elements shared out over
+the sites; only the free coordinates and the lattice are random. What the prior cannot fill is drawn as before
+(``uniform``): a space group from 2-230 and the sites pyxtal picks.
+"""
 
 from __future__ import annotations
 
@@ -13,34 +20,81 @@ from discovery.structure.prototypes import Proposal, reduced_amounts
 
 FORMULA_UNITS = (1, 2, 3, 4, 6, 8)
 ATTEMPTS_PER_STRUCTURE = 15
+PRIORS = ("mp-wyckoff", "uniform")
 
 
-def random_structures(comp: Composition, budget: int, seed: int, max_atoms: int) -> list[Proposal]:
-    """Up to ``budget`` random structures of ``comp`` in random space groups (2-230), each with at
-    most ``max_atoms`` atoms in the cell pyxtal builds; fewer when pyxtal cannot place the atoms."""
+def random_structures(comp: Composition, budget: int, seed: int, max_atoms: int,
+                      prior: str = "mp-wyckoff") -> list[Proposal]:
+    """Up to ``budget`` random structures of ``comp``, each with at most ``max_atoms`` atoms in
+    the cell relaxed (the primitive cell with the prior, pyxtal's cell without); fewer when
+    pyxtal cannot place the atoms."""
     if budget <= 0:
         return []
+    if prior not in PRIORS:
+        raise ValueError(f"unknown random-structure prior {prior!r}; use {' or '.join(PRIORS)}")
+    elements, amounts = reduced_amounts(comp)
+    rng = np.random.default_rng(seed)
+    out = _from_prior(elements, amounts, budget, rng, max_atoms) if prior == "mp-wyckoff" else []
+    return out + _uniform(elements, amounts, budget - len(out), rng, max_atoms)
+
+
+def _build(group: int, elements, counts, rng: np.random.Generator, sites=None):
     from pyxtal import pyxtal
 
-    elements, amounts = reduced_amounts(comp)
-    units = [z for z in FORMULA_UNITS if z * sum(amounts) <= max_atoms]
-    if not units:
-        return []
-    rng = np.random.default_rng(seed)
+    crystal = pyxtal()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            crystal.from_random(3, group, list(elements), list(counts), sites=sites,
+                                random_state=int(rng.integers(2**31 - 1)))
+    except Exception:  # pyxtal raises when the Wyckoff positions cannot hold the atoms
+        return None
+    return crystal if crystal.valid else None
+
+
+def _from_prior(elements, amounts, budget: int, rng: np.random.Generator, max_atoms: int) -> list[Proposal]:
+    from discovery.structure.wyckoff_prior import (
+        candidates,
+        likeliest,
+        multiplicities,
+        share_out,
+        site_labels,
+    )
+
+    rows = candidates(amounts, max_atoms)
     out: list[Proposal] = []
+    for k in likeliest(rows, len(elements)):
+        if len(out) >= budget:
+            break
+        row, z = rows[k]
+        splits = share_out(multiplicities(row.group, row.sites), [z * a for a in amounts])
+        split = splits[int(rng.integers(len(splits)))]
+        labels = site_labels(row.group, row.sites)
+        sites = [[labels[i] for i, e in enumerate(split) if e == el] for el in range(len(elements))]
+        for _ in range(3):  # a few placements of the free coordinates before the next row
+            crystal = _build(row.group, elements, [z * a for a in amounts], rng, sites)
+            if crystal is None:
+                continue
+            structure = crystal.to_pymatgen().get_primitive_structure()
+            if len(structure) > max_atoms:
+                break
+            names = " ".join(sorted(labels, key=lambda s: (int(s[:-1]), s[-1])))
+            out.append(Proposal(f"{crystal.group.symbol} {names} (pyxtal, MP Wyckoff prior)", structure, 0.0))
+            break
+    return out
+
+
+def _uniform(elements, amounts, budget: int, rng: np.random.Generator, max_atoms: int) -> list[Proposal]:
+    units = [z for z in FORMULA_UNITS if z * sum(amounts) <= max_atoms]
+    out: list[Proposal] = []
+    if budget <= 0 or not units:
+        return out
     for _ in range(budget * ATTEMPTS_PER_STRUCTURE):
         if len(out) >= budget:
             break
         z = int(rng.choice(units))
         group = int(rng.integers(2, 231))
-        crystal = pyxtal()
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                crystal.from_random(3, group, list(elements), [n * z for n in amounts],
-                                    random_state=int(rng.integers(2**31 - 1)))
-        except Exception:  # pyxtal raises when the Wyckoff positions cannot hold the atoms
-            continue
-        if not crystal.valid:
+        crystal = _build(group, elements, [n * z for n in amounts], rng)
+        if crystal is None:
             continue
         structure = crystal.to_pymatgen()
         if len(structure) > max_atoms:

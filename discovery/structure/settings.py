@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from discovery.errors import ConfigError
 
 OPTIMIZERS = ("FIRE", "BFGS")
+RANDOM_PRIORS = ("mp-wyckoff", "uniform")  # as random_search.PRIORS, without importing pyxtal
 # the search and references' code version: records made before a change that moves energies are redone
 STAGE_VERSION = 4
 
@@ -22,7 +23,9 @@ class RelaxSettings:
     ``max_steps`` and ``fmax`` (eV/Å): the optimizer's cap and force criterion;
     ``max_atoms``: the largest cell relaxed; ``prescreen``: template assignments (likeliest
     first) each given ``prescreen_steps`` optimizer steps, of which the ``max_prototypes`` lowest
-    in energy are relaxed fully (0: the ``max_prototypes`` likeliest, unscreened). Substitution
+    in energy are relaxed fully (0: the ``max_prototypes`` likeliest, unscreened);
+    ``random_prior``: where the random structures' space groups and Wyckoff sites come from
+    (``mp-wyckoff``: the likeliest of the Materials Project's that fit; ``uniform``: any group). Substitution
     probability alone ties whole families (every SiO2 polymorph for VO2) and put rutile VO2,
     diamond Si and the Heusler Eu2MgTl beyond the sixth place.
     """
@@ -36,6 +39,7 @@ class RelaxSettings:
     seed: int = 0
     prescreen: int = 24
     prescreen_steps: int = 30
+    random_prior: str = "mp-wyckoff"
 
     def __post_init__(self):
         for name in ("max_prototypes", "random_budget", "max_steps", "max_atoms", "prescreen",
@@ -53,6 +57,9 @@ class RelaxSettings:
             raise ConfigError(f"--max-atoms must be >= 1, got {self.max_atoms}")
         if not self.fmax > 0:
             raise ConfigError(f"--fmax must be > 0 eV/Å, got {self.fmax!r}")
+        if self.random_prior not in RANDOM_PRIORS:
+            raise ConfigError(f"unknown --random-prior {self.random_prior!r}; "
+                              f"use {' or '.join(RANDOM_PRIORS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
 

@@ -110,7 +110,8 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
             return _empty(formula, f"every relaxation failed ({screened} tried): {failures[0]}") | {
                 "tried": screened}, None
     if not proposals:
-        proposals = random_structures(comp, settings.random_budget, settings.seed, settings.max_atoms)
+        proposals = random_structures(comp, settings.random_budget, settings.seed, settings.max_atoms,
+                                      settings.random_prior)
         source = "pyxtal"
     if not proposals:
         kind = comp.reduced_composition.anonymized_formula
@@ -136,7 +137,8 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     eh, decomposition, hull_note = e_hull(comp.reduced_formula, ef)
     notes = []
     if source == "pyxtal":
-        notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal structures")
+        prior = " (MP Wyckoff prior)" if settings.random_prior == "mp-wyckoff" else ""
+        notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal structures{prior}")
     if not best.converged:
         notes.append(f"forces above {settings.fmax} eV/Å after {settings.max_steps} steps")
     if failures:

@@ -1,0 +1,144 @@
+"""Which space groups and Wyckoff sites a composition's crystal is likely to use: pyxtal's table
+of the Materials Project's structures (``database/spg_num_wps_mp.csv``, 88,678 structures as
+space group, atoms in the conventional cell, Wyckoff positions occupied, count), read as a prior
+for the random search.
+
+A row fits a composition when its sites can be shared out among the elements so that each
+element's multiplicities sum to its amount times a number of formula units. Drawing rows in
+proportion to their count puts a random structure where real crystals of that size are (the
+elpasolite's 4a 4b 8c 24e of Fm-3m, ThCr2Si2's 2a 2b 4d 4e of I4/mmm) instead of in a space
+group drawn uniformly from 2-230, most of which hold such a composition badly or not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# atoms in the conventional cell per atom of the primitive one, by the lattice's centring letter
+CENTRING = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "F": 4, "R": 3}
+MAX_ASSIGNMENTS = 64  # site-to-element assignments kept per row (a random one is built)
+# Pauling's parsimony rule as a factor per site beyond one per element: in pymatgen's AFLOW
+# library, 147 / 71 / 29 / 15 / 8 prototypes have 0 / 1 / 2 / 3 / 4 such sites (geometric,
+# maximum-likelihood ratio 0.57). Without it the many low-symmetry rows (P-1 with nine 2i
+# orbits, ...) that fit almost any composition outweigh the few that real crystals of that
+# stoichiometry use (K2PtCl6's 4a 8c 24e of Fm-3m for A2BX6).
+PARSIMONY = 0.57
+
+
+@dataclass(frozen=True)
+class SiteSet:
+    """One row of the table: a space group and the Wyckoff positions a structure occupies."""
+
+    group: int
+    atoms: int  # in the conventional cell
+    sites: tuple[int, ...]  # indices into pyxtal's Group(group).Wyckoff_positions (0: general)
+    count: int  # Materials Project structures with this space group and these sites
+
+
+@functools.lru_cache(maxsize=1)
+def site_sets() -> tuple[SiteSet, ...]:
+    """The table as shipped in pyxtal's wheel (nothing is downloaded)."""
+    from importlib.resources import files
+
+    import pandas as pd
+
+    path = files("pyxtal") / "database" / "spg_num_wps_mp.csv"
+    with path.open() as fh:
+        table = pd.read_csv(fh, dtype={"wps": str})
+    return tuple(SiteSet(int(g), int(n), tuple(int(i) for i in str(w).split("-")), int(c))
+                 for g, n, w, c in table[["spg", "n_atoms", "wps", "count"]].itertuples(index=False))
+
+
+@functools.lru_cache(maxsize=256)
+def _group(number: int):
+    from pyxtal.symmetry import Group
+
+    return Group(number)
+
+
+def multiplicities(number: int, sites: Sequence[int]) -> tuple[int, ...]:
+    wps = _group(number).Wyckoff_positions
+    return tuple(wps[i].multiplicity for i in sites)
+
+
+def site_labels(number: int, sites: Sequence[int]) -> tuple[str, ...]:
+    """``("4a", "8c", ...)`` for the indices, as pyxtal's ``sites`` argument names them."""
+    wps = _group(number).Wyckoff_positions
+    return tuple(f"{wps[i].multiplicity}{wps[i].letter}" for i in sites)
+
+
+def share_out(mults: Sequence[int], targets: Sequence[int], limit: int = MAX_ASSIGNMENTS
+              ) -> list[tuple[int, ...]]:
+    """Assignments of sites to elements (``out[k][i]``: the element of site ``i``) whose
+    multiplicities sum to each element's target; sites of one multiplicity and element are
+    interchangeable, so each split is listed once. At most ``limit``."""
+    order = sorted(range(len(mults)), key=lambda i: -mults[i])
+    left = list(targets)
+    chosen = [0] * len(mults)
+    out: list[tuple[int, ...]] = []
+    suffix = np.concatenate([np.cumsum([mults[i] for i in order][::-1])[::-1], [0]])
+
+    def walk(k: int, floor: int) -> None:
+        if len(out) >= limit:
+            return
+        if k == len(order):
+            if not any(left):
+                out.append(tuple(chosen))
+            return
+        if suffix[k] != sum(left):
+            return
+        i = order[k]
+        # equal sites in a row: non-decreasing elements, so a split is not listed twice
+        same = k > 0 and mults[order[k - 1]] == mults[i]
+        for e in range(floor if same else 0, len(left)):
+            if left[e] >= mults[i]:
+                left[e] -= mults[i]
+                chosen[i] = e
+                walk(k + 1, e)
+                left[e] += mults[i]
+
+    walk(0, 0)
+    return out
+
+
+def candidates(amounts: Sequence[int], max_atoms: int) -> list[tuple[SiteSet, int]]:
+    """Rows that fit the reduced ``amounts`` with at most ``max_atoms`` atoms in the primitive
+    cell, with their formula units per conventional cell; in the table's order."""
+    per_unit = sum(amounts)
+    out = []
+    for row in site_sets():
+        z, rest = divmod(row.atoms, per_unit)
+        if rest or z < 1:
+            continue
+        symbol = _group(row.group).symbol
+        if row.atoms // CENTRING.get(symbol[0], 1) > max_atoms:
+            continue
+        if sum(multiplicities(row.group, row.sites)) != row.atoms:  # a row this pyxtal reads otherwise
+            continue
+        if share_out(multiplicities(row.group, row.sites), [z * a for a in amounts], limit=1):
+            out.append((row, z))
+    return out
+
+
+def weights(rows: Sequence[tuple[SiteSet, int]], elements: int) -> np.ndarray:
+    """A row's prior weight for a composition of ``elements`` elements: its count times
+    PARSIMONY to the power of its sites beyond one per element."""
+    return np.array([r.count * PARSIMONY ** max(len(r.sites) - elements, 0) for r, _ in rows], float)
+
+
+def likeliest(rows: Sequence[tuple[SiteSet, int]], elements: int) -> list[int]:
+    """Indices of ``rows``, highest weight first (ties: the table's order), one per space group
+    and multiset of multiplicities: Immm's 2a 2b 2c 4i 4j 8n and 2a 2c 2d 4i 4j 8n are the same
+    structure type for a search of a few structures. The seed varies their free coordinates."""
+    seen, out = set(), []
+    for i in np.argsort(-weights(rows, elements), kind="stable"):
+        row = rows[i][0]
+        key = (row.group, tuple(sorted(multiplicities(row.group, row.sites))))
+        if key not in seen:
+            seen.add(key)
+            out.append(int(i))
+    return out
