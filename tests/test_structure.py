@@ -78,45 +78,54 @@ def test_random_structures_are_seeded_and_keep_the_composition():
 
 def test_share_out_lists_every_split_of_the_sites_once():
     """Against brute force: every site-to-element assignment whose multiplicities sum to the
-    targets, with sites of one multiplicity interchangeable."""
+    targets, once each, with sites of one kind (one Wyckoff position used twice) interchangeable
+    and sites of different kinds (4d and 4e) not."""
     import itertools
 
     from discovery.structure.wyckoff_prior import share_out
 
-    for mults, targets in (((24, 8, 4, 4), (8, 4, 24)), ((2, 2, 2, 1, 1), (4, 2, 2)), ((4, 4, 4, 2), (6, 8)),
-                           ((3, 3, 1), (2, 5)), ((8, 4, 4, 4, 2, 2), (12, 8, 4))):
-        def split(combo, mults=mults, targets=targets):  # which multiplicities each element holds
-            return tuple(tuple(sorted(m for m, e in zip(mults, combo, strict=True) if e == k))
-                         for k in range(len(targets)))
+    cases = (((24, 8, 4, 4), (8, 4, 24), (7, 9, 10, 11)), ((2, 2, 2, 1, 1), (4, 2, 2), (5, 5, 6, 7, 8)),
+             ((4, 4, 4, 2), (6, 8), (3, 3, 3, 4)), ((3, 3, 1), (2, 5), (0, 1, 2)),
+             ((8, 4, 4, 4, 2, 2), (12, 8, 4), (1, 2, 2, 3, 4, 4)), ((4, 4, 2), (2, 4, 4), (11, 10, 14)))
+    for mults, targets, kinds in cases:
+        def split(combo, mults=mults, targets=targets, kinds=kinds):  # the kinds each element holds
+            return tuple(tuple(sorted(k for k, e in zip(kinds, combo, strict=True) if e == el))
+                         for el in range(len(targets)))
+
+        def sums(combo, mults=mults, targets=targets):
+            return [sum(m for m, e in zip(mults, combo, strict=True) if e == el)
+                    for el in range(len(targets))]
 
         brute = {split(c) for c in itertools.product(range(len(targets)), repeat=len(mults))
-                 if [sum(part) for part in split(c)] == list(targets)}
-        splits = [split(a) for a in share_out(mults, targets)]
+                 if sums(c) == list(targets)}
+        got = share_out(mults, targets, kinds)
+        assert all(sums(a) == list(targets) for a in got)
+        splits = [split(a) for a in got]
         assert sorted(splits) == sorted(brute) and len(set(splits)) == len(splits), (mults, targets)
+    # ThCr2Si2 both ways round
+    assert sorted(share_out((4, 4, 2), (2, 4, 4), (11, 10, 14))) == [(1, 2, 0), (2, 1, 0)]
     assert share_out((24, 8, 4), (8, 4, 24)) == [(2, 0, 1)]  # K2PtCl6: 24e Br, 8c Cs, 4a Zr
     assert share_out((24, 8, 4), (9, 4, 23)) == []
 
 
 def test_the_wyckoff_prior_fits_the_composition_and_ranks_real_structure_types_first():
     pytest.importorskip("pyxtal")
-    from discovery.structure.wyckoff_prior import (
-        CENTRING,
-        _group,
-        candidates,
-        likeliest,
-        multiplicities,
-        site_labels,
-    )
+    from discovery.structure.wyckoff_prior import CENTRING, _group, candidates, choices, multiplicities
 
     rows = candidates((2, 1, 6), 12)  # A2BX6
     assert rows and all(sum(multiplicities(r.group, r.sites)) == z * 9 for r, z in rows)
     assert all(r.atoms // CENTRING[_group(r.group).symbol[0]] <= 12 for r, _ in rows)
-    top = [(r.group, sorted(site_labels(r.group, r.sites)))
-           for r, _ in (rows[i] for i in likeliest(rows, 3)[:4])]
-    assert (225, ["24e", "4a", "8c"]) in top  # K2PtCl6
-    elpasolite = candidates((3, 1, 6), 24)  # A3BX6: Fm-3m 4a 4b 8c 24e (count 2,673) first
-    first = elpasolite[likeliest(elpasolite, 3)[0]][0]
-    assert first.group == 225 and sorted(site_labels(225, first.sites)) == ["24e", "4a", "4b", "8c"]
+    top = [(c.group, c.labels()) for c in choices((2, 1, 6), 12)[:4]]
+    assert any(g == 225 and a == ["8c"] and b in (["4a"], ["4b"]) and x == ["24e"] for g, (a, b, x) in top)
+    elpasolite = choices((3, 1, 6), 24)  # A3BX6: Fm-3m 4a 4b 8c 24e (count 2,673) first
+    first = elpasolite[0].labels()
+    assert elpasolite[0].group == 225 and first[2] == ["24e"]
+    assert sorted(first[0]) in (["4a", "8c"], ["4b", "8c"])
+    # Cs on 8c+4a, In on 4b is Cs on 8c+4b, In on 4a shifted by half a cell: one choice, not two
+    assert sum(c.group == 225 and c.labels()[2] == ["24e"] for c in elpasolite) == 1
+    thcr2si2 = [c.labels() for c in choices((1, 2, 2), 24) if c.group == 139 and c.z == 2]
+    ways = {(tuple(fe), tuple(x)) for ba, fe, x in thcr2si2 if ba in (["2a"], ["2b"])}
+    assert {(("4d",), ("4e",)), (("4e",), ("4d",))} <= ways  # both ways round
     assert candidates((14, 1, 11), 24) == []  # Ca14MnSb11: no row within 24 atoms
 
 

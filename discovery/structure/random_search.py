@@ -52,32 +52,21 @@ def _build(group: int, elements, counts, rng: np.random.Generator, sites=None):
 
 
 def _from_prior(elements, amounts, budget: int, rng: np.random.Generator, max_atoms: int) -> list[Proposal]:
-    from discovery.structure.wyckoff_prior import (
-        candidates,
-        likeliest,
-        multiplicities,
-        share_out,
-        site_labels,
-    )
+    from discovery.structure.wyckoff_prior import choices
 
-    rows = candidates(amounts, max_atoms)
     out: list[Proposal] = []
-    for k in likeliest(rows, len(elements)):
+    for choice in choices(amounts, max_atoms):
         if len(out) >= budget:
             break
-        row, z = rows[k]
-        splits = share_out(multiplicities(row.group, row.sites), [z * a for a in amounts])
-        split = splits[int(rng.integers(len(splits)))]
-        labels = site_labels(row.group, row.sites)
-        sites = [[labels[i] for i, e in enumerate(split) if e == el] for el in range(len(elements))]
-        for _ in range(3):  # a few placements of the free coordinates before the next row
-            crystal = _build(row.group, elements, [z * a for a in amounts], rng, sites)
+        for _ in range(3):  # a few placements of the free coordinates before the next choice
+            crystal = _build(choice.group, elements, [choice.z * a for a in amounts], rng, choice.labels())
             if crystal is None:
                 continue
             structure = crystal.to_pymatgen().get_primitive_structure()
             if len(structure) > max_atoms:
                 break
-            names = " ".join(sorted(labels, key=lambda s: (int(s[:-1]), s[-1])))
+            names = " ".join(f"{el}:{','.join(sites)}"
+                             for el, sites in zip(elements, choice.labels(), strict=True))
             out.append(Proposal(f"{crystal.group.symbol} {names} (pyxtal, MP Wyckoff prior)", structure, 0.0))
             break
     return out

@@ -110,9 +110,20 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
             return _empty(formula, f"every relaxation failed ({screened} tried): {failures[0]}") | {
                 "tried": screened}, None
     if not proposals:
-        proposals = random_structures(comp, settings.random_budget, settings.seed, settings.max_atoms,
-                                      settings.random_prior)
+        # with the prior, a pool of likely site sets is prescreened as templates are: the table
+        # does not say which element takes which site, the short relaxation's energy does
+        pool = settings.random_budget
+        if settings.random_prior == "mp-wyckoff" and pool:
+            pool = max(settings.prescreen, pool)
+        proposals = random_structures(comp, pool, settings.seed, settings.max_atoms, settings.random_prior)
         source = "pyxtal"
+        if len(proposals) > settings.random_budget:
+            ranked, failures = _prescreen(proposals, settings)
+            screened = len(ranked) + len(failures)
+            proposals = [p for _, p in sorted(ranked[:settings.random_budget], key=lambda r: r[0])]
+            if not proposals:
+                return _empty(formula, f"every relaxation failed ({screened} tried): {failures[0]}") | {
+                    "tried": screened}, None
     if not proposals:
         kind = comp.reduced_composition.anonymized_formula
         return _empty(formula, f"no AFLOW prototype fits {kind} within {settings.max_atoms} atoms and "
@@ -138,7 +149,9 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     notes = []
     if source == "pyxtal":
         prior = " (MP Wyckoff prior)" if settings.random_prior == "mp-wyckoff" else ""
-        notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal structures{prior}")
+        pooled = f" (of {screened} prescreened)" if screened else ""
+        notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal "
+                     f"structures{prior}{pooled}")
     if not best.converged:
         notes.append(f"forces above {settings.fmax} eV/Å after {settings.max_steps} steps")
     if failures:

@@ -16,8 +16,6 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 # atoms in the conventional cell per atom of the primitive one, by the lattice's centring letter
 CENTRING = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "F": 4, "R": 3}
 MAX_ASSIGNMENTS = 64  # site-to-element assignments kept per row (a random one is built)
@@ -71,29 +69,29 @@ def site_labels(number: int, sites: Sequence[int]) -> tuple[str, ...]:
     return tuple(f"{wps[i].multiplicity}{wps[i].letter}" for i in sites)
 
 
-def share_out(mults: Sequence[int], targets: Sequence[int], limit: int = MAX_ASSIGNMENTS
-              ) -> list[tuple[int, ...]]:
+def share_out(mults: Sequence[int], targets: Sequence[int], kinds: Sequence[int] | None = None,
+              limit: int = MAX_ASSIGNMENTS) -> list[tuple[int, ...]]:
     """Assignments of sites to elements (``out[k][i]``: the element of site ``i``) whose
-    multiplicities sum to each element's target; sites of one multiplicity and element are
-    interchangeable, so each split is listed once. At most ``limit``."""
-    order = sorted(range(len(mults)), key=lambda i: -mults[i])
+    multiplicities sum to each element's target. Sites of one kind (the same Wyckoff position
+    used twice, as 2i 2i in P-1) are interchangeable, so each split is listed once; sites of
+    different kinds (4d and 4e) are not. ``kinds`` default: every site its own. At most ``limit``."""
+    kinds = list(range(len(mults))) if kinds is None else list(kinds)
+    order = sorted(range(len(mults)), key=lambda i: (-mults[i], kinds[i]))
     left = list(targets)
     chosen = [0] * len(mults)
     out: list[tuple[int, ...]] = []
-    suffix = np.concatenate([np.cumsum([mults[i] for i in order][::-1])[::-1], [0]])
+    if sum(mults) != sum(left):
+        return out
 
     def walk(k: int, floor: int) -> None:
         if len(out) >= limit:
             return
         if k == len(order):
-            if not any(left):
-                out.append(tuple(chosen))
-            return
-        if suffix[k] != sum(left):
+            out.append(tuple(chosen))
             return
         i = order[k]
-        # equal sites in a row: non-decreasing elements, so a split is not listed twice
-        same = k > 0 and mults[order[k - 1]] == mults[i]
+        # sites of one kind in a row take non-decreasing elements, so a split is not listed twice
+        same = k > 0 and kinds[order[k - 1]] == kinds[i]
         for e in range(floor if same else 0, len(left)):
             if left[e] >= mults[i]:
                 left[e] -= mults[i]
@@ -117,28 +115,56 @@ def candidates(amounts: Sequence[int], max_atoms: int) -> list[tuple[SiteSet, in
         symbol = _group(row.group).symbol
         if row.atoms // CENTRING.get(symbol[0], 1) > max_atoms:
             continue
-        if sum(multiplicities(row.group, row.sites)) != row.atoms:  # a row this pyxtal reads otherwise
+        mults = multiplicities(row.group, row.sites)
+        if sum(mults) != row.atoms:  # a row this pyxtal reads otherwise
             continue
-        if share_out(multiplicities(row.group, row.sites), [z * a for a in amounts], limit=1):
+        if share_out(mults, [z * a for a in amounts], row.sites, limit=1):
             out.append((row, z))
     return out
 
 
-def weights(rows: Sequence[tuple[SiteSet, int]], elements: int) -> np.ndarray:
-    """A row's prior weight for a composition of ``elements`` elements: its count times
-    PARSIMONY to the power of its sites beyond one per element."""
-    return np.array([r.count * PARSIMONY ** max(len(r.sites) - elements, 0) for r, _ in rows], float)
+@dataclass(frozen=True)
+class Choice:
+    """A space group with the Wyckoff sites of each element (indices, per element in order)."""
+
+    group: int
+    z: int  # formula units in the conventional cell
+    sites: tuple[tuple[int, ...], ...]
+    weight: float
+
+    def labels(self) -> list[list[str]]:
+        """pyxtal's ``sites`` argument: ``[["4a"], ["8c"], ["24e"]]``."""
+        return [list(site_labels(self.group, s)) for s in self.sites]
 
 
-def likeliest(rows: Sequence[tuple[SiteSet, int]], elements: int) -> list[int]:
-    """Indices of ``rows``, highest weight first (ties: the table's order), one per space group
-    and multiset of multiplicities: Immm's 2a 2b 2c 4i 4j 8n and 2a 2c 2d 4i 4j 8n are the same
-    structure type for a search of a few structures. The seed varies their free coordinates."""
-    seen, out = set(), []
-    for i in np.argsort(-weights(rows, elements), kind="stable"):
-        row = rows[i][0]
-        key = (row.group, tuple(sorted(multiplicities(row.group, row.sites))))
-        if key not in seen:
-            seen.add(key)
-            out.append(int(i))
-    return out
+@functools.lru_cache(maxsize=256)
+def _orders(number: int) -> tuple[tuple[int, ...], ...]:
+    """The permutations of Group(number)'s Wyckoff positions (as indices) that its Euclidean
+    normalizer makes: Fm-3m's 4a and 4b, Pnma's 4a and 4b are one choice up to an origin shift."""
+    group = _group(number)
+    last = len(group.Wyckoff_positions) - 1
+    # pyxtal lists the orders over the positions counted from the most special one
+    return tuple(tuple(last - int(order[last - i]) for i in range(last + 1)) for order in group.get_orders())
+
+
+def _canonical(number: int, sites: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:
+    return min(tuple(tuple(sorted(p[i] for i in el)) for el in sites) for p in _orders(number))
+
+
+def choices(amounts: Sequence[int], max_atoms: int) -> list[Choice]:
+    """Every way the table's fitting rows put the elements on sites, likeliest first (ties: the
+    table's order). A row's weight is its count times PARSIMONY per site beyond one per element,
+    shared equally among its splits (the table does not say which element takes which site);
+    splits that the normalizer maps onto each other are one choice, their weights summed."""
+    merged: dict[tuple, list] = {}
+    for row, z in candidates(amounts, max_atoms):
+        splits = share_out(multiplicities(row.group, row.sites), [z * a for a in amounts], row.sites)
+        weight = row.count * PARSIMONY ** max(len(row.sites) - len(amounts), 0) / len(splits)
+        for split in splits:
+            per_element = tuple(tuple(sorted(row.sites[i] for i, e in enumerate(split) if e == k))
+                                for k in range(len(amounts)))
+            key = (row.group, z, _canonical(row.group, per_element))
+            entry = merged.setdefault(key, [0.0, len(merged)])
+            entry[0] += weight
+    ranked = sorted(merged.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+    return [Choice(group, z, sites, weight) for (group, z, sites), (weight, _) in ranked]
