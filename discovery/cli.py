@@ -300,7 +300,8 @@ def relax_cmd(
                                            "--max-prototypes lowest go on (0: the likeliest, unscreened).")
                          ] = 24,
     prescreen_steps: Annotated[int, typer.Option(help="Optimizer steps of a prescreen relaxation.")] = 30,
-    random_budget: Annotated[int, typer.Option(help="pyxtal random structures where no template fits.")]
+    random_budget: Annotated[int, typer.Option(help="pyxtal random structures relaxed in full where no "
+                                               "template fits (the lowest of --prescreen prescreened).")]
     = 4,
     random_prior: Annotated[str, typer.Option(help="Random structures' space groups and Wyckoff sites: "
                                               "'mp-wyckoff' (the likeliest of Materials Project's that "

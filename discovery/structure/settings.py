@@ -19,7 +19,8 @@ class RelaxSettings:
     """Search and relaxation settings; picklable, so a worker runs the same search.
 
     ``max_prototypes``: AFLOW template assignments relaxed per candidate (best substitution
-    score first); ``random_budget``: pyxtal structures tried where no template fits;
+    score first); ``random_budget``: pyxtal structures relaxed in full where no template fits (with the
+    ``mp-wyckoff`` prior, the lowest of ``prescreen`` prescreened ones);
     ``max_steps`` and ``fmax`` (eV/Å): the optimizer's cap and force criterion;
     ``max_atoms``: the largest cell relaxed; ``prescreen``: template assignments (likeliest
     first) each given ``prescreen_steps`` optimizer steps, of which the ``max_prototypes`` lowest
