@@ -457,6 +457,52 @@ def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypat
     assert stage._search("NaCl", unscreened, None)[0]["prescreened"] == 0
 
 
+def test_random_structures_from_the_prior_are_prescreened_and_uniform_ones_are_not(monkeypatch):
+    """No template fits: with the prior a pool of --prescreen structures gets the short relaxation
+    and the --random-budget lowest are relaxed in full; --random-prior uniform draws the budget
+    only and relaxes it unscreened; --max-prototypes 0 skips the templates for the random search."""
+    import discovery.structure.energy as energy_mod
+    import discovery.structure.prototypes as proto_mod
+    import discovery.structure.random_search as random_mod
+    import discovery.structure.relax as relax_mod
+    from discovery.structure import stage
+
+    energy = {5.0: -1.0, 5.1: -1.1, 5.2: -1.3, 5.3: -1.2, 5.4: -0.9, 5.5: -1.25}
+    asked, steps_seen = [], []
+
+    def salt(a):
+        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"],
+                                         [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+    def fake_random(comp, budget, seed, max_atoms, prior="mp-wyckoff"):
+        asked.append((budget, prior))
+        return [proto_mod.Proposal(f"r{i}", salt(5.0 + 0.1 * i)) for i in range(min(budget, 6))]
+
+    def fake_relax(structure, settings, cell=True):
+        steps_seen.append(settings.max_steps)
+        return relax_mod.Relaxed(structure, energy[round(structure.lattice.a, 1)], True, 3, "")
+
+    monkeypatch.setattr(relax_mod, "relax", fake_relax)
+    monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
+    monkeypatch.setattr(random_mod, "random_structures", fake_random)
+    monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
+    monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: [])
+    prior = RelaxSettings(random_budget=2, prescreen=6, prescreen_steps=7, max_steps=50)
+    record, _ = stage._search("NaCl", prior, None)
+    assert asked == [(6, "mp-wyckoff")] and steps_seen == [7] * 6 + [50, 50]
+    assert [label for label, _ in record["relaxed_energies"]] == ["r2", "r5"]  # the two lowest
+    assert record["prototype"] == "r2" and "(of 6 prescreened)" in record["relax_note"]
+    asked.clear(), steps_seen.clear()
+    record, _ = stage._search("NaCl", RelaxSettings(random_budget=2, prescreen=6, random_prior="uniform",
+                                                    max_steps=50), None)
+    assert asked == [(2, "uniform")] and steps_seen == [50, 50] and record["prototype"] == "r1"
+    salt_template = [proto_mod.Proposal("rocksalt", salt(5.4))]
+    monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: salt_template)
+    assert stage._search("NaCl", prior, None)[0]["prototype"] == "rocksalt"
+    no_templates = RelaxSettings(max_prototypes=0, random_budget=2, prescreen=6, max_steps=50)
+    assert stage._search("NaCl", no_templates, None)[0]["prototype"] == "r2"
+
+
 def test_the_shipped_frame_shifts_load_and_record_their_out_of_fold_error():
     from discovery.structure.frame import load_frame
 

@@ -100,16 +100,8 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
         return _empty(formula, f"element {', '.join(missing)} not covered by CHGNet (H..Pu)"), None
     proposals = propose(comp, max(settings.prescreen, settings.max_prototypes), settings.max_atoms)
     source = "templates"
-    screened, failures = 0, []
-    if len(proposals) > settings.max_prototypes:
-        ranked, failures = _prescreen(proposals, settings)
-        screened = len(ranked) + len(failures)
-        # the lowest max_prototypes go on, in the order of likelihood: a tie goes to the likelier
-        proposals = [p for _, p in sorted(ranked[:settings.max_prototypes], key=lambda r: r[0])]
-        if not proposals:
-            return _empty(formula, f"every relaxation failed ({screened} tried): {failures[0]}") | {
-                "tried": screened}, None
-    if not proposals:
+    proposals, failures, screened = _keep_lowest(proposals, settings.max_prototypes, settings)
+    if not proposals and not screened:
         # with the prior, a pool of likely site sets is prescreened as templates are: the table
         # does not say which element takes which site, the short relaxation's energy does
         pool = settings.random_budget
@@ -117,13 +109,10 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
             pool = max(settings.prescreen, pool)
         proposals = random_structures(comp, pool, settings.seed, settings.max_atoms, settings.random_prior)
         source = "pyxtal"
-        if len(proposals) > settings.random_budget:
-            ranked, failures = _prescreen(proposals, settings)
-            screened = len(ranked) + len(failures)
-            proposals = [p for _, p in sorted(ranked[:settings.random_budget], key=lambda r: r[0])]
-            if not proposals:
-                return _empty(formula, f"every relaxation failed ({screened} tried): {failures[0]}") | {
-                    "tried": screened}, None
+        proposals, failures, screened = _keep_lowest(proposals, settings.random_budget, settings)
+    if screened and not proposals:
+        return _empty(formula, f"every relaxation failed ({screened} tried): {failures[0]}") | {
+            "tried": screened}, None
     if not proposals:
         kind = comp.reduced_composition.anonymized_formula
         return _empty(formula, f"no AFLOW prototype fits {kind} within {settings.max_atoms} atoms and "
@@ -165,6 +154,19 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
               "relax_steps": best.steps, "relax_note": "; ".join(notes), "tried": tried,
               "prescreened": screened, "relaxed_energies": energies, "model": model_version()}
     return record, cif_text(best.structure)
+
+
+def _keep_lowest(proposals: list, keep: int, settings: RelaxSettings) -> tuple[list, list[str], int]:
+    """More than ``keep`` proposals: the ``keep`` lowest after the prescreen, in the order of
+    likelihood (a tie goes to the likelier), the prescreen's failure notes and how many it tried;
+    otherwise the proposals as they are (none for ``keep`` 0: --max-prototypes 0 searches randomly)."""
+    if keep == 0:
+        return [], [], 0
+    if len(proposals) <= keep:
+        return proposals, [], 0
+    ranked, failures = _prescreen(proposals, settings)
+    kept = [p for _, p in sorted(ranked[:keep], key=lambda r: r[0])]
+    return kept, failures, len(ranked) + len(failures)
 
 
 def _prescreen(proposals: list, settings: RelaxSettings) -> tuple[list[tuple[int, object]], list[str]]:
