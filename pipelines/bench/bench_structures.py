@@ -235,8 +235,12 @@ def write_report(data: dict) -> None:
     text = json.dumps(data, indent=1) + "\n"
     atomic_write(REPORTS / "bench_structures.json", lambda p: p.write_text(text))
     lines = ["# Structure stage benchmark (issue 28)", "",
-             f"Command: `{data['command']}`; machine: {data['machine']}; model: CHGNet 0.3.0 "
+             f"Last command: `{data['command']}`; machine: {data['machine']}; model: CHGNet 0.3.0 "
              "(chgnet 0.4.2), one torch thread.", ""]
+    commands = data.get("section_commands", {})
+    if commands:
+        lines += ["Each section as measured: "
+                  + "; ".join(f"{name}: `{cmd}`" for name, cmd in commands.items()), ""]
     lib, rest = data.get("library"), data.get("rest")
     if lib:
         lines += ["## Recovery: CSPML's 90 ground-truth crystals", "",
@@ -330,6 +334,7 @@ def main() -> None:
             merged = json.loads(path.read_text()) if path.is_file() else {}
             merged |= {k: v for k, v in data.items() if k not in SECTIONS and k != "wall_seconds"}
             merged[name] = section
+            merged["section_commands"] = merged.get("section_commands", {}) | {name: data["command"]}
             wall = round(time.perf_counter() - t0, 1)
             merged["wall_seconds"] = merged.get("wall_seconds", {}) | {name: wall}
             write_report(merged)
