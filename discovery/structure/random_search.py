@@ -4,8 +4,8 @@ AIRSS-style search, seeded, within a budget of structures.
 With the ``mp-wyckoff`` prior (the default) the space groups and Wyckoff sites are the likeliest
 rows of the Materials Project's table (``wyckoff_prior``: how often real crystals use them,
 times a parsimony factor per extra site) that the composition fits, its elements shared out over
-the sites; only the free coordinates and the lattice are random. What the prior cannot fill is drawn as before
-(``uniform``): a space group from 2-230 and the sites pyxtal picks.
+the sites; only the free coordinates and the lattice are random. What the prior cannot fill is
+drawn as before (``uniform``): a space group from 2-230 and the sites pyxtal picks.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 from pymatgen.core import Composition
 
 from discovery.structure.prototypes import Proposal, reduced_amounts
+from discovery.structure.settings import RANDOM_PRIORS
 
 FORMULA_UNITS = (1, 2, 3, 4, 6, 8)
 ATTEMPTS_PER_STRUCTURE = 15
-PRIORS = ("mp-wyckoff", "uniform")
 
 
 def random_structures(comp: Composition, budget: int, seed: int, max_atoms: int,
@@ -30,8 +30,8 @@ def random_structures(comp: Composition, budget: int, seed: int, max_atoms: int,
     pyxtal cannot place the atoms."""
     if budget <= 0:
         return []
-    if prior not in PRIORS:
-        raise ValueError(f"unknown random-structure prior {prior!r}; use {' or '.join(PRIORS)}")
+    if prior not in RANDOM_PRIORS:
+        raise ValueError(f"unknown random-structure prior {prior!r}; use {' or '.join(RANDOM_PRIORS)}")
     elements, amounts = reduced_amounts(comp)
     rng = np.random.default_rng(seed)
     out = _from_prior(elements, amounts, budget, rng, max_atoms) if prior == "mp-wyckoff" else []
@@ -58,15 +58,15 @@ def _from_prior(elements, amounts, budget: int, rng: np.random.Generator, max_at
     for choice in choices(amounts, max_atoms):
         if len(out) >= budget:
             break
+        labels = choice.labels()
         for _ in range(3):  # a few placements of the free coordinates before the next choice
-            crystal = _build(choice.group, elements, [choice.z * a for a in amounts], rng, choice.labels())
+            crystal = _build(choice.group, elements, [choice.z * a for a in amounts], rng, labels)
             if crystal is None:
                 continue
             structure = crystal.to_pymatgen().get_primitive_structure()
             if len(structure) > max_atoms:
                 break
-            names = " ".join(f"{el}:{','.join(sites)}"
-                             for el, sites in zip(elements, choice.labels(), strict=True))
+            names = " ".join(f"{el}:{','.join(sites)}" for el, sites in zip(elements, labels, strict=True))
             out.append(Proposal(f"{crystal.group.symbol} {names} (pyxtal, MP Wyckoff prior)", structure, 0.0))
             break
     return out

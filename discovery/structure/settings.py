@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from discovery.errors import ConfigError
 
 OPTIMIZERS = ("FIRE", "BFGS")
-RANDOM_PRIORS = ("mp-wyckoff", "uniform")  # as random_search.PRIORS, without importing pyxtal
+RANDOM_PRIORS = ("mp-wyckoff", "uniform")  # where random structures come from (random_search)
 # the search and references' code version: records made before a change that moves energies are redone
 STAGE_VERSION = 4
 

@@ -4,10 +4,10 @@ space group, atoms in the conventional cell, Wyckoff positions occupied, count),
 for the random search.
 
 A row fits a composition when its sites can be shared out among the elements so that each
-element's multiplicities sum to its amount times a number of formula units. Drawing rows in
-proportion to their count puts a random structure where real crystals of that size are (the
-elpasolite's 4a 4b 8c 24e of Fm-3m, ThCr2Si2's 2a 2b 4d 4e of I4/mmm) instead of in a space
-group drawn uniformly from 2-230, most of which hold such a composition badly or not at all.
+element's multiplicities sum to its amount times a number of formula units. Taking the likeliest
+ways of doing so first puts a random structure where real crystals of that size are (the
+elpasolite's 4a 4b 8c 24e of Fm-3m, ThCr2Si2's 2a 4d 4e of I4/mmm) instead of in a space group
+drawn uniformly from 2-230, most of which hold such a composition badly or not at all.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 # atoms in the conventional cell per atom of the primitive one, by the lattice's centring letter
 CENTRING = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "F": 4, "R": 3}
-MAX_ASSIGNMENTS = 64  # site-to-element assignments kept per row (a random one is built)
+MAX_ASSIGNMENTS = 64  # site-to-element assignments listed per row (each is a choice)
 # Pauling's parsimony rule as a factor per site beyond one per element: in pymatgen's AFLOW
 # library, 147 / 71 / 29 / 15 / 8 prototypes have 0 / 1 / 2 / 3 / 4 such sites (geometric,
 # maximum-likelihood ratio 0.57). Without it the many low-symmetry rows (P-1 with nine 2i
@@ -103,11 +103,9 @@ def share_out(mults: Sequence[int], targets: Sequence[int], kinds: Sequence[int]
     return out
 
 
-def candidates(amounts: Sequence[int], max_atoms: int) -> list[tuple[SiteSet, int]]:
-    """Rows that fit the reduced ``amounts`` with at most ``max_atoms`` atoms in the primitive
-    cell, with their formula units per conventional cell; in the table's order."""
+def _fitting(amounts: Sequence[int], max_atoms: int, limit: int):
+    """(row, formula units, up to ``limit`` splits) for every row that fits, in the table's order."""
     per_unit = sum(amounts)
-    out = []
     for row in site_sets():
         z, rest = divmod(row.atoms, per_unit)
         if rest or z < 1:
@@ -118,9 +116,14 @@ def candidates(amounts: Sequence[int], max_atoms: int) -> list[tuple[SiteSet, in
         mults = multiplicities(row.group, row.sites)
         if sum(mults) != row.atoms:  # a row this pyxtal reads otherwise
             continue
-        if share_out(mults, [z * a for a in amounts], row.sites, limit=1):
-            out.append((row, z))
-    return out
+        if splits := share_out(mults, [z * a for a in amounts], row.sites, limit=limit):
+            yield row, z, splits
+
+
+def candidates(amounts: Sequence[int], max_atoms: int) -> list[tuple[SiteSet, int]]:
+    """Rows that fit the reduced ``amounts`` with at most ``max_atoms`` atoms in the primitive
+    cell, with their formula units per conventional cell; in the table's order."""
+    return [(row, z) for row, z, _ in _fitting(amounts, max_atoms, limit=1)]
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,7 @@ def choices(amounts: Sequence[int], max_atoms: int) -> list[Choice]:
     shared equally among its splits (the table does not say which element takes which site);
     splits that the normalizer maps onto each other are one choice, their weights summed."""
     merged: dict[tuple, list] = {}
-    for row, z in candidates(amounts, max_atoms):
-        splits = share_out(multiplicities(row.group, row.sites), [z * a for a in amounts], row.sites)
+    for row, z, splits in _fitting(amounts, max_atoms, MAX_ASSIGNMENTS):
         weight = row.count * PARSIMONY ** max(len(row.sites) - len(amounts), 0) / len(splits)
         for split in splits:
             per_element = tuple(tuple(sorted(row.sites[i] for i, e in enumerate(split) if e == k))
