@@ -149,7 +149,7 @@ def test_random_structures_from_the_prior_are_seeded_symmetric_and_primitive(mon
     uniform = random_structures(Composition("Cs3InF6"), 2, 11, 24, prior="uniform")
     assert all(p.label.startswith("random ") for p in uniform)
     # where no row of the table fits, the uniform draw fills the budget
-    monkeypatch.setattr(prior, "candidates", lambda amounts, max_atoms: [])
+    monkeypatch.setattr(prior, "choices", lambda amounts, max_atoms: [])
     filled = random_structures(Composition("Cs3InF6"), 2, 11, 24)
     assert len(filled) == 2 and all(p.label.startswith("random ") for p in filled)
 
