@@ -306,18 +306,25 @@ def relax_cmd(
     random_prior: Annotated[str, typer.Option(help="Random structures' space groups and Wyckoff sites: "
                                               "'mp-wyckoff' (the likeliest of Materials Project's that "
                                               "fit) or 'uniform' (any group).")] = "mp-wyckoff",
+    rerank: Annotated[str, typer.Option(help="Potential that re-relaxes CHGNet's --rerank-top lowest "
+                                        "structures and picks the lowest: 'sevennet' (SevenNet-0) or "
+                                        "'none' (CHGNet's lowest). Energies reported stay CHGNet's.")
+                      ] = "sevennet",
+    rerank_top: Annotated[int, typer.Option(help="Structures re-relaxed by --rerank.")] = 3,
     max_steps: Annotated[int, typer.Option(help="Optimizer step cap per relaxation.")] = 300,
     max_atoms: Annotated[int, typer.Option(help="Largest cell relaxed.")] = 24,
     seed: int = 0,
 ) -> None:
-    """Propose, relax (CHGNet) and re-score the structures of a report's top candidates."""
+    """Propose, relax (CHGNet, SevenNet-0 picks among the lowest) and re-score the structures of a
+    report's top candidates."""
     from discovery.errors import ConfigError
     from discovery.outputs import ReportLock
     from discovery.structure.settings import RelaxSettings
 
     settings = RelaxSettings(max_prototypes=max_prototypes, random_budget=random_budget, max_steps=max_steps,
                              max_atoms=max_atoms, seed=seed, prescreen=prescreen,
-                             prescreen_steps=prescreen_steps, random_prior=random_prior)
+                             prescreen_steps=prescreen_steps, random_prior=random_prior,
+                             rerank=rerank, rerank_top=rerank_top)
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     if engine == "dask":

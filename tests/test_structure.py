@@ -160,7 +160,9 @@ def test_random_structures_from_the_prior_are_seeded_symmetric_and_primitive(mon
     ({"max_atoms": -1}, "--max-atoms must be a whole number >= 0"),
     ({"prescreen": -2}, "--prescreen must be a whole number >= 0"),
     ({"prescreen_steps": 0}, "--prescreen-steps must be >= 1"),
-    ({"random_prior": "spg"}, "unknown --random-prior 'spg'")])
+    ({"random_prior": "spg"}, "unknown --random-prior 'spg'"),
+    ({"rerank": "mace"}, "unknown --rerank 'mace'"),
+    ({"rerank_top": 1}, "--rerank-top must be >= 2")])
 def test_bad_settings_are_one_line_errors(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         RelaxSettings(**kwargs)
@@ -442,6 +444,7 @@ def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypat
     proposals = [proto_mod.Proposal(f"t{i}", salt(5.0 + 0.1 * i), -i) for i in range(4)]
     monkeypatch.setattr(relax_mod, "relax", fake_relax)
     monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
+    monkeypatch.setattr(relax_mod, "covered", lambda comp, model: False)  # no re-ranking here
     monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: proposals[:cap])
     monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
     settings = RelaxSettings(max_prototypes=2, prescreen=4, prescreen_steps=7, random_budget=0,
@@ -455,6 +458,81 @@ def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypat
     unscreened = RelaxSettings(max_prototypes=2, prescreen=0, random_budget=0, max_steps=50)
     assert stage._search("NaCl", unscreened, None)[0]["prototype"] == "t1"
     assert stage._search("NaCl", unscreened, None)[0]["prescreened"] == 0
+
+
+def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monkeypatch):
+    """Four templates, likeliest first. CHGNet puts t1 lowest; SevenNet-0 re-relaxes CHGNet's three
+    lowest (t1, t2, t3, from CHGNet's relaxed structures) and puts t2 lowest: t2 is kept with
+    CHGNet's energy, and the note says so. t0, SevenNet's lowest of all but not among CHGNet's
+    three, is never re-relaxed. Within TIE the likelier wins; --rerank none, elements SevenNet
+    lacks, or fewer than two of its relaxations succeeding: CHGNet's lowest."""
+    import discovery.structure.energy as energy_mod
+    import discovery.structure.prototypes as proto_mod
+    import discovery.structure.relax as relax_mod
+    from discovery.structure import stage
+
+    chgnet = {5.0: -1.00, 5.1: -1.10, 5.2: -1.05, 5.3: -1.08}
+    sevennet = {5.0: -2.0, 5.1: -1.50, 5.2: -1.60, 5.3: -1.55}
+    calls = []
+
+    def fake_relax(structure, settings, cell=True, model="chgnet"):
+        a = round(structure.lattice.a, 2)
+        calls.append((model, a))
+        if model == "chgnet":  # CHGNet's relaxed cell is marked by +0.01 Å
+            return relax_mod.Relaxed(salt(a + 0.01), chgnet[round(a, 1)], True, 3, "")
+        e = sevennet[round(a, 1)]
+        return relax_mod.Relaxed(structure, float("nan") if e is None else e, True, 2,
+                                 "" if e is not None else "relaxation exploded (made up)")
+
+    def salt(a):
+        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"],
+                                         [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+    proposals = [proto_mod.Proposal(f"t{i}", salt(5.0 + 0.1 * i), -i) for i in range(4)]
+    monkeypatch.setattr(relax_mod, "relax", fake_relax)
+    monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
+    monkeypatch.setattr(relax_mod, "rerank_version", lambda model: "SevenNet-0 (fake)")
+    monkeypatch.setattr(relax_mod, "covered", lambda comp, model: True)
+    monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: proposals[:cap])
+    monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
+    settings = RelaxSettings(max_prototypes=4, prescreen=0, random_budget=0, rerank_top=3)
+
+    record, _ = stage._search("NaCl", settings, None)
+    assert [a for model, a in calls if model == "sevennet"] == [5.11, 5.21, 5.31]
+    assert record["prototype"] == "t2" and record["energy_per_atom"] == -1.05
+    assert record["formation_energy_relaxed"] == -1.05 and record["rerank_model"] == "SevenNet-0 (fake)"
+    assert "SevenNet-0 (fake) put it lowest; CHGNet put t1 50 meV/atom below it" in record["relax_note"]
+    assert record["reranked"] == [["t1", -1.1, -1.5], ["t2", -1.05, -1.6], ["t3", -1.08, -1.55]]
+    assert record["rerank_changed"] is True
+
+    sevennet[5.1] = -1.597  # within TIE of t2: the likelier t1
+    tied = stage._search("NaCl", settings, None)[0]
+    assert tied["prototype"] == "t1" and tied["rerank_changed"] is False
+    sevennet[5.1] = -1.50
+    calls.clear()
+    off_settings = RelaxSettings(max_prototypes=4, prescreen=0, random_budget=0, rerank="none")
+    off = stage._search("NaCl", off_settings, None)[0]
+    assert off["prototype"] == "t1" and off["reranked"] is None and all(c[0] == "chgnet" for c in calls)
+    sevennet[5.2] = sevennet[5.3] = None  # one finalist left: nothing to compare
+    failed = stage._search("NaCl", settings, None)[0]
+    assert failed["prototype"] == "t1" and failed["reranked"] is None
+    sevennet[5.2], sevennet[5.3] = -1.60, -1.55
+    monkeypatch.setattr(relax_mod, "covered", lambda comp, model: False)
+    assert stage._search("NaCl", settings, None)[0]["prototype"] == "t1"
+
+
+@needs_extra
+def test_sevennet_relaxes_and_ranks_rocksalt_below_cesium_chloride_nacl():
+    """The real SevenNet-0: a finite energy per atom for NaCl, rocksalt below the CsCl type
+    (rocksalt is NaCl's structure at ambient pressure), and Po (Z 84) not covered."""
+    from discovery.structure.relax import covered, relax
+
+    csc = Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    settings = RelaxSettings(max_steps=40)
+    salt, cesium = relax(rocksalt(), settings, model="sevennet"), relax(csc, settings, model="sevennet")
+    assert salt.ok and cesium.ok and -4.5 < salt.energy_per_atom < -3.0
+    assert salt.energy_per_atom < cesium.energy_per_atom - 0.01
+    assert covered(Composition("NaCl"), "sevennet") and not covered(Composition("PoO2"), "sevennet")
 
 
 def test_random_structures_from_the_prior_are_prescreened_and_uniform_ones_are_not(monkeypatch):
@@ -484,6 +562,7 @@ def test_random_structures_from_the_prior_are_prescreened_and_uniform_ones_are_n
 
     monkeypatch.setattr(relax_mod, "relax", fake_relax)
     monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
+    monkeypatch.setattr(relax_mod, "covered", lambda comp, model: False)  # no re-ranking here
     monkeypatch.setattr(random_mod, "random_structures", fake_random)
     monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
     monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: [])

@@ -3,12 +3,13 @@ CHGNet and re-score the lowest-energy one against the hull of known phases.
 
 Modules, one job each: ``settings`` (what decides a result), ``prototypes`` (AFLOW templates with
 element-to-site assignments ordered by substitution probability), ``random_search`` (pyxtal's
-random symmetric structures where no template fits), ``relax`` (CHGNet + ase cell filter),
+random symmetric structures where no template fits), ``relax`` (CHGNet + ase cell filter;
+SevenNet-0 re-relaxes the lowest few to pick among them),
 ``energy`` (elemental references in CHGNet's energy frame, formation energy, ``e_hull``),
 ``cif`` (CIF files), ``store`` (resumable per-candidate records) and ``stage`` (the per-candidate
 task, the engines and the report columns).
 
-torch, chgnet, ase and pyxtal are the optional extra ``discovery[structure]``: nothing here
+torch, chgnet, sevenn, ase and pyxtal are the optional extra ``discovery[structure]``: nothing here
 imports them at module level, and :func:`require_extra` names the install command.
 """
 
@@ -18,7 +19,7 @@ import importlib.util
 
 from discovery.errors import ConfigError
 
-EXTRA_MODULES = ("torch", "chgnet", "ase", "pyxtal", "threadpoolctl")
+EXTRA_MODULES = ("torch", "chgnet", "sevenn", "ase", "pyxtal", "threadpoolctl")
 INSTALL_HINT = 'pip install "discovery[structure]"'
 
 

@@ -1,8 +1,10 @@
-"""CHGNet relaxation: ase's FrechetCellFilter (cell and positions) and an ase optimizer with a
-step cap, one torch thread per process, torch's CUDA device where there is one.
+"""Relaxation with a universal potential: ase's FrechetCellFilter (cell and positions) and an ase
+optimizer with a step cap, one torch thread per process, torch's CUDA device where there is one.
 
-CHGNet predicts energies in the Materials Project's corrected (MP2020-compatible) frame: they
-are used as they are, with no further corrections.
+CHGNet relaxes every structure; SevenNet-0 (``sevenn``, weights in its wheel) re-relaxes the
+lowest few to decide which is lowest (``RelaxSettings.rerank``). Both predict energies in the
+Materials Project's corrected (MP2020-compatible) frame: they are used as they are, with no
+further corrections; reported energies are CHGNet's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pymatgen.core import Composition, Element, Structure
 from discovery.structure.settings import RelaxSettings
 
 MAX_Z = 94  # CHGNet's element embedding covers H..Pu
+MODELS = ("chgnet", "sevennet")
+SEVENNET = "7net-0"  # SevenNet-0 (11Jul2024), trained on MPtrj as CHGNet: Z 1-83 and 89-94
 MIN_DISTANCE = 0.5  # Å: closer atoms mean the relaxation collapsed
 VOLUME_RATIO = 5.0  # volume per atom growing or shrinking more than this: exploded
 ENERGY_FLOOR = -20.0  # eV/atom: below every real compound's energy
@@ -53,29 +57,54 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def calculator():
-    """This process's CHGNet ase calculator (loaded once; torch limited to one thread)."""
-    if "calc" not in _STATE:
+def calculator(model: str = "chgnet"):
+    """This process's ase calculator of ``model`` (loaded once; torch limited to one thread)."""
+    if model not in MODELS:
+        raise ValueError(f"unknown potential {model!r}; use {' or '.join(MODELS)}")
+    key = "calc" if model == "chgnet" else f"calc:{model}"
+    if key not in _STATE:
         import torch
 
         torch.set_num_threads(1)
         # chgnet 0.4.2 converts a tensor that requires grad on every call: a warning, not a fault
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad",
                                 category=UserWarning)
-        from chgnet.model import CHGNet
-        from chgnet.model.dynamics import CHGNetCalculator
+        if model == "chgnet":
+            from chgnet.model import CHGNet
+            from chgnet.model.dynamics import CHGNetCalculator
 
-        with contextlib.redirect_stdout(io.StringIO()):
-            model = CHGNet.load(verbose=False)
-            _STATE["calc"] = CHGNetCalculator(model=model, use_device=device())
-        _STATE["version"] = f"CHGNet {model.version}"
-    return _STATE["calc"]
+            with contextlib.redirect_stdout(io.StringIO()):
+                net = CHGNet.load(verbose=False)
+                _STATE[key] = CHGNetCalculator(model=net, use_device=device())
+            _STATE["version"] = f"CHGNet {net.version}"
+        else:
+            with warnings.catch_warnings():  # "no tensor product accelerator": the CPU path is it
+                warnings.simplefilter("ignore")
+                from sevenn.calculator import SevenNetCalculator
+
+                _STATE[key] = SevenNetCalculator(model=SEVENNET, device=device())
+    return _STATE[key]
 
 
 def model_version() -> str:
     """'CHGNet 0.3.0': the weights the energies come from."""
     calculator()
     return str(_STATE["version"])
+
+
+def rerank_version(model: str) -> str:
+    """'SevenNet-0 (sevenn 0.13.0)': the weights that decide which relaxed structure is lowest."""
+    import sevenn
+
+    return f"SevenNet-0 (sevenn {sevenn.__version__})" if model == "sevennet" else model
+
+
+def covered(comp: Composition, model: str) -> bool:
+    """Whether ``model`` has every element of ``comp``."""
+    if model == "sevennet":
+        numbers = set(getattr(calculator(model), "type_map", {}) or ())
+        return all(Element(str(e)).Z in numbers for e in comp.elements)
+    return not uncovered_elements(comp)
 
 
 def _min_distance(structure: Structure) -> float:
@@ -117,8 +146,8 @@ def _min_height(cell: np.ndarray) -> float:
     return float(abs(np.linalg.det(cell)) / areas.max())
 
 
-def relax(structure: Structure, settings: RelaxSettings, cell: bool = True) -> Relaxed:
-    """Relax ``structure`` (cell too unless ``cell`` is False, as for a molecule in a box)."""
+def relax(structure: Structure, settings: RelaxSettings, cell: bool = True, model: str = "chgnet") -> Relaxed:
+    """Relax ``structure`` with ``model`` (cell too unless ``cell`` is False, as for a molecule in a box)."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS, FIRE
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -141,7 +170,7 @@ def relax(structure: Structure, settings: RelaxSettings, cell: bool = True) -> R
         if flat < 1 / VOLUME_RATIO:
             raise _RunawayCell(f"thinnest cell height x{flat:.2g}")
 
-    atoms.calc = _guarded(calculator(), check_cell)
+    atoms.calc = _guarded(calculator(model), check_cell)
     target = FrechetCellFilter(atoms) if cell else atoms
     optimizer = {"FIRE": FIRE, "BFGS": BFGS}[settings.optimizer](target, logfile=None)
     try:

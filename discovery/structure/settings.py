@@ -10,6 +10,7 @@ from discovery.errors import ConfigError
 
 OPTIMIZERS = ("FIRE", "BFGS")
 RANDOM_PRIORS = ("mp-wyckoff", "uniform")  # where random structures come from (random_search)
+RERANKERS = ("sevennet", "none")  # the potential that decides which relaxed structure is lowest
 # the search and references' code version: records made before a change that moves energies are redone
 STAGE_VERSION = 4
 
@@ -29,6 +30,9 @@ class RelaxSettings:
     (``mp-wyckoff``: the likeliest of the Materials Project's that fit; ``uniform``: any group). Substitution
     probability alone ties whole families (every SiO2 polymorph for VO2) and put rutile VO2,
     diamond Si and the Heusler Eu2MgTl beyond the sixth place.
+    ``rerank``: the potential that re-relaxes CHGNet's ``rerank_top`` lowest structures and picks
+    the lowest of them (``sevennet``: SevenNet-0, better than CHGNet at ordering polymorphs on
+    Matbench Discovery; ``none``: CHGNet's lowest). Energies reported stay CHGNet's.
     """
 
     max_prototypes: int = 6
@@ -41,10 +45,12 @@ class RelaxSettings:
     prescreen: int = 24
     prescreen_steps: int = 30
     random_prior: str = "mp-wyckoff"
+    rerank: str = "sevennet"
+    rerank_top: int = 3
 
     def __post_init__(self):
         for name in ("max_prototypes", "random_budget", "max_steps", "max_atoms", "prescreen",
-                     "prescreen_steps"):
+                     "prescreen_steps", "rerank_top"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {value!r}")
@@ -61,6 +67,11 @@ class RelaxSettings:
         if self.random_prior not in RANDOM_PRIORS:
             raise ConfigError(f"unknown --random-prior {self.random_prior!r}; "
                               f"use {' or '.join(RANDOM_PRIORS)}")
+        if self.rerank not in RERANKERS:
+            raise ConfigError(f"unknown --rerank {self.rerank!r}; use {' or '.join(RERANKERS)}")
+        if self.rerank != "none" and self.rerank_top < 2:
+            raise ConfigError(f"--rerank-top must be >= 2 to compare structures, got {self.rerank_top} "
+                              "(or --rerank none)")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
 

@@ -117,19 +117,22 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
         kind = comp.reduced_composition.anonymized_formula
         return _empty(formula, f"no AFLOW prototype fits {kind} within {settings.max_atoms} atoms and "
                                "pyxtal placed no random structure"), None
-    best, best_label, energies = None, "", []
+    relaxed, energies = [], []  # relaxed: (label, Relaxed) in the order of likelihood
     for proposal in proposals:
         res = relax(with_volume_floor(proposal.structure), settings)
         energies.append([proposal.label, round(res.energy_per_atom, 6) if res.ok else None])
         if not res.ok:
             failures.append(res.note)
             continue
-        if best is None or res.energy_per_atom < best.energy_per_atom - TIE:  # ties: the likelier template
-            best, best_label = res, proposal.label
+        relaxed.append((proposal.label, res))
     tried = max(len(proposals), screened)
-    if best is None:
+    if not relaxed:
         return _empty(formula, f"every relaxation failed ({tried} tried): {failures[0]}") | {
             "tried": tried}, None
+    lowest = _lowest([res.energy_per_atom for _, res in relaxed])
+    judged = _rerank(comp, relaxed, settings)
+    pick = lowest if judged is None else judged["pick"]
+    best_label, best = relaxed[pick]
     try:
         ef = formation_energy(comp, best.energy_per_atom, cache)
     except RuntimeError as exc:
@@ -141,6 +144,10 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
         pooled = f" (of {screened} prescreened)" if screened else ""
         notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal "
                      f"structures{prior}{pooled}")
+    if pick != lowest:
+        gap = 1000 * (best.energy_per_atom - relaxed[lowest][1].energy_per_atom)
+        notes.append(f"{judged['model']} put it lowest; CHGNet put {relaxed[lowest][0]} "
+                     f"{gap:.0f} meV/atom below it")
     if not best.converged:
         notes.append(f"forces above {settings.fmax} eV/Å after {settings.max_steps} steps")
     if failures:
@@ -152,8 +159,40 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
               "e_hull_relaxed": None if not math.isfinite(eh) else round(eh, 6),
               "decomposition_relaxed": decomposition, "relax_converged": best.converged,
               "relax_steps": best.steps, "relax_note": "; ".join(notes), "tried": tried,
-              "prescreened": screened, "relaxed_energies": energies, "model": model_version()}
+              "prescreened": screened, "relaxed_energies": energies, "model": model_version(),
+              "rerank_model": None if judged is None else judged["model"],
+              "reranked": None if judged is None else judged["energies"], "rerank_changed": pick != lowest}
     return record, cif_text(best.structure)
+
+
+def _lowest(energies: Sequence[float]) -> int:
+    """Index of the lowest energy; one within TIE of a likelier (earlier) one loses to it."""
+    best = 0
+    for i, e in enumerate(energies):
+        if e < energies[best] - TIE:
+            best = i
+    return best
+
+
+def _rerank(comp, relaxed: list, settings: RelaxSettings) -> dict | None:
+    """The ``rerank_top`` lowest of CHGNet's relaxed structures re-relaxed by ``settings.rerank``:
+    the index of its lowest (same tie rule, likelier first), its model and each finalist's
+    [label, CHGNet energy, its energy]; None when off, with fewer than two finalists, for elements
+    it lacks, or when fewer than two of its relaxations succeed."""
+    from discovery.structure.relax import covered, relax, rerank_version
+
+    if settings.rerank == "none" or len(relaxed) < 2 or not covered(comp, settings.rerank):
+        return None
+    order = sorted(range(len(relaxed)), key=lambda i: relaxed[i][1].energy_per_atom)
+    finalists = sorted(order[:settings.rerank_top])  # back in the order of likelihood
+    judged = {i: relax(relaxed[i][1].structure, settings, model=settings.rerank) for i in finalists}
+    fine = [i for i in finalists if judged[i].ok]
+    rows = [[relaxed[i][0], round(relaxed[i][1].energy_per_atom, 6),
+             round(judged[i].energy_per_atom, 6) if judged[i].ok else None] for i in finalists]
+    if len(fine) < 2:
+        return None
+    pick = fine[_lowest([judged[i].energy_per_atom for i in fine])]
+    return {"pick": pick, "model": rerank_version(settings.rerank), "energies": rows}
 
 
 def _keep_lowest(proposals: list, keep: int, settings: RelaxSettings) -> tuple[list, list[str], int]:
@@ -207,6 +246,9 @@ class StageResult:
                 "resumed": len(self.records) - len(fresh),
                 "with_structure": sum(bool(r.get("cif_name")) for r in self.records),
                 "model": next((r["model"] for r in self.records if r.get("model")), None),
+                "rerank_model": next((r["rerank_model"] for r in self.records if r.get("rerank_model")),
+                                     None),
+                "rerank_changed": sum(bool(r.get("rerank_changed")) for r in self.records),
                 "settings": settings.to_dict(), "directory": self.directory.name,
                 "seconds": {"wall": round(self.wall_seconds, 2),
                             "per_candidate_mean": round(sum(timed) / len(timed), 2) if timed else None,

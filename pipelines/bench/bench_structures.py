@@ -194,6 +194,7 @@ def formation(n: int, seed: int, folder: Path, checkpoint) -> dict:
         err = np.array([r["chgnet"] - r["oqmd"] for r in rows if r["chgnet"] is not None])
         shifted = shift_cv([r["formula"] for r in rows if r["chgnet"] is not None], err)
         return {"compounds": len(rows), "with_energy": len(err), "per_element_shifts_cv": shifted,
+                "against_mp": against_mp(rows),
                 "mae": round(float(np.abs(err).mean()), 4) if len(err) else None,
                 "median_abs_error": round(float(np.median(np.abs(err))), 4) if len(err) else None,
                 "mean_error": round(float(err.mean()), 4) if len(err) else None,
@@ -201,6 +202,30 @@ def formation(n: int, seed: int, folder: Path, checkpoint) -> dict:
                 "cpu_seconds_mean": _mean([r["cpu_seconds"] for r in rows]), "rows": rows}
 
     return staged(ref["formula"].tolist(), FORMATION_SETTINGS, folder, summarize, checkpoint)
+
+
+def against_mp(rows: list[dict]) -> dict:
+    """Where the error comes from: on the compounds that the Materials Project's ground-state ΔHf
+    (Bartel et al.'s CritExam table, MP's DFT) also holds, MP against OQMD (the two DFT databases'
+    own disagreement, which no potential trained on MP can undercut) and CHGNet against MP (the
+    potential and the templates), each raw and after per-element shifts out of fold."""
+    from pymatgen.core import Composition
+
+    from discovery.data import load_crabnet_table
+
+    mp = pd.concat([load_crabnet_table(f"critexam_ef_{s}") for s in ("train", "val", "test")])
+    mp["reduced"] = [Composition(f).reduced_formula for f in mp["formula"]]
+    ground = mp.groupby("reduced")["formation_energy"].min().to_dict()
+    both = [r for r in rows if r["chgnet"] is not None and r["formula"] in ground]
+    formulas = [r["formula"] for r in both]
+    oqmd, chgnet = np.array([r["oqmd"] for r in both]), np.array([r["chgnet"] for r in both])
+    ref = np.array([ground[f] for f in formulas])
+    out = {"compounds": len(both), "source": "crabnet CritExam__Ef (MP), lowest ΔHf per composition"}
+    pairs = (("mp_vs_oqmd", ref - oqmd), ("chgnet_vs_mp", chgnet - ref), ("chgnet_vs_oqmd", chgnet - oqmd))
+    for name, err in pairs:
+        cv = shift_cv(formulas, err)
+        out[name] = {"mae": round(float(np.abs(err).mean()), 4), "mae_shifted_cv": cv and cv["mae"]}
+    return out
 
 
 def ehull(report: Path, n_rows: int, folder: Path, checkpoint) -> dict:
@@ -236,7 +261,9 @@ def write_report(data: dict) -> None:
     atomic_write(REPORTS / "bench_structures.json", lambda p: p.write_text(text))
     lines = ["# Structure stage benchmark (issue 28)", "",
              f"Last command: `{data['command']}`; machine: {data['machine']}; model: CHGNet 0.3.0 "
-             "(chgnet 0.4.2), one torch thread.", ""]
+             "(chgnet 0.4.2), one torch thread; where a section's settings say `rerank: sevennet`, "
+             "SevenNet-0 (sevenn 0.13.0) re-relaxed CHGNet's `rerank_top` lowest structures and picked "
+             "the lowest (sections without the key predate it: CHGNet's lowest).", ""]
     commands = data.get("section_commands", {})
     if commands:
         lines += ["Each section as measured: "
@@ -275,6 +302,15 @@ def write_report(data: dict) -> None:
                       f"({cv['elements']} elements). The shifts fitted on all of them ship in "
                       "`discovery/models/chgnet_frame/` (`pipelines/ship/fit_chgnet_frame.py`) and move "
                       "`formation_energy_relaxed` and `e_hull_relaxed` into OQMD's frame.", ""]
+        if mp := form.get("against_mp"):
+            lines += [f"Where the error comes from, on the {mp['compounds']} of them whose ground-state ΔHf "
+                      f"the Materials Project also has ({mp['source']}): MP against OQMD MAE "
+                      f"{mp['mp_vs_oqmd']['mae']} "
+                      f"raw, {mp['mp_vs_oqmd']['mae_shifted_cv']} after the same shifts (the two DFT "
+                      f"databases' own disagreement); CHGNet against MP {mp['chgnet_vs_mp']['mae']} raw, "
+                      f"{mp['chgnet_vs_mp']['mae_shifted_cv']} shifted (the potential and the templates); "
+                      f"CHGNet against OQMD {mp['chgnet_vs_oqmd']['mae']} raw, "
+                      f"{mp['chgnet_vs_oqmd']['mae_shifted_cv']} shifted.", ""]
     eh = data.get("ehull")
     if eh:
         lines += ["## Relaxed e_hull on a `discover run` report", "",
