@@ -518,7 +518,9 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     assert failed["prototype"] == "t1" and failed["reranked"] is None
     sevennet[5.2], sevennet[5.3] = -1.60, -1.55
     monkeypatch.setattr(relax_mod, "covered", lambda comp, model: False)
-    assert stage._search("NaCl", settings, None)[0]["prototype"] == "t1"
+    lacking = stage._search("NaCl", settings, None)[0]
+    assert lacking["prototype"] == "t1" and lacking["reranked"] is None
+    assert "SevenNet-0 (fake) lacks an element of NaCl: CHGNet's lowest kept" in lacking["relax_note"]
 
 
 @needs_extra

@@ -131,7 +131,7 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
             "tried": tried}, None
     lowest = _lowest([res.energy_per_atom for _, res in relaxed])
     judged = _rerank(comp, relaxed, settings)
-    pick = lowest if judged is None else judged["pick"]
+    pick = lowest if judged is None or judged["pick"] is None else judged["pick"]
     best_label, best = relaxed[pick]
     try:
         ef = formation_energy(comp, best.energy_per_atom, cache)
@@ -144,6 +144,8 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
         pooled = f" (of {screened} prescreened)" if screened else ""
         notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal "
                      f"structures{prior}{pooled}")
+    if judged is not None and judged.get("note"):
+        notes.append(judged["note"])
     if pick != lowest:
         gap = 1000 * (best.energy_per_atom - relaxed[lowest][1].energy_per_atom)
         notes.append(f"{judged['model']} put it lowest; CHGNet put {relaxed[lowest][0]} "
@@ -160,7 +162,7 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
               "decomposition_relaxed": decomposition, "relax_converged": best.converged,
               "relax_steps": best.steps, "relax_note": "; ".join(notes), "tried": tried,
               "prescreened": screened, "relaxed_energies": energies, "model": model_version(),
-              "rerank_model": None if judged is None else judged["model"],
+              "rerank_model": None if judged is None or judged["energies"] is None else judged["model"],
               "reranked": None if judged is None else judged["energies"], "rerank_changed": pick != lowest}
     return record, cif_text(best.structure)
 
@@ -177,12 +179,16 @@ def _lowest(energies: Sequence[float]) -> int:
 def _rerank(comp, relaxed: list, settings: RelaxSettings) -> dict | None:
     """The ``rerank_top`` lowest of CHGNet's relaxed structures re-relaxed by ``settings.rerank``:
     the index of its lowest (same tie rule, likelier first), its model and each finalist's
-    [label, CHGNet energy, its energy]; None when off, with fewer than two finalists, for elements
-    it lacks, or when fewer than two of its relaxations succeed."""
+    [label, CHGNet energy, its energy]; None when off, with fewer than two finalists, or when fewer
+    than two of its relaxations succeed; for elements it lacks, no pick and a note saying so."""
     from discovery.structure.relax import covered, relax, rerank_version
 
-    if settings.rerank == "none" or len(relaxed) < 2 or not covered(comp, settings.rerank):
+    if settings.rerank == "none" or len(relaxed) < 2:
         return None
+    if not covered(comp, settings.rerank):
+        return {"pick": None, "model": rerank_version(settings.rerank), "energies": None,
+                "note": f"{rerank_version(settings.rerank)} lacks an element of {comp.reduced_formula}: "
+                        "CHGNet's lowest kept"}
     order = sorted(range(len(relaxed)), key=lambda i: relaxed[i][1].energy_per_atom)
     finalists = sorted(order[:settings.rerank_top])  # back in the order of likelihood
     judged = {i: relax(relaxed[i][1].structure, settings, model=settings.rerank) for i in finalists}
