@@ -281,6 +281,12 @@ def write_report(data: dict) -> None:
             lines.append(f"- the others: {rest['recovered']} of {rest['candidates']} run "
                          f"({rest['seconds_mean']} s per crystal); all: **{total} of "
                          f"{lib['candidates'] + rest['candidates']}** run")
+            if sub := rest.get("reranked_subset"):
+                lines.append(f"- the first {len(sub['crystals'])} of the others rerun with re-ranking "
+                             f"(`{sub['command']}`): {sub['recovered']} recovered, against "
+                             f"{sub['recovered_chgnet_only']} with CHGNet alone; {sub['cpu_seconds']} CPU-s "
+                             f"against {sub['cpu_seconds_chgnet_only']}; SevenNet-0 changed the pick for "
+                             f"{', '.join(sub['rerank_changed']) or 'none'}")
         lines += ["", "| formula | recovered | prototype found | space group (truth) | s | note |",
                   "|---|---|---|---|---:|---|"]
         for r in lib["rows"] + (rest["rows"] if rest else []):
