@@ -44,8 +44,25 @@ def relaxed(cache, tmp_path_factory):
     return folder, {r["formula"]: r for r in result.records}
 
 
-def rocksalt() -> Structure:
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+def rocksalt(a: float = 5.64) -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def fake_search(monkeypatch, fake_relax, templates: int = 0, rerank: bool = False) -> list:
+    """Stage._search with ``fake_relax`` for the potentials, formation energy = energy per atom, and
+    ``templates`` rocksalt templates t0, t1, ... (lattice 5.0, 5.1, ...; likeliest first), which it
+    returns; ``rerank``: whether the re-ranker covers the elements (else it is never asked)."""
+    import discovery.structure.energy as energy_mod
+    import discovery.structure.prototypes as proto_mod
+    import discovery.structure.relax as relax_mod
+
+    proposals = [proto_mod.Proposal(f"t{i}", rocksalt(5.0 + 0.1 * i), -i) for i in range(templates)]
+    monkeypatch.setattr(relax_mod, "relax", fake_relax)
+    monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
+    monkeypatch.setattr(relax_mod, "covered", lambda comp, model: rerank)
+    monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: proposals[:cap])
+    monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
+    return proposals
 
 
 def cubic_perovskite() -> Structure:
@@ -345,7 +362,7 @@ def test_a_geometry_below_the_floor_is_never_evaluated(monkeypatch):
 
     seen = []
     inner = relax_mod.calculator()
-    monkeypatch.setitem(relax_mod._STATE, "calc", inner)
+    monkeypatch.setitem(relax_mod._STATE, "chgnet", inner)
     original = inner.calculate
     monkeypatch.setattr(inner, "calculate", lambda *a, **k: (seen.append(1), original(*a, **k)))
     salt = rocksalt()
@@ -423,8 +440,6 @@ def test_a_candidate_relaxes_on_one_blas_thread(tmp_path, monkeypatch):
 def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypatch):
     """Four templates, likeliest first; after the short relaxation t2 is 3 meV below t1 (ranked
     first), t3 fails: t1 and t2 are relaxed fully, and of the two (within TIE) the likelier t1 wins."""
-    import discovery.structure.energy as energy_mod
-    import discovery.structure.prototypes as proto_mod
     import discovery.structure.relax as relax_mod
     from discovery.structure import stage
 
@@ -437,16 +452,7 @@ def test_the_prescreen_sends_the_lowest_on_and_ties_go_to_the_likelier(monkeypat
         note = "" if e is not None else "relaxation exploded (made up)"
         return relax_mod.Relaxed(structure, float("nan") if e is None else e, True, 3, note)
 
-    def salt(a):
-        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"],
-                                         [[0, 0, 0], [0.5, 0.5, 0.5]])
-
-    proposals = [proto_mod.Proposal(f"t{i}", salt(5.0 + 0.1 * i), -i) for i in range(4)]
-    monkeypatch.setattr(relax_mod, "relax", fake_relax)
-    monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
-    monkeypatch.setattr(relax_mod, "covered", lambda comp, model: False)  # no re-ranking here
-    monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: proposals[:cap])
-    monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
+    proposals = fake_search(monkeypatch, fake_relax, templates=4)  # no re-ranking here
     settings = RelaxSettings(max_prototypes=2, prescreen=4, prescreen_steps=7, random_budget=0,
                              max_steps=50)
     ranked, failures = stage._prescreen(proposals, settings)
@@ -466,8 +472,6 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     CHGNet's energy, and the note says so. t0, SevenNet's lowest of all but not among CHGNet's
     three, is never re-relaxed. Within TIE the likelier wins; --rerank none, elements SevenNet
     lacks, or fewer than two of its relaxations succeeding: CHGNet's lowest."""
-    import discovery.structure.energy as energy_mod
-    import discovery.structure.prototypes as proto_mod
     import discovery.structure.relax as relax_mod
     from discovery.structure import stage
 
@@ -479,22 +483,13 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
         a = round(structure.lattice.a, 2)
         calls.append((model, a))
         if model == "chgnet":  # CHGNet's relaxed cell is marked by +0.01 Å
-            return relax_mod.Relaxed(salt(a + 0.01), chgnet[round(a, 1)], True, 3, "")
+            return relax_mod.Relaxed(rocksalt(a + 0.01), chgnet[round(a, 1)], True, 3, "")
         e = sevennet[round(a, 1)]
         return relax_mod.Relaxed(structure, float("nan") if e is None else e, True, 2,
                                  "" if e is not None else "relaxation exploded (made up)")
 
-    def salt(a):
-        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"],
-                                         [[0, 0, 0], [0.5, 0.5, 0.5]])
-
-    proposals = [proto_mod.Proposal(f"t{i}", salt(5.0 + 0.1 * i), -i) for i in range(4)]
-    monkeypatch.setattr(relax_mod, "relax", fake_relax)
-    monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
+    fake_search(monkeypatch, fake_relax, templates=4, rerank=True)
     monkeypatch.setattr(relax_mod, "rerank_version", lambda model: "SevenNet-0 (fake)")
-    monkeypatch.setattr(relax_mod, "covered", lambda comp, model: True)
-    monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: proposals[:cap])
-    monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
     settings = RelaxSettings(max_prototypes=4, prescreen=0, random_budget=0, rerank_top=3)
 
     record, _ = stage._search("NaCl", settings, None)
@@ -541,7 +536,6 @@ def test_random_structures_from_the_prior_are_prescreened_and_uniform_ones_are_n
     """No template fits: with the prior a pool of --prescreen structures gets the short relaxation
     and the --random-budget lowest are relaxed in full; --random-prior uniform draws the budget
     only and relaxes it unscreened; --max-prototypes 0 skips the templates for the random search."""
-    import discovery.structure.energy as energy_mod
     import discovery.structure.prototypes as proto_mod
     import discovery.structure.random_search as random_mod
     import discovery.structure.relax as relax_mod
@@ -550,24 +544,16 @@ def test_random_structures_from_the_prior_are_prescreened_and_uniform_ones_are_n
     energy = {5.0: -1.0, 5.1: -1.1, 5.2: -1.3, 5.3: -1.2, 5.4: -0.9, 5.5: -1.25}
     asked, steps_seen = [], []
 
-    def salt(a):
-        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"],
-                                         [[0, 0, 0], [0.5, 0.5, 0.5]])
-
     def fake_random(comp, budget, seed, max_atoms, prior="mp-wyckoff"):
         asked.append((budget, prior))
-        return [proto_mod.Proposal(f"r{i}", salt(5.0 + 0.1 * i)) for i in range(min(budget, 6))]
+        return [proto_mod.Proposal(f"r{i}", rocksalt(5.0 + 0.1 * i)) for i in range(min(budget, 6))]
 
     def fake_relax(structure, settings, cell=True):
         steps_seen.append(settings.max_steps)
         return relax_mod.Relaxed(structure, energy[round(structure.lattice.a, 1)], True, 3, "")
 
-    monkeypatch.setattr(relax_mod, "relax", fake_relax)
-    monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
-    monkeypatch.setattr(relax_mod, "covered", lambda comp, model: False)  # no re-ranking here
+    fake_search(monkeypatch, fake_relax)  # no templates, no re-ranking
     monkeypatch.setattr(random_mod, "random_structures", fake_random)
-    monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
-    monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: [])
     prior = RelaxSettings(random_budget=2, prescreen=6, prescreen_steps=7, max_steps=50)
     record, _ = stage._search("NaCl", prior, None)
     assert asked == [(6, "mp-wyckoff")] and steps_seen == [7] * 6 + [50, 50]
@@ -577,7 +563,7 @@ def test_random_structures_from_the_prior_are_prescreened_and_uniform_ones_are_n
     record, _ = stage._search("NaCl", RelaxSettings(random_budget=2, prescreen=6, random_prior="uniform",
                                                     max_steps=50), None)
     assert asked == [(2, "uniform")] and steps_seen == [50, 50] and record["prototype"] == "r1"
-    salt_template = [proto_mod.Proposal("rocksalt", salt(5.4))]
+    salt_template = [proto_mod.Proposal("rocksalt", rocksalt(5.4))]
     monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: salt_template)
     assert stage._search("NaCl", prior, None)[0]["prototype"] == "rocksalt"
     no_templates = RelaxSettings(max_prototypes=0, random_budget=2, prescreen=6, max_steps=50)

@@ -61,8 +61,7 @@ def calculator(model: str = "chgnet"):
     """This process's ase calculator of ``model`` (loaded once; torch limited to one thread)."""
     if model not in MODELS:
         raise ValueError(f"unknown potential {model!r}; use {' or '.join(MODELS)}")
-    key = "calc" if model == "chgnet" else f"calc:{model}"
-    if key not in _STATE:
+    if model not in _STATE:
         import torch
 
         torch.set_num_threads(1)
@@ -75,15 +74,15 @@ def calculator(model: str = "chgnet"):
 
             with contextlib.redirect_stdout(io.StringIO()):
                 net = CHGNet.load(verbose=False)
-                _STATE[key] = CHGNetCalculator(model=net, use_device=device())
+                _STATE[model] = CHGNetCalculator(model=net, use_device=device())
             _STATE["version"] = f"CHGNet {net.version}"
         else:
             with warnings.catch_warnings():  # "no tensor product accelerator": the CPU path is it
                 warnings.simplefilter("ignore")
                 from sevenn.calculator import SevenNetCalculator
 
-                _STATE[key] = SevenNetCalculator(model=SEVENNET, device=device())
-    return _STATE[key]
+                _STATE[model] = SevenNetCalculator(model=SEVENNET, device=device())
+    return _STATE[model]
 
 
 def model_version() -> str:

@@ -129,9 +129,7 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     if not relaxed:
         return _empty(formula, f"every relaxation failed ({tried} tried): {failures[0]}") | {
             "tried": tried}, None
-    lowest = _lowest([res.energy_per_atom for _, res in relaxed])
-    judged = _rerank(comp, relaxed, settings)
-    pick = lowest if judged is None or judged["pick"] is None else judged["pick"]
+    pick, reranked, rerank_notes = _rerank(comp, relaxed, settings)
     best_label, best = relaxed[pick]
     try:
         ef = formation_energy(comp, best.energy_per_atom, cache)
@@ -144,12 +142,7 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
         pooled = f" (of {screened} prescreened)" if screened else ""
         notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal "
                      f"structures{prior}{pooled}")
-    if judged is not None and judged.get("note"):
-        notes.append(judged["note"])
-    if pick != lowest:
-        gap = 1000 * (best.energy_per_atom - relaxed[lowest][1].energy_per_atom)
-        notes.append(f"{judged['model']} put it lowest; CHGNet put {relaxed[lowest][0]} "
-                     f"{gap:.0f} meV/atom below it")
+    notes += rerank_notes
     if not best.converged:
         notes.append(f"forces above {settings.fmax} eV/Å after {settings.max_steps} steps")
     if failures:
@@ -161,9 +154,7 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
               "e_hull_relaxed": None if not math.isfinite(eh) else round(eh, 6),
               "decomposition_relaxed": decomposition, "relax_converged": best.converged,
               "relax_steps": best.steps, "relax_note": "; ".join(notes), "tried": tried,
-              "prescreened": screened, "relaxed_energies": energies, "model": model_version(),
-              "rerank_model": None if judged is None or judged["energies"] is None else judged["model"],
-              "reranked": None if judged is None else judged["energies"], "rerank_changed": pick != lowest}
+              "prescreened": screened, "relaxed_energies": energies, "model": model_version()} | reranked
     return record, cif_text(best.structure)
 
 
@@ -176,29 +167,35 @@ def _lowest(energies: Sequence[float]) -> int:
     return best
 
 
-def _rerank(comp, relaxed: list, settings: RelaxSettings) -> dict | None:
-    """The ``rerank_top`` lowest of CHGNet's relaxed structures re-relaxed by ``settings.rerank``:
-    the index of its lowest (same tie rule, likelier first), its model and each finalist's
-    [label, CHGNet energy, its energy]; None when off, with fewer than two finalists, or when fewer
-    than two of its relaxations succeed; for elements it lacks, no pick and a note saying so."""
+def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, list[str]]:
+    """Which of ``relaxed`` ((label, Relaxed), likeliest first) to keep, the record's re-ranking
+    fields and notes. CHGNet's lowest (``_lowest``), unless ``settings.rerank`` re-relaxes the
+    ``rerank_top`` lowest and at least two of those succeed: then its lowest (same tie rule), and
+    ``reranked`` holds each finalist's [label, CHGNet energy, its energy]. A composition with an
+    element the re-ranker lacks keeps CHGNet's lowest with a note saying so."""
     from discovery.structure.relax import covered, relax, rerank_version
 
+    lowest = _lowest([res.energy_per_atom for _, res in relaxed])
+    kept = {"rerank_model": None, "reranked": None, "rerank_changed": False}
     if settings.rerank == "none" or len(relaxed) < 2:
-        return None
+        return lowest, kept, []
+    model = rerank_version(settings.rerank)
     if not covered(comp, settings.rerank):
-        return {"pick": None, "model": rerank_version(settings.rerank), "energies": None,
-                "note": f"{rerank_version(settings.rerank)} lacks an element of {comp.reduced_formula}: "
-                        "CHGNet's lowest kept"}
+        return lowest, kept, [f"{model} lacks an element of {comp.reduced_formula}: CHGNet's lowest kept"]
     order = sorted(range(len(relaxed)), key=lambda i: relaxed[i][1].energy_per_atom)
     finalists = sorted(order[:settings.rerank_top])  # back in the order of likelihood
     judged = {i: relax(relaxed[i][1].structure, settings, model=settings.rerank) for i in finalists}
     fine = [i for i in finalists if judged[i].ok]
+    if len(fine) < 2:
+        return lowest, kept, []
+    pick = fine[_lowest([judged[i].energy_per_atom for i in fine])]
     rows = [[relaxed[i][0], round(relaxed[i][1].energy_per_atom, 6),
              round(judged[i].energy_per_atom, 6) if judged[i].ok else None] for i in finalists]
-    if len(fine) < 2:
-        return None
-    pick = fine[_lowest([judged[i].energy_per_atom for i in fine])]
-    return {"pick": pick, "model": rerank_version(settings.rerank), "energies": rows}
+    notes = []
+    if pick != lowest:
+        gap = 1000 * (relaxed[pick][1].energy_per_atom - relaxed[lowest][1].energy_per_atom)
+        notes.append(f"{model} put it lowest; CHGNet put {relaxed[lowest][0]} {gap:.0f} meV/atom below it")
+    return pick, {"rerank_model": model, "reranked": rows, "rerank_changed": pick != lowest}, notes
 
 
 def _keep_lowest(proposals: list, keep: int, settings: RelaxSettings) -> tuple[list, list[str], int]:

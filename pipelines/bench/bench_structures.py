@@ -27,6 +27,7 @@ pipelines/reports/bench_structures.{md,json}.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -204,18 +205,25 @@ def formation(n: int, seed: int, folder: Path, checkpoint) -> dict:
     return staged(ref["formula"].tolist(), FORMATION_SETTINGS, folder, summarize, checkpoint)
 
 
-def against_mp(rows: list[dict]) -> dict:
-    """Where the error comes from: on the compounds that the Materials Project's ground-state ΔHf
-    (Bartel et al.'s CritExam table, MP's DFT) also holds, MP against OQMD (the two DFT databases'
-    own disagreement, which no potential trained on MP can undercut) and CHGNet against MP (the
-    potential and the templates), each raw and after per-element shifts out of fold."""
+@functools.cache
+def mp_ground_states() -> dict[str, float]:
+    """The Materials Project's lowest ΔHf per reduced formula (Bartel et al.'s CritExam table),
+    read once per process: the formation section's summary runs after every chunk."""
     from pymatgen.core import Composition
 
     from discovery.data import load_crabnet_table
 
     mp = pd.concat([load_crabnet_table(f"critexam_ef_{s}") for s in ("train", "val", "test")])
     mp["reduced"] = [Composition(f).reduced_formula for f in mp["formula"]]
-    ground = mp.groupby("reduced")["formation_energy"].min().to_dict()
+    return mp.groupby("reduced")["formation_energy"].min().to_dict()
+
+
+def against_mp(rows: list[dict]) -> dict:
+    """Where the error comes from: on the compounds that the Materials Project's ground-state ΔHf
+    (Bartel et al.'s CritExam table, MP's DFT) also holds, MP against OQMD (the two DFT databases'
+    own disagreement, which no potential trained on MP can undercut) and CHGNet against MP (the
+    potential and the templates), each raw and after per-element shifts out of fold."""
+    ground = mp_ground_states()
     both = [r for r in rows if r["chgnet"] is not None and r["formula"] in ground]
     formulas = [r["formula"] for r in both]
     oqmd, chgnet = np.array([r["oqmd"] for r in both]), np.array([r["chgnet"] for r in both])
