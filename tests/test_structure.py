@@ -49,7 +49,8 @@ def rocksalt(a: float = 5.64) -> Structure:
 
 
 def fake_search(monkeypatch, fake_relax, templates: int = 0, rerank: bool = False) -> list:
-    """Stage._search with ``fake_relax`` for the potentials, formation energy = energy per atom, and
+    """Stage._search with ``fake_relax`` for the potentials, formation energy = energy per atom
+    (CHGNet's; the re-ranker's 0.25 below), and
     ``templates`` rocksalt templates t0, t1, ... (lattice 5.0, 5.1, ...; likeliest first), which it
     returns; ``rerank``: whether the re-ranker covers the elements (else it is never asked)."""
     import discovery.structure.energy as energy_mod
@@ -61,7 +62,9 @@ def fake_search(monkeypatch, fake_relax, templates: int = 0, rerank: bool = Fals
     monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
     monkeypatch.setattr(relax_mod, "covered", lambda comp, model: rerank)
     monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: proposals[:cap])
-    monkeypatch.setattr(energy_mod, "formation_energy", lambda comp, e, cache=None: e)
+    # the re-ranker's elemental references put its formation energies 0.25 eV/atom below its energies
+    monkeypatch.setattr(energy_mod, "formation_energy",
+                        lambda comp, e, cache=None, model="chgnet": e if model == "chgnet" else e - 0.25)
     return proposals
 
 
@@ -499,6 +502,8 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     assert "SevenNet-0 (fake) put it lowest; CHGNet put t1 50 meV/atom below it" in record["relax_note"]
     assert record["reranked"] == [["t1", -1.1, -1.5], ["t2", -1.05, -1.6], ["t3", -1.08, -1.55]]
     assert record["rerank_changed"] is True
+    # the re-ranker's own formation energy of the kept structure, from its own references
+    assert record["rerank_energy_per_atom"] == -1.6 and record["rerank_formation_energy"] == -1.85
 
     sevennet[5.1] = -1.597  # within TIE of t2: the likelier t1
     tied = stage._search("NaCl", settings, None)[0]
@@ -508,6 +513,7 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     off_settings = RelaxSettings(max_prototypes=4, prescreen=0, random_budget=0, rerank="none")
     off = stage._search("NaCl", off_settings, None)[0]
     assert off["prototype"] == "t1" and off["reranked"] is None and all(c[0] == "chgnet" for c in calls)
+    assert off["rerank_formation_energy"] is None
     sevennet[5.2] = sevennet[5.3] = None  # one finalist left: nothing to compare
     failed = stage._search("NaCl", settings, None)[0]
     assert failed["prototype"] == "t1" and failed["reranked"] is None
@@ -515,13 +521,17 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     monkeypatch.setattr(relax_mod, "covered", lambda comp, model: False)
     lacking = stage._search("NaCl", settings, None)[0]
     assert lacking["prototype"] == "t1" and lacking["reranked"] is None
+    assert lacking["rerank_energy_per_atom"] is None and lacking["rerank_formation_energy"] is None
     assert "SevenNet-0 (fake) lacks an element of NaCl: CHGNet's lowest kept" in lacking["relax_note"]
 
 
 @needs_extra
-def test_sevennet_relaxes_and_ranks_rocksalt_below_cesium_chloride_nacl():
+def test_sevennet_relaxes_and_ranks_rocksalt_below_cesium_chloride_nacl(cache):
     """The real SevenNet-0: a finite energy per atom for NaCl, rocksalt below the CsCl type
-    (rocksalt is NaCl's structure at ambient pressure), and Po (Z 84) not covered."""
+    (rocksalt is NaCl's structure at ambient pressure), and Po (Z 84) not covered. Its formation
+    energy comes from its own elemental references (Na metal, the Cl2 molecule), kept apart from
+    CHGNet's: NaCl's is about -1.9 eV/atom (OQMD -1.88, MP -2.1)."""
+    from discovery.structure.energy import elemental_energy, formation_energy, reference_dir
     from discovery.structure.relax import covered, relax
 
     csc = Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -530,6 +540,12 @@ def test_sevennet_relaxes_and_ranks_rocksalt_below_cesium_chloride_nacl():
     assert salt.ok and cesium.ok and -4.5 < salt.energy_per_atom < -3.0
     assert salt.energy_per_atom < cesium.energy_per_atom - 0.01
     assert covered(Composition("NaCl"), "sevennet") and not covered(Composition("PoO2"), "sevennet")
+    ef = formation_energy(Composition("NaCl"), salt.energy_per_atom, model="sevennet")
+    assert -2.3 < ef < -1.5
+    own, chgnet = reference_dir(model="sevennet"), reference_dir()
+    assert own != chgnet and own.parent.name.startswith("SevenNet-0")
+    assert {p.name for p in own.glob("*.json")} == {"Na.json", "Cl.json"}
+    assert abs(elemental_energy("Na", model="sevennet") - elemental_energy("Na")) > 1e-4
 
 
 def test_random_structures_from_the_prior_are_prescreened_and_uniform_ones_are_not(monkeypatch):

@@ -1,10 +1,11 @@
-"""Formation energy and e_hull of a relaxed structure in CHGNet's own energy frame.
+"""Formation energy and e_hull of a relaxed structure in a potential's own energy frame.
 
-Each element's reference is the lowest CHGNet energy per atom among its candidate ground
-states, each relaxed with CHGNet: fcc, bcc, hcp and diamond, every AFLOW prototype of that element, and
-for H, N, O, F, Cl, Br and I a diatomic molecule in a 12 Å box. References are computed once per
-element and cached (``<cache>/structure/<model>/refs/<El>.json``). ``e_hull`` is the formation
-energy minus the hull of the known phases (OQMD's, ``discovery.stability``).
+Each element's reference is the lowest energy per atom among its candidate ground states, each
+relaxed with the same potential (CHGNet, or SevenNet-0 for the re-ranker's own formation energy):
+fcc, bcc, hcp and diamond, every AFLOW prototype of that element, and for H, N, O, F, Cl, Br and I
+a diatomic molecule in a 12 Å box. References are computed once per element and potential and
+cached (``<cache>/structure/<model version>/refs/<El>.json``). ``e_hull`` is the formation energy
+minus the hull of the known phases (OQMD's, ``discovery.stability``).
 """
 
 from __future__ import annotations
@@ -49,18 +50,23 @@ def reference_candidates(symbol: str) -> list[tuple[str, Structure, bool]]:
     return out
 
 
-def reference_dir(cache: Path | None = None) -> Path:
+def reference_dir(cache: Path | None = None, model: str = "chgnet") -> Path:
+    """Where ``model``'s elemental references are cached: one folder per weights version."""
+    import re
+
     from discovery.data import cache_dir
-    from discovery.structure.relax import model_version
+    from discovery.structure.relax import model_version, rerank_version
 
-    return (cache or cache_dir()) / "structure" / model_version().replace(" ", "-") / "refs"
+    version = model_version() if model == "chgnet" else rerank_version(model)
+    folder = re.sub(r"[^A-Za-z0-9.+-]+", "-", version).strip("-")  # 'CHGNet 0.3.0' -> CHGNet-0.3.0
+    return (cache or cache_dir()) / "structure" / folder / "refs"
 
 
-def elemental_energy(symbol: str, cache: Path | None = None) -> float:
-    """CHGNet energy per atom of ``symbol``'s lowest candidate ground state (cached)."""
+def elemental_energy(symbol: str, cache: Path | None = None, model: str = "chgnet") -> float:
+    """``model``'s energy per atom of ``symbol``'s lowest candidate ground state (cached)."""
     from discovery.structure.relax import relax
 
-    path = reference_dir(cache) / f"{symbol}.json"
+    path = reference_dir(cache, model) / f"{symbol}.json"
     if path.is_file():
         try:
             return float(json.loads(path.read_text())["energy_per_atom"])
@@ -68,7 +74,7 @@ def elemental_energy(symbol: str, cache: Path | None = None) -> float:
             pass  # a damaged cache entry is recomputed
     tried = {}
     for label, structure, cell in reference_candidates(symbol):
-        res = relax(structure, REFERENCE_SETTINGS, cell=cell)
+        res = relax(structure, REFERENCE_SETTINGS, cell=cell, model=model)
         if res.ok and math.isfinite(res.energy_per_atom):
             tried[label] = res.energy_per_atom
     if not tried:
@@ -79,10 +85,12 @@ def elemental_energy(symbol: str, cache: Path | None = None) -> float:
     return tried[best]
 
 
-def formation_energy(comp: Composition, energy_per_atom: float, cache: Path | None = None) -> float:
-    """Energy per atom minus the atom-fraction-weighted elemental references."""
+def formation_energy(comp: Composition, energy_per_atom: float, cache: Path | None = None,
+                     model: str = "chgnet") -> float:
+    """Energy per atom minus the atom-fraction-weighted elemental references of the same ``model``."""
     frac = comp.fractional_composition
-    return energy_per_atom - sum(float(frac[el]) * elemental_energy(str(el), cache) for el in frac.elements)
+    return energy_per_atom - sum(float(frac[el]) * elemental_energy(str(el), cache, model)
+                                 for el in frac.elements)
 
 
 def hulls():

@@ -135,6 +135,12 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
         ef = formation_energy(comp, best.energy_per_atom, cache)
     except RuntimeError as exc:
         return _empty(formula, f"no elemental reference: {exc}") | {"tried": tried}, None
+    if reranked["rerank_energy_per_atom"] is not None:  # the re-ranker's own view, its own references
+        try:
+            reranked["rerank_formation_energy"] = round(formation_energy(
+                comp, reranked["rerank_energy_per_atom"], cache, model=settings.rerank), 6)
+        except RuntimeError as exc:
+            rerank_notes.append(f"no {reranked['rerank_model']} elemental reference: {exc}")
     eh, decomposition, hull_note = e_hull(comp.reduced_formula, ef)
     notes = []
     if source == "pyxtal":
@@ -176,7 +182,8 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
     from discovery.structure.relax import covered, relax, rerank_version
 
     lowest = _lowest([res.energy_per_atom for _, res in relaxed])
-    kept = {"rerank_model": None, "reranked": None, "rerank_changed": False}
+    kept = {"rerank_model": None, "reranked": None, "rerank_changed": False, "rerank_energy_per_atom": None,
+            "rerank_formation_energy": None}
     if settings.rerank == "none" or len(relaxed) < 2:
         return lowest, kept, []
     model = rerank_version(settings.rerank)
@@ -195,7 +202,8 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
     if pick != lowest:
         gap = 1000 * (relaxed[pick][1].energy_per_atom - relaxed[lowest][1].energy_per_atom)
         notes.append(f"{model} put it lowest; CHGNet put {relaxed[lowest][0]} {gap:.0f} meV/atom below it")
-    return pick, {"rerank_model": model, "reranked": rows, "rerank_changed": pick != lowest}, notes
+    return pick, kept | {"rerank_model": model, "reranked": rows, "rerank_changed": pick != lowest,
+                         "rerank_energy_per_atom": round(judged[pick].energy_per_atom, 6)}, notes
 
 
 def _keep_lowest(proposals: list, keep: int, settings: RelaxSettings) -> tuple[list, list[str], int]:

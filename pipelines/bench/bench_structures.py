@@ -192,10 +192,12 @@ def formation(n: int, seed: int, folder: Path, checkpoint) -> dict:
                  "chgnet": r.get("formation_energy_relaxed"), "prototype": r.get("prototype", ""),
                  "seconds": r.get("seconds"), "cpu_seconds": r.get("cpu_seconds"),
                  "note": r.get("relax_note", "")} for r in records]
+        for row, r in zip(rows, records, strict=True):
+            row["rerank"] = r.get("rerank_formation_energy")
         err = np.array([r["chgnet"] - r["oqmd"] for r in rows if r["chgnet"] is not None])
         shifted = shift_cv([r["formula"] for r in rows if r["chgnet"] is not None], err)
         return {"compounds": len(rows), "with_energy": len(err), "per_element_shifts_cv": shifted,
-                "against_mp": against_mp(rows),
+                "against_mp": against_mp(rows), "rerank_energy": rerank_energy(rows),
                 "mae": round(float(np.abs(err).mean()), 4) if len(err) else None,
                 "median_abs_error": round(float(np.median(np.abs(err))), 4) if len(err) else None,
                 "mean_error": round(float(err.mean()), 4) if len(err) else None,
@@ -203,6 +205,23 @@ def formation(n: int, seed: int, folder: Path, checkpoint) -> dict:
                 "cpu_seconds_mean": _mean([r["cpu_seconds"] for r in rows]), "rows": rows}
 
     return staged(ref["formula"].tolist(), FORMATION_SETTINGS, folder, summarize, checkpoint)
+
+
+def rerank_energy(rows: list[dict]) -> dict | None:
+    """The re-ranker's own formation energy (its elemental references; ``rerank_formation_energy``)
+    against OQMD beside CHGNet's and beside their mean, on the rows that have both: which
+    potential's energies the report's formation energy should come from."""
+    both = [r for r in rows if r["chgnet"] is not None and r.get("rerank") is not None]
+    if not both:
+        return None
+    formulas = [r["formula"] for r in both]
+    out = {"compounds": len(both)}
+    for key in ("chgnet", "rerank", "mean"):  # mean: the two potentials' formation energies averaged
+        err = np.array([(r["chgnet"] + r["rerank"]) / 2 - r["oqmd"] if key == "mean" else r[key] - r["oqmd"]
+                        for r in both])
+        out[key] = {"mae": round(float(np.abs(err).mean()), 4), "mean_error": round(float(err.mean()), 4),
+                    "per_element_shifts_cv": shift_cv(formulas, err)}
+    return out
 
 
 @functools.cache
@@ -325,6 +344,16 @@ def write_report(data: dict) -> None:
                       f"{mp['chgnet_vs_mp']['mae_shifted_cv']} shifted (the potential and the templates); "
                       f"CHGNet against OQMD {mp['chgnet_vs_oqmd']['mae']} raw, "
                       f"{mp['chgnet_vs_oqmd']['mae_shifted_cv']} shifted.", ""]
+        if rr := form.get("rerank_energy"):
+            def cell(key: str) -> str:
+                v, cv = rr[key], rr[key]["per_element_shifts_cv"] or {}
+                return (f"{v['mae']} raw, **{cv.get('mae')}** shifted "
+                        f"({cv.get('mae_without_exploded')} without exploded)")
+            lines += [f"The re-ranker's own formation energy of the kept structure (its energy against "
+                      f"its own elemental references, `rerank_formation_energy`) on the {rr['compounds']} "
+                      f"compounds that have both, against OQMD, per-element shifts out of fold as above: "
+                      f"CHGNet {cell('chgnet')}; SevenNet-0 {cell('rerank')}; the two averaged "
+                      f"{cell('mean')}.", ""]
     eh = data.get("ehull")
     if eh:
         lines += ["## Relaxed e_hull on a `discover run` report", "",
