@@ -267,7 +267,8 @@ def _relax_report(report: Path, top: int, settings, out: Path | None, engine: st
     from discovery.structure.stage import COLUMNS, attach
 
     path, result = attach(report, top, settings, out, engine, scheduler, workers, progress=True)
-    table = Table(title=f"relaxed structures of the top {len(result.records)} (CHGNet)")
+    potentials = "CHGNet" if settings.rerank == "none" else "CHGNet, SevenNet-0 re-ranking"
+    table = Table(title=f"relaxed structures of the top {len(result.records)} ({potentials})")
     for col in ("formula", "prototype", "spacegroup", "e_hull_relaxed", "converged", "note"):
         table.add_column(col, overflow="fold")
     for r in result.records:

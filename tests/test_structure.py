@@ -212,6 +212,8 @@ def test_rocksalt_is_recovered_with_a_negative_formation_energy(relaxed):
     # OQMD's NaCl is the hull at NaCl (-2.05 eV/atom; MP -2.11): CHGNet within 0.1 of it
     assert nacl["formation_energy_relaxed"] < -1.8
     assert abs(nacl["e_hull_relaxed"]) < 0.1
+    # one template relaxed: nothing to re-rank, but SevenNet-0's own ΔHf of it is recorded
+    assert nacl["rerank_model"].startswith("SevenNet-0") and -2.3 < nacl["rerank_formation_energy"] < -1.5
 
 
 @needs_extra
@@ -405,18 +407,35 @@ def test_the_report_moves_relaxed_energies_into_oqmds_frame(relaxed):
     """ΔHf and e_hull_relaxed move by the composition-weighted shifts (e_hull at a fixed
     composition is linear in ΔHf); an element without a shift is named; no frame: unchanged."""
     from discovery.structure.frame import Frame
-    from discovery.structure.stage import in_oqmd_frame
+    from discovery.structure.stage import frame_summary, in_oqmd_frame
 
     _, records = relaxed
     raw = records["NaCl"]
-    assert in_oqmd_frame(raw, None) is raw
-    moved = in_oqmd_frame(raw, Frame({"Na": 0.1}))
+    assert in_oqmd_frame(raw, {}) is raw
+    moved = in_oqmd_frame(raw, {"chgnet": Frame({"Na": 0.1})})
     expected = raw["formation_energy_relaxed"] - 0.05
     assert moved["formation_energy_relaxed"] == pytest.approx(expected, abs=1e-6)
     assert moved["formation_energy_chgnet"] == raw["formation_energy_relaxed"]
+    assert moved["formation_energy_from"] == "chgnet"
     if raw["e_hull_relaxed"] is not None:  # a fresh clone has no known phases: no e_hull either way
         assert moved["e_hull_relaxed"] - raw["e_hull_relaxed"] == pytest.approx(-0.05, abs=1e-5)
     assert "no OQMD-frame shift for Cl" in moved["relax_note"]
+
+    # with the re-ranker's ΔHf too: the mean of the two, moved by the mean's own shifts
+    both = raw | {"rerank_formation_energy": raw["formation_energy_relaxed"] + 0.2}
+    frames = {"chgnet": Frame({"Na": 0.1, "Cl": 0.0}), "mean": Frame({"Na": 0.3, "Cl": -0.1})}
+    mean = in_oqmd_frame(both, frames)
+    assert mean["formation_energy_from"] == "mean" and "no OQMD-frame shift" not in mean["relax_note"]
+    assert mean["formation_energy_relaxed"] == pytest.approx(expected + 0.05 + 0.1 - 0.1, abs=1e-6)
+    assert mean["formation_energy_chgnet"] == raw["formation_energy_relaxed"]
+    alone = in_oqmd_frame(both, {"chgnet": frames["chgnet"]})  # no mean shifts shipped: CHGNet's alone
+    assert alone["formation_energy_from"] == "chgnet"
+    assert alone["formation_energy_relaxed"] == pytest.approx(expected, abs=1e-6)
+    partial = in_oqmd_frame(both, frames | {"mean": Frame({"Na": 0.3})})  # the mean's shifts lack Cl
+    assert partial["formation_energy_from"] == "chgnet"
+    assert partial["formation_energy_relaxed"] == pytest.approx(expected, abs=1e-6)
+    summary = frame_summary(frames, [mean, alone, partial])["energies"]
+    assert summary["mean"]["rows"] == 1 and summary["chgnet"]["rows"] == 2
 
 
 @needs_extra
@@ -514,9 +533,15 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     off = stage._search("NaCl", off_settings, None)[0]
     assert off["prototype"] == "t1" and off["reranked"] is None and all(c[0] == "chgnet" for c in calls)
     assert off["rerank_formation_energy"] is None
-    sevennet[5.2] = sevennet[5.3] = None  # one finalist left: nothing to compare
+    sevennet[5.2] = sevennet[5.3] = None  # one finalist left: nothing to compare, but its energy counts
     failed = stage._search("NaCl", settings, None)[0]
     assert failed["prototype"] == "t1" and failed["reranked"] is None
+    assert failed["rerank_energy_per_atom"] == -1.5 and failed["rerank_formation_energy"] == -1.75
+    sevennet[5.1] = None  # CHGNet's lowest failed under SevenNet-0: no energy of the kept structure
+    assert stage._search("NaCl", settings, None)[0]["rerank_formation_energy"] is None
+    sevennet[5.1] = -1.50
+    one = stage._search("NaCl", RelaxSettings(max_prototypes=1, prescreen=0, random_budget=0), None)[0]
+    assert one["prototype"] == "t0" and one["rerank_formation_energy"] == -2.25  # a single structure too
     sevennet[5.2], sevennet[5.3] = -1.60, -1.55
     monkeypatch.setattr(relax_mod, "covered", lambda comp, model: False)
     lacking = stage._search("NaCl", settings, None)[0]
@@ -544,7 +569,7 @@ def test_sevennet_relaxes_and_ranks_rocksalt_below_cesium_chloride_nacl(cache):
     assert -2.3 < ef < -1.5
     own, chgnet = reference_dir(model="sevennet"), reference_dir()
     assert own != chgnet and own.parent.name.startswith("SevenNet-0")
-    assert {p.name for p in own.glob("*.json")} == {"Na.json", "Cl.json"}
+    assert {"Na.json", "Cl.json"} <= {p.name for p in own.glob("*.json")}
     assert abs(elemental_energy("Na", model="sevennet") - elemental_energy("Na")) > 1e-4
 
 
@@ -587,10 +612,14 @@ def test_random_structures_from_the_prior_are_prescreened_and_uniform_ones_are_n
 
 
 def test_the_shipped_frame_shifts_load_and_record_their_out_of_fold_error():
-    from discovery.structure.frame import load_frame
+    from discovery.structure.frame import load_frame, load_frames
 
     frame = load_frame()
     assert frame is not None and len(frame.shifts) >= 50 and {"O", "F", "Cl", "S"} <= set(frame.shifts)
     card = frame.card
-    assert card["mae_out_of_fold"] < card["mae_before"] and "fit_chgnet_frame.py" in card["command"]
+    assert card["mae_out_of_fold"] < card["mae_before"] and "fit_" in card["command"]
+    mean = load_frames()["mean"]
+    assert len(mean.shifts) >= 40 and {"O", "F", "Cl", "S"} <= set(mean.shifts)
+    assert mean.card["energy"] == "mean" and "--energy mean" in mean.card["command"]
+    assert mean.card["mae_out_of_fold"] < mean.card["mae_before"]
     assert frame.shifts["O"] < 0  # CHGNet's oxides lie below OQMD's (MP2020's fitted O correction)

@@ -1,4 +1,4 @@
-"""CHGNet formation energies moved into OQMD's frame, so ``e_hull_relaxed`` is measured against a
+"""Relaxed formation energies moved into OQMD's frame, so ``e_hull_relaxed`` is measured against a
 hull (OQMD's) in the frame of its own energies.
 
 CHGNet learned Materials Project energies with MP2020's fitted anion corrections; OQMD's ΔHf
@@ -7,12 +7,17 @@ then off by about a composition-weighted sum of per-element offsets (oxides −0
 −0.20, borides −0.16 eV/atom on the first 75 compounds of the structure benchmark), the same
 kind of correction MP2020 and FERE fit. The shifts δ_el are fitted by ridge regression of
 (CHGNet − OQMD) ΔHf on atomic fractions over known compounds relaxed from templates
-(``pipelines/ship/fit_chgnet_frame.py``, from ``bench_structures.py``'s formation section):
+(``pipelines/ship/fit_energy_frame.py``, from ``bench_structures.py``'s formation section):
 
     ΔHf_OQMD-frame = ΔHf_CHGNet − Σ_el x_el δ_el
 
 An element without a fitted shift keeps δ = 0, and the row says so. The stored records keep
-CHGNet's own numbers; the shifts are applied when a report is written.
+the potentials' own numbers; the shifts are applied when a report is written.
+
+Two sets of shifts ship, one per energy a report can hold (``ENERGIES``): ``chgnet``, CHGNet's ΔHf
+alone, and ``mean``, the mean of CHGNet's and SevenNet-0's ΔHf of the kept structure (each
+against its own elemental references), which is what a report holds where the re-ranker gave
+an energy: the two potentials' errors partly cancel (``bench_structures.py``'s formation section).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from pymatgen.core import Composition
 from discovery.model_files import MODELS_DIR
 
 FRAME_DIR = MODELS_DIR / "chgnet_frame"
+# energy -> its shifts' folder: CHGNet's ΔHf alone, or the mean of CHGNet's and SevenNet-0's
+ENERGIES = {"chgnet": FRAME_DIR, "mean": MODELS_DIR / "chgnet_sevennet_frame"}
 RIDGE = 0.3  # chosen in session 13 on the first 75 compounds (out-of-fold MAE flat from 0.3 to 1.0)
 OUTLIER = 1.0  # eV/atom: relaxations this far off OQMD are broken structures, not a frame offset
 
@@ -88,7 +95,8 @@ class Frame:
         return sum(float(frac[e]) * self.shifts.get(str(e), 0.0) for e in frac.elements), missing
 
     def to_oqmd(self, comp: Composition, formation: float) -> tuple[float, list[str]]:
-        """CHGNet's ΔHf of ``comp`` in OQMD's frame, and the elements left unshifted."""
+        """A ΔHf of ``comp`` (the energy these shifts were fitted on) in OQMD's frame, and the
+        elements left unshifted."""
         off, missing = self.offset(comp)
         return formation - off, missing
 
@@ -107,3 +115,8 @@ def load_frame(directory: Path = FRAME_DIR) -> Frame | None:
         return None
     card = json.loads(path.read_text())
     return Frame({str(k): float(v) for k, v in card.pop("shifts").items()}, card)
+
+
+def load_frames() -> dict[str, Frame]:
+    """The shipped shifts of each energy in ``ENERGIES`` (those shipped)."""
+    return {energy: frame for energy, folder in ENERGIES.items() if (frame := load_frame(folder)) is not None}

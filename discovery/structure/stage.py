@@ -22,7 +22,7 @@ import pandas as pd
 
 from discovery.atomic import atomic_write
 from discovery.errors import ConfigError
-from discovery.structure.frame import Frame, load_frame
+from discovery.structure.frame import Frame, load_frames
 from discovery.structure.settings import RelaxSettings
 from discovery.structure.store import StructureStore
 
@@ -177,14 +177,16 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
     """Which of ``relaxed`` ((label, Relaxed), likeliest first) to keep, the record's re-ranking
     fields and notes. CHGNet's lowest (``_lowest``), unless ``settings.rerank`` re-relaxes the
     ``rerank_top`` lowest and at least two of those succeed: then its lowest (same tie rule), and
-    ``reranked`` holds each finalist's [label, CHGNet energy, its energy]. A composition with an
-    element the re-ranker lacks keeps CHGNet's lowest with a note saying so."""
+    ``reranked`` holds each finalist's [label, CHGNet energy, its energy]. The kept structure's
+    re-relaxed energy (``rerank_energy_per_atom``) is recorded whenever it has one, a single
+    relaxed structure included: the report's formation energy averages the two potentials'. A
+    composition with an element the re-ranker lacks keeps CHGNet's lowest with a note saying so."""
     from discovery.structure.relax import covered, relax, rerank_version
 
     lowest = _lowest([res.energy_per_atom for _, res in relaxed])
     kept = {"rerank_model": None, "reranked": None, "rerank_changed": False, "rerank_energy_per_atom": None,
             "rerank_formation_energy": None}
-    if settings.rerank == "none" or len(relaxed) < 2:
+    if settings.rerank == "none":
         return lowest, kept, []
     model = rerank_version(settings.rerank)
     if not covered(comp, settings.rerank):
@@ -193,8 +195,10 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
     finalists = sorted(order[:settings.rerank_top])  # back in the order of likelihood
     judged = {i: relax(relaxed[i][1].structure, settings, model=settings.rerank) for i in finalists}
     fine = [i for i in finalists if judged[i].ok]
-    if len(fine) < 2:
-        return lowest, kept, []
+    if len(fine) < 2:  # nothing to compare: CHGNet's lowest, with the re-ranker's energy where it has one
+        energy = round(judged[lowest].energy_per_atom, 6) if lowest in fine else None
+        return lowest, kept | {"rerank_model": model if energy is not None else None,
+                               "rerank_energy_per_atom": energy}, []
     pick = fine[_lowest([judged[i].energy_per_atom for i in fine])]
     rows = [[relaxed[i][0], round(relaxed[i][1].energy_per_atom, 6),
              round(judged[i].energy_per_atom, 6) if judged[i].ok else None] for i in finalists]
@@ -338,35 +342,55 @@ def _cell(record: dict, column: str, folder: str) -> str:
     return str(value)
 
 
-def in_oqmd_frame(record: dict, energy_frame: Frame | None) -> dict:
-    """The record as a report shows it: ``formation_energy_relaxed`` moved into OQMD's frame by
-    the shipped per-element shifts and ``e_hull_relaxed`` taken from it against OQMD's hull (the
-    frame the hull is in); CHGNet's own values stay as ``*_chgnet``. Unchanged without shifts."""
+def relaxed_formation(record: dict, energy_frames: dict[str, Frame]) -> tuple[float | None, str]:
+    """The record's ΔHf before any shift and which energy it is (``frame.ENERGIES``): the mean of
+    CHGNet's and the re-ranker's where the record has both and the mean's shifts cover every
+    element of the formula, else CHGNet's (whose shifts were fitted on more compounds)."""
+    ef, other = record.get("formation_energy_relaxed"), record.get("rerank_formation_energy")
+    mean = energy_frames.get("mean")
+    if ef is None or other is None or mean is None:
+        return ef, "chgnet"
+    if not mean.offset(_parse(record["formula"]))[1]:  # no element without a shift
+        return (float(ef) + float(other)) / 2, "mean"
+    return ef, "chgnet"
+
+
+def in_oqmd_frame(record: dict, energy_frames: dict[str, Frame]) -> dict:
+    """The record as a report shows it: ``formation_energy_relaxed`` (``relaxed_formation``) moved
+    into OQMD's frame by the shipped per-element shifts of that energy and ``e_hull_relaxed`` taken
+    from it against OQMD's hull (the frame the hull is in); CHGNet's own values stay as
+    ``*_chgnet``. Unchanged without shifts for that energy."""
     from discovery.structure.energy import e_hull
 
-    ef = record.get("formation_energy_relaxed")
-    if energy_frame is None or ef is None:
+    ef, energy = relaxed_formation(record, energy_frames)
+    if ef is None or energy not in energy_frames:
         return record
     comp = _parse(record["formula"])
-    shifted, missing = energy_frame.to_oqmd(comp, float(ef))
+    shifted, missing = energy_frames[energy].to_oqmd(comp, float(ef))
     eh, decomposition, _ = e_hull(comp.reduced_formula, shifted)
     note = record.get("relax_note") or ""
     if missing:
-        unshifted = f"no OQMD-frame shift for {', '.join(missing)} (CHGNet's frame)"
+        unshifted = f"no OQMD-frame shift for {', '.join(missing)} (the potentials' frame)"
         note = "; ".join(filter(None, [note, unshifted]))
-    return record | {"formation_energy_chgnet": ef, "e_hull_chgnet": record.get("e_hull_relaxed"),
+    return record | {"formation_energy_chgnet": record["formation_energy_relaxed"],
+                     "e_hull_chgnet": record.get("e_hull_relaxed"), "formation_energy_from": energy,
                      "formation_energy_relaxed": round(shifted, 6),
                      "e_hull_relaxed": None if not math.isfinite(eh) else round(eh, 6),
                      "decomposition_relaxed": decomposition, "relax_note": note}
 
 
-def frame_summary(energy_frame: Frame | None) -> dict:
-    """What frame the report's relaxed energies are in, for the summary."""
-    if energy_frame is None:
+def frame_summary(energy_frames: dict[str, Frame], records: Sequence[dict] = ()) -> dict:
+    """What frame the report's relaxed energies are in and how many of ``records`` (as
+    ``in_oqmd_frame`` returns them) hold each energy, for the summary."""
+    if not energy_frames:
         return {"frame": "CHGNet (Materials Project, MP2020-compatible): no shifts shipped"}
-    card = energy_frame.card
-    return {"frame": "OQMD (CHGNet ΔHf minus per-element shifts)", "elements": len(energy_frame.shifts),
-            "fitted_on": card.get("fitted_on"), "mae_out_of_fold": card.get("mae_out_of_fold")}
+    what = {"chgnet": "CHGNet ΔHf", "mean": "mean of CHGNet's and SevenNet-0's ΔHf"}
+    return {"frame": "OQMD (ΔHf minus per-element shifts)",
+            "energies": {e: {"what": what[e], "elements": len(f.shifts),
+                             "rows": sum(r.get("formation_energy_from") == e for r in records),
+                             "fitted_on": f.card.get("fitted_on"),
+                             "mae_out_of_fold": f.card.get("mae_out_of_fold")}
+                         for e, f in energy_frames.items()}}
 
 
 def read_report(path: Path) -> pd.DataFrame:
@@ -403,8 +427,8 @@ def attach(report: Path, top: int, settings: RelaxSettings, out: Path | None = N
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ConfigError(f"{report}: {bad[0]!r} is not a formula of known elements{more}")
     result = run_stage(chosen, settings, folder, engine, scheduler, workers, progress, cache)
-    energy_frame = load_frame()
-    result.records = [in_oqmd_frame(r, energy_frame) for r in result.records]
+    energy_frames = load_frames()
+    result.records = [in_oqmd_frame(r, energy_frames) for r in result.records]
     by_formula = {r["formula"]: r for r in result.records}
     for key, name in COLUMNS.items():
         frame[name] = [_cell(by_formula[f], key, folder.name) if f in by_formula else ""
@@ -417,7 +441,8 @@ def attach(report: Path, top: int, settings: RelaxSettings, out: Path | None = N
             summary = json.loads(summary_in.read_text())
         except ValueError:
             log.warning("%s unreadable: the new summary holds the structure stage only", summary_in)
-    summary["structure"] = result.summary(settings) | {"energy_frame": frame_summary(energy_frame)}
+    summary["structure"] = result.summary(settings) | {
+        "energy_frame": frame_summary(energy_frames, result.records)}
     atomic_write(out.with_suffix(".summary.json"),
                  lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
     return out, result

@@ -41,7 +41,7 @@ import pandas as pd
 
 from discovery.atomic import atomic_write
 from discovery.data import cache_dir
-from discovery.structure.frame import load_frame, shift_cv
+from discovery.structure.frame import load_frames, shift_cv
 from discovery.structure.settings import RelaxSettings
 from discovery.structure.stage import frame_summary, in_oqmd_frame, run_stage
 
@@ -260,10 +260,10 @@ def ehull(report: Path, n_rows: int, folder: Path, checkpoint) -> dict:
     picked = df[np.isfinite(df["e_hull [eV/atom]"])].sort_values("rank", kind="mergesort").head(n_rows)
     composition = dict(zip(picked["formula"], picked["e_hull [eV/atom]"], strict=True))
     in_domain = dict(zip(picked["formula"], picked["e_hull_in_domain"].astype(bool), strict=True))
-    energy_frame = load_frame()  # as `discover relax` reports it: in OQMD's frame where shifts ship
+    energy_frames = load_frames()  # as `discover relax` reports it: in OQMD's frame where shifts ship
 
     def summarize(records: list[dict]) -> dict:
-        records = [in_oqmd_frame(r, energy_frame) for r in records]
+        records = [in_oqmd_frame(r, energy_frames) for r in records]
         rows = [{"formula": r["formula"], "e_hull": round(float(composition[r["formula"]]), 4),
                  "in_domain": bool(in_domain[r["formula"]]),
                  "e_hull_relaxed": r.get("e_hull_relaxed"), "prototype": r.get("prototype", ""),
@@ -277,7 +277,7 @@ def ehull(report: Path, n_rows: int, folder: Path, checkpoint) -> dict:
                 "seconds_mean": mean, "seconds_max": max((r["seconds"] or 0 for r in rows), default=None),
                 "cpu_seconds_mean": _mean([r["cpu_seconds"] for r in rows]),
                 "relax_top_20_minutes_estimate": round(20 * mean / 60, 1) if mean else None,
-                "energy_frame": frame_summary(energy_frame)}
+                "energy_frame": frame_summary(energy_frames, records)}
 
     return staged(picked["formula"].tolist(), RelaxSettings(), folder, summarize, checkpoint)
 
@@ -333,7 +333,7 @@ def write_report(data: dict) -> None:
                       f"{cv['folds']}-fold, out of fold; `shift_cv`): MAE **{cv['mae']} eV/atom**, median "
                       f"{cv['median_abs_error']}, {cv['mae_without_exploded']} without exploded relaxations "
                       f"({cv['elements']} elements). The shifts fitted on all of them ship in "
-                      "`discovery/models/chgnet_frame/` (`pipelines/ship/fit_chgnet_frame.py`) and move "
+                      "`discovery/models/chgnet_frame/` (`pipelines/ship/fit_energy_frame.py`) and move "
                       "`formation_energy_relaxed` and `e_hull_relaxed` into OQMD's frame.", ""]
         if mp := form.get("against_mp"):
             lines += [f"Where the error comes from, on the {mp['compounds']} of them whose ground-state ΔHf "
@@ -353,7 +353,10 @@ def write_report(data: dict) -> None:
                       f"its own elemental references, `rerank_formation_energy`) on the {rr['compounds']} "
                       f"compounds that have both, against OQMD, per-element shifts out of fold as above: "
                       f"CHGNet {cell('chgnet')}; SevenNet-0 {cell('rerank')}; the two averaged "
-                      f"{cell('mean')}.", ""]
+                      f"{cell('mean')}. The mean's shifts, fitted on all of them, ship in "
+                      "`discovery/models/chgnet_sevennet_frame/` (`pipelines/ship/fit_energy_frame.py "
+                      "--energy mean`): a report's `formation_energy_relaxed` is the mean wherever both "
+                      "potentials gave an energy.", ""]
     eh = data.get("ehull")
     if eh:
         lines += ["## Relaxed e_hull on a `discover run` report", "",
@@ -413,9 +416,10 @@ def main() -> None:
             merged = json.loads(path.read_text()) if path.is_file() else {}
             merged |= {k: v for k, v in data.items() if k not in SECTIONS and k != "wall_seconds"}
             merged[name] = section
-            merged["section_commands"] = merged.get("section_commands", {}) | {name: data["command"]}
             wall = round(time.perf_counter() - t0, 1)
-            merged["wall_seconds"] = merged.get("wall_seconds", {}) | {name: wall}
+            if not COLLECT:  # --collect summarizes what a measuring run did: its command and wall time stand
+                merged["section_commands"] = merged.get("section_commands", {}) | {name: data["command"]}
+                merged["wall_seconds"] = merged.get("wall_seconds", {}) | {name: wall}
             write_report(merged)
             done = len(section.get("rows", []))
             print(f"{name}: {done} of {section['requested']} after {wall} s", flush=True)
