@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,6 @@ def reference_candidates(symbol: str) -> list[tuple[str, Structure, bool]]:
 
 def reference_dir(cache: Path | None = None, model: str = "chgnet") -> Path:
     """Where ``model``'s elemental references are cached: one folder per weights version."""
-    import re
-
     from discovery.data import cache_dir
     from discovery.structure.relax import model_version, rerank_version
 

@@ -117,6 +117,14 @@ def load_frame(directory: Path = FRAME_DIR) -> Frame | None:
     return Frame({str(k): float(v) for k, v in card.pop("shifts").items()}, card)
 
 
+def energy_of(energy: str, chgnet: float | None, rerank: float | None) -> float | None:
+    """The ΔHf that ``energy`` (a key of ``ENERGIES``) names, from CHGNet's and the re-ranker's own
+    ΔHf of one structure; None where a ΔHf it needs is missing."""
+    if chgnet is None or (energy == "mean" and rerank is None):
+        return None
+    return float(chgnet) if energy == "chgnet" else (float(chgnet) + float(rerank)) / 2
+
+
 def load_frames() -> dict[str, Frame]:
     """The shipped shifts of each energy in ``ENERGIES`` (those shipped)."""
     return {energy: frame for energy, folder in ENERGIES.items() if (frame := load_frame(folder)) is not None}

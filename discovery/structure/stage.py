@@ -22,7 +22,7 @@ import pandas as pd
 
 from discovery.atomic import atomic_write
 from discovery.errors import ConfigError
-from discovery.structure.frame import Frame, load_frames
+from discovery.structure.frame import Frame, energy_of, load_frames
 from discovery.structure.settings import RelaxSettings
 from discovery.structure.store import StructureStore
 
@@ -342,16 +342,14 @@ def _cell(record: dict, column: str, folder: str) -> str:
     return str(value)
 
 
-def relaxed_formation(record: dict, energy_frames: dict[str, Frame]) -> tuple[float | None, str]:
-    """The record's ΔHf before any shift and which energy it is (``frame.ENERGIES``): the mean of
-    CHGNet's and the re-ranker's where the record has both and the mean's shifts cover every
-    element of the formula, else CHGNet's (whose shifts were fitted on more compounds)."""
-    ef, other = record.get("formation_energy_relaxed"), record.get("rerank_formation_energy")
-    mean = energy_frames.get("mean")
-    if ef is None or other is None or mean is None:
-        return ef, "chgnet"
-    if not mean.offset(_parse(record["formula"]))[1]:  # no element without a shift
-        return (float(ef) + float(other)) / 2, "mean"
+def relaxed_formation(record: dict, comp, energy_frames: dict[str, Frame]) -> tuple[float | None, str]:
+    """The record's ΔHf (of ``comp``) before any shift and which energy it is (``frame.ENERGIES``):
+    the mean of CHGNet's and the re-ranker's where the record has both and the mean's shifts cover
+    every element, else CHGNet's (whose shifts were fitted on more compounds)."""
+    ef = record.get("formation_energy_relaxed")
+    mean = energy_of("mean", ef, record.get("rerank_formation_energy"))
+    if mean is not None and "mean" in energy_frames and not energy_frames["mean"].offset(comp)[1]:
+        return mean, "mean"
     return ef, "chgnet"
 
 
@@ -362,10 +360,10 @@ def in_oqmd_frame(record: dict, energy_frames: dict[str, Frame]) -> dict:
     ``*_chgnet``. Unchanged without shifts for that energy."""
     from discovery.structure.energy import e_hull
 
-    ef, energy = relaxed_formation(record, energy_frames)
+    comp = _parse(record["formula"])
+    ef, energy = relaxed_formation(record, comp, energy_frames)
     if ef is None or energy not in energy_frames:
         return record
-    comp = _parse(record["formula"])
     shifted, missing = energy_frames[energy].to_oqmd(comp, float(ef))
     eh, decomposition, _ = e_hull(comp.reduced_formula, shifted)
     note = record.get("relax_note") or ""

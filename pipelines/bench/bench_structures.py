@@ -41,7 +41,7 @@ import pandas as pd
 
 from discovery.atomic import atomic_write
 from discovery.data import cache_dir
-from discovery.structure.frame import load_frames, shift_cv
+from discovery.structure.frame import energy_of, load_frames, shift_cv
 from discovery.structure.settings import RelaxSettings
 from discovery.structure.stage import frame_summary, in_oqmd_frame, run_stage
 
@@ -189,11 +189,10 @@ def formation(n: int, seed: int, folder: Path, checkpoint) -> dict:
 
     def summarize(records: list[dict]) -> dict:
         rows = [{"formula": r["formula"], "oqmd": round(float(oqmd[r["formula"]]), 4),
-                 "chgnet": r.get("formation_energy_relaxed"), "prototype": r.get("prototype", ""),
+                 "chgnet": r.get("formation_energy_relaxed"), "rerank": r.get("rerank_formation_energy"),
+                 "prototype": r.get("prototype", ""),
                  "seconds": r.get("seconds"), "cpu_seconds": r.get("cpu_seconds"),
                  "note": r.get("relax_note", "")} for r in records]
-        for row, r in zip(rows, records, strict=True):
-            row["rerank"] = r.get("rerank_formation_energy")
         err = np.array([r["chgnet"] - r["oqmd"] for r in rows if r["chgnet"] is not None])
         shifted = shift_cv([r["formula"] for r in rows if r["chgnet"] is not None], err)
         return {"compounds": len(rows), "with_energy": len(err), "per_element_shifts_cv": shifted,
@@ -211,14 +210,16 @@ def rerank_energy(rows: list[dict]) -> dict | None:
     """The re-ranker's own formation energy (its elemental references; ``rerank_formation_energy``)
     against OQMD beside CHGNet's and beside their mean, on the rows that have both: which
     potential's energies the report's formation energy should come from."""
-    both = [r for r in rows if r["chgnet"] is not None and r.get("rerank") is not None]
+    both = [r for r in rows if energy_of("mean", r["chgnet"], r.get("rerank")) is not None]
     if not both:
         return None
     formulas = [r["formula"] for r in both]
     out = {"compounds": len(both)}
-    for key in ("chgnet", "rerank", "mean"):  # mean: the two potentials' formation energies averaged
-        err = np.array([(r["chgnet"] + r["rerank"]) / 2 - r["oqmd"] if key == "mean" else r[key] - r["oqmd"]
-                        for r in both])
+    oqmd = np.array([r["oqmd"] for r in both])
+    values = {"chgnet": [r["chgnet"] for r in both], "rerank": [r["rerank"] for r in both],
+              "mean": [energy_of("mean", r["chgnet"], r["rerank"]) for r in both]}
+    for key, value in values.items():
+        err = np.array(value) - oqmd
         out[key] = {"mae": round(float(np.abs(err).mean()), 4), "mean_error": round(float(err.mean()), 4),
                     "per_element_shifts_cv": shift_cv(formulas, err)}
     return out

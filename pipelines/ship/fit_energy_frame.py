@@ -19,19 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from discovery.structure.frame import ENERGIES, OUTLIER, RIDGE, Frame, fit_shifts, shift_cv
+from discovery.structure.frame import ENERGIES, OUTLIER, RIDGE, Frame, energy_of, fit_shifts, shift_cv
 
 REPORT = Path(__file__).resolve().parents[1] / "reports" / "bench_structures.json"
 WHAT = {"chgnet": ("CHGNet ΔHf", "CHGNet 0.3.0 (chgnet 0.4.2)"),
         "mean": ("(CHGNet ΔHf + SevenNet-0 ΔHf) / 2, each against its own elemental references",
                  "CHGNet 0.3.0 (chgnet 0.4.2) and SevenNet-0 (sevenn 0.13.0)")}
-
-
-def energy_of(row: dict, energy: str) -> float | None:
-    """A formation section row's ΔHf of ``energy`` (None where the row lacks it)."""
-    if energy == "chgnet" or row["chgnet"] is None:
-        return row["chgnet"]
-    return None if row.get("rerank") is None else (row["chgnet"] + row["rerank"]) / 2
 
 
 def main() -> None:
@@ -46,7 +39,7 @@ def main() -> None:
     except (OSError, ValueError, KeyError) as exc:
         raise SystemExit(f"{args.report}: no formation section to fit on ({exc})") from None
     rows = [(r["formula"], e - r["oqmd"]) for r in section["rows"]
-            if (e := energy_of(r, args.energy)) is not None]
+            if (e := energy_of(args.energy, r["chgnet"], r.get("rerank"))) is not None]
     if len(rows) < 20:
         raise SystemExit(f"{args.report}: {len(rows)} compounds with a {args.energy} energy; "
                          "at least 20 are needed")
