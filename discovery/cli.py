@@ -312,6 +312,9 @@ def relax_cmd(
                                         "'none' (CHGNet's lowest). Energies reported stay CHGNet's.")
                       ] = "sevennet",
     rerank_top: Annotated[int, typer.Option(help="Structures re-relaxed by --rerank.")] = 3,
+    derivatives: Annotated[int, typer.Option(help="Ordered derivatives of templates (two elements sharing "
+                                             "one template element's sites) added to the prescreen; "
+                                             "0: none.")] = 24,
     max_steps: Annotated[int, typer.Option(help="Optimizer step cap per relaxation.")] = 300,
     max_atoms: Annotated[int, typer.Option(help="Largest cell relaxed.")] = 24,
     seed: int = 0,
@@ -325,7 +328,7 @@ def relax_cmd(
     settings = RelaxSettings(max_prototypes=max_prototypes, random_budget=random_budget, max_steps=max_steps,
                              max_atoms=max_atoms, seed=seed, prescreen=prescreen,
                              prescreen_steps=prescreen_steps, random_prior=random_prior,
-                             rerank=rerank, rerank_top=rerank_top)
+                             rerank=rerank, rerank_top=rerank_top, derivatives=derivatives)
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     if engine == "dask":

@@ -22,7 +22,8 @@ needs_extra = pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("chgnet") is None,
     reason='the structure extra is not installed (pip install "discovery[structure]")')
 # the likeliest template only, a low step cap
-SETTINGS = RelaxSettings(max_prototypes=1, random_budget=0, max_steps=60, max_atoms=10, prescreen=0)
+SETTINGS = RelaxSettings(max_prototypes=1, random_budget=0, max_steps=60, max_atoms=10, prescreen=0,
+                         derivatives=0)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,9 @@ def fake_search(monkeypatch, fake_relax, templates: int = 0, rerank: bool = Fals
     """Stage._search with ``fake_relax`` for the potentials, formation energy = energy per atom
     (CHGNet's; the re-ranker's 0.25 below), and
     ``templates`` rocksalt templates t0, t1, ... (lattice 5.0, 5.1, ...; likeliest first), which it
-    returns; ``rerank``: whether the re-ranker covers the elements (else it is never asked)."""
+    returns, and no ordered derivatives; ``rerank``: whether the re-ranker covers the elements
+    (else it is never asked)."""
+    import discovery.structure.derivatives as derivatives_mod
     import discovery.structure.energy as energy_mod
     import discovery.structure.prototypes as proto_mod
     import discovery.structure.relax as relax_mod
@@ -62,6 +65,7 @@ def fake_search(monkeypatch, fake_relax, templates: int = 0, rerank: bool = Fals
     monkeypatch.setattr(relax_mod, "model_version", lambda: "fake")
     monkeypatch.setattr(relax_mod, "covered", lambda comp, model: rerank)
     monkeypatch.setattr(proto_mod, "propose", lambda comp, cap, max_atoms: proposals[:cap])
+    monkeypatch.setattr(derivatives_mod, "derivatives", lambda comp, cap, max_atoms: [])
     # the re-ranker's elemental references put its formation energies 0.25 eV/atom below its energies
     monkeypatch.setattr(energy_mod, "formation_energy",
                         lambda comp, e, cache=None, model="chgnet": e if model == "chgnet" else e - 0.25)
@@ -182,7 +186,8 @@ def test_random_structures_from_the_prior_are_seeded_symmetric_and_primitive(mon
     ({"prescreen_steps": 0}, "--prescreen-steps must be >= 1"),
     ({"random_prior": "spg"}, "unknown --random-prior 'spg'"),
     ({"rerank": "mace"}, "unknown --rerank 'mace'"),
-    ({"rerank_top": 1}, "--rerank-top must be >= 2")])
+    ({"rerank_top": 1}, "--rerank-top must be >= 2"),
+    ({"derivatives": -1}, "--derivatives must be a whole number >= 0")])
 def test_bad_settings_are_one_line_errors(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
         RelaxSettings(**kwargs)
@@ -249,8 +254,8 @@ def test_a_finished_candidate_is_never_relaxed_again(relaxed, monkeypatch):
     assert {p.name: p.read_bytes() for p in folder.glob("*.cif")} == before
     assert not list(folder.glob("*.tmp"))
     with pytest.raises(AssertionError, match="relaxed again"):  # other settings: redone
-        run_stage(["NaCl"], RelaxSettings(max_prototypes=1, random_budget=0, max_steps=61, max_atoms=10),
-                  folder)
+        run_stage(["NaCl"], RelaxSettings(max_prototypes=1, random_budget=0, max_steps=61, max_atoms=10,
+                                          derivatives=0), folder)
 
 
 @needs_extra

@@ -30,6 +30,9 @@ class RelaxSettings:
     (``mp-wyckoff``: the likeliest of the Materials Project's that fit; ``uniform``: any group). Substitution
     probability alone ties whole families (every SiO2 polymorph for VO2) and put rutile VO2,
     diamond Si and the Heusler Eu2MgTl beyond the sixth place.
+    ``derivatives``: ordered derivatives of templates (two of the candidate's elements sharing one
+    template element's sites: ThCr2Si2 from BaAl4, elpasolite from perovskite; ``derivatives.py``)
+    added to the prescreened pool, best substitution score first (0: none).
     ``rerank``: the potential that re-relaxes CHGNet's ``rerank_top`` lowest structures and picks
     the lowest of them (``sevennet``: SevenNet-0, better than CHGNet at ordering polymorphs on
     Matbench Discovery; ``none``: CHGNet's lowest). Energies reported stay CHGNet's.
@@ -47,10 +50,11 @@ class RelaxSettings:
     random_prior: str = "mp-wyckoff"
     rerank: str = "sevennet"
     rerank_top: int = 3
+    derivatives: int = 24
 
     def __post_init__(self):
         for name in ("max_prototypes", "random_budget", "max_steps", "max_atoms", "prescreen",
-                     "prescreen_steps", "rerank_top"):
+                     "prescreen_steps", "rerank_top", "derivatives"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {value!r}")
@@ -80,5 +84,8 @@ class RelaxSettings:
 
     def digest(self) -> str:
         """First 12 hex digits of the SHA-256 of the settings: a record made with others is redone."""
-        text = json.dumps(self.to_dict() | {"stage_version": STAGE_VERSION}, sort_keys=True)
+        fields = self.to_dict()
+        if not fields["derivatives"]:  # added later: without them a search is what it was before
+            del fields["derivatives"]
+        text = json.dumps(fields | {"stage_version": STAGE_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,6 +1,7 @@
-"""The structure stage of a report: for each of its top rows, propose structures, relax them,
-keep the lowest-energy one, re-score it against the hull and write its CIF, one task per
-candidate on the local or the Dask engine, resumable after a kill.
+"""The structure stage of a report: for each of its top rows, propose structures (AFLOW templates
+of its stoichiometry type and their ordered derivatives, else random symmetric structures with the
+derivatives), prescreen and relax them, keep the lowest-energy one, re-score it against the hull
+and write its CIF, one task per candidate on the local or the Dask engine, resumable after a kill.
 
 The report gains the columns ``prototype``, ``spacegroup``, ``formation_energy_relaxed``,
 ``e_hull_relaxed``, ``relax_converged``, ``structure_file`` and ``relax_note`` (why a row has no
@@ -86,6 +87,7 @@ def _empty(formula: str, note: str) -> dict:
 
 def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[dict, str | None]:
     from discovery.structure.cif import cif_text, spacegroup
+    from discovery.structure.derivatives import derivatives
     from discovery.structure.energy import e_hull, formation_energy
     from discovery.structure.prototypes import propose
     from discovery.structure.random_search import random_structures
@@ -99,17 +101,21 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     if missing:
         return _empty(formula, f"element {', '.join(missing)} not covered by CHGNet (H..Pu)"), None
     proposals = propose(comp, max(settings.prescreen, settings.max_prototypes), settings.max_atoms)
+    # ordered derivatives join whichever pool is prescreened: the templates', else the random one
+    ordered = derivatives(comp, settings.derivatives, settings.max_atoms) if settings.max_prototypes else []
     source = "templates"
-    proposals, failures, screened = _keep_lowest(proposals, settings.max_prototypes, settings)
-    if not proposals and not screened:
+    if proposals and settings.max_prototypes:  # --max-prototypes 0 searches randomly
+        proposals, failures, screened = _keep_lowest(proposals + ordered, settings.max_prototypes, settings)
+    else:
         # with the prior, a pool of likely site sets is prescreened as templates are: the table
         # does not say which element takes which site, the short relaxation's energy does
         pool = settings.random_budget
         if settings.random_prior == "mp-wyckoff" and pool:
             pool = max(settings.prescreen, pool)
-        proposals = random_structures(comp, pool, settings.seed, settings.max_atoms, settings.random_prior)
+        drawn = random_structures(comp, pool, settings.seed, settings.max_atoms, settings.random_prior)
         source = "pyxtal"
-        proposals, failures, screened = _keep_lowest(proposals, settings.random_budget, settings)
+        keep = settings.random_budget if drawn else settings.max_prototypes
+        proposals, failures, screened = _keep_lowest(drawn + ordered, keep, settings)
     if screened and not proposals:
         return _empty(formula, f"every relaxation failed ({screened} tried): {failures[0]}") | {
             "tried": screened}, None
@@ -146,8 +152,9 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     if source == "pyxtal":
         prior = " (MP Wyckoff prior)" if settings.random_prior == "mp-wyckoff" else ""
         pooled = f" (of {screened} prescreened)" if screened else ""
+        derived = f" and {len(ordered)} ordered derivatives of templates" if ordered else ""
         notes.append(f"no AFLOW prototype fits: best of {len(proposals)} random pyxtal "
-                     f"structures{prior}{pooled}")
+                     f"structures{prior}{derived}{pooled}")
     notes += rerank_notes
     if not best.converged:
         notes.append(f"forces above {settings.fmax} eV/Å after {settings.max_steps} steps")
