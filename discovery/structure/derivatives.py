@@ -3,7 +3,7 @@ two of its elements sharing the sites of one template element.
 
 Many compounds are orderings of a simpler type: ThCr2Si2 (BaFe2As2) and CaBe2Ge2 (EuCu2Sb2) order
 BaAl4's Al sites, elpasolites the B sites of a perovskite, chalcopyrite and stannite zinc blende's
-cations, ZrNiAl (SmZnPd) the Fe sites of Fe2P. In CSPML's 90-crystal benchmark, 12 of the 67
+cations, ZrNiAl (SmZnPd) the Fe sites of Fe2P. In CSPML's 90-crystal benchmark, 13 of the 67
 crystals whose type pymatgen's AFLOW library lacks become a library prototype when two of their
 elements are merged (``research/probe_derivatives.py``). The library holds only the parents, so
 these are built here, as the derivative-structure enumeration of Hart and Forcade does it in a

@@ -99,9 +99,11 @@ def _lambda(new: str, old: str) -> float:
     return float(element_lambda()[INDEX[new], INDEX[old]])
 
 
+@functools.cache
 def _radius(symbol: str) -> float:
     el = Element(symbol)
-    for r in (el.atomic_radius, el.atomic_radius_calculated, el.average_ionic_radius):
+    for name in ("atomic_radius", "atomic_radius_calculated", "average_ionic_radius"):
+        r = getattr(el, name)  # one at a time: pymatgen warns for each one it lacks
         if r is not None and float(r) > 0:
             return float(r)
     return 1.5

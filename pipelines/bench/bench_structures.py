@@ -3,6 +3,8 @@
     nice -n 5 python pipelines/bench/bench_structures.py            # every section, resumable
     python pipelines/bench/bench_structures.py --sections ehull --ehull-rows 20
     python pipelines/bench/bench_structures.py --collect     # report what finished, relax nothing
+    python pipelines/bench/bench_structures.py --sections rest --only "LiPF6,SmZnPd"  # a subset,
+                                       # reported as rest_only beside the full section
 
 Sections (each resumable: finished candidates are records in <cache>/bench_structures/<section>/,
 and the report is rewritten after every section):
@@ -326,15 +328,41 @@ def write_report(data: dict) -> None:
                   f"and {lib['cpu_seconds_mean']} CPU-s per crystal"]
         if rest:
             total = lib["recovered"] + rest["recovered"]
-            lines.append(f"- the others: {rest['recovered']} of {rest['candidates']} run "
-                         f"({rest['seconds_mean']} s per crystal); all: **{total} of "
-                         f"{lib['candidates'] + rest['candidates']}** run")
+            if rest["settings"] == lib["settings"]:
+                lines.append(f"- the others: {rest['recovered']} of {rest['candidates']} run "
+                             f"({rest['seconds_mean']} s per crystal); all: **{total} of "
+                             f"{lib['candidates'] + rest['candidates']}** run")
+            else:
+                changed = {k: v for k, v in lib["settings"].items() if rest["settings"].get(k) != v}
+                lines.append(f"- the others, measured with other settings (the library's differ in "
+                             f"{changed}): {rest['recovered']} of {rest['candidates']} run "
+                             f"({rest['seconds_mean']} s per crystal)")
+            sub = data.get("rest_only")
+            if sub and sub["settings"] == lib["settings"] != rest["settings"]:
+                # the library ran with the new settings, the others partly: the rerun rows replace
+                # theirs; a crystal not rerun counts as it was measured before
+                newer = {r["formula"]: r["recovered"] for r in sub["rows"]}
+                others = sum(newer.get(r["formula"], r["recovered"]) for r in rest["rows"])
+                lost = [r["formula"] for r in rest["rows"]
+                        if r["recovered"] and not newer.get(r["formula"], True)]
+                lines.append(f"- with the library's settings (`rest_only` below reran {sub['candidates']} of "
+                             "the others: every one recovered before and those the new proposals could "
+                             f"reach): the others {others} of {rest['candidates']}, all "
+                             f"**{lib['recovered'] + others} of {lib['candidates'] + rest['candidates']}**; "
+                             f"lost among the others: {', '.join(lost) or 'none'}; the "
+                             f"{rest['candidates'] - sub['candidates']} not rerun were not recovered before")
             if sub := rest.get("reranked_subset"):
                 lines.append(f"- the first {len(sub['crystals'])} of the others rerun with re-ranking "
                              f"(`{sub['command']}`): {sub['recovered']} recovered, against "
                              f"{sub['recovered_chgnet_only']} with CHGNet alone; {sub['cpu_seconds']} CPU-s "
                              f"against {sub['cpu_seconds_chgnet_only']}; SevenNet-0 changed the pick for "
                              f"{', '.join(sub['rerank_changed']) or 'none'}")
+        for key in ("library_only", "rest_only"):
+            if sub := data.get(key):
+                rows = ", ".join(f"{r['formula']} {'yes' if r['recovered'] else 'no'}" for r in sub["rows"])
+                lines.append(f"- {key}: {sub['recovered']} of {sub['candidates']} recovered with the "
+                             f"settings {sub['settings']} (`{commands.get(key, '')}`), "
+                             f"{sub['cpu_seconds_mean']} CPU-s per crystal: {rows}")
         lines += ["", "| formula | recovered | prototype found | space group (truth) | s | note |",
                   "|---|---|---|---|---:|---|"]
         for r in lib["rows"] + (rest["rows"] if rest else []):
@@ -419,6 +447,9 @@ def main() -> None:
     ap.add_argument("--ehull-rows", type=int, default=50)
     ap.add_argument("--formation-n", type=int, default=240)
     ap.add_argument("--rest-limit", type=int, default=None, help="Only the first N other crystals.")
+    ap.add_argument("--only", default=None,
+                    help="Comma-separated crystals: recovery sections on these alone, reported as "
+                         "<section>_only beside the full section.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--collect", action="store_true",
                     help="Write the report from the finished candidates only (relax nothing).")
@@ -437,18 +468,24 @@ def main() -> None:
     for name in sections:
         if name not in SECTIONS:
             raise SystemExit(f"unknown section {name!r}; use {', '.join(SECTIONS)}")
+    only = set(args.only.split(",")) if args.only else None
     truth = lib = None
     if {"library", "rest"} & set(sections):
         truth = ground_truth(args.zip or cache_dir() / "cspml" / ZIP_NAME, work)
         lib = in_library(truth, work)
         data.update(crystals=len(truth), in_library=len(lib), library_prototypes=lib)
+    if only and truth is not None and (unknown := sorted(only - set(truth))):
+        raise SystemExit(f"--only: {', '.join(unknown)} not among the {len(truth)} crystals")
     for name in sections:
         t0 = time.perf_counter()
 
-        def checkpoint(section: dict, name: str = name, t0: float = t0) -> None:
+        key = f"{name}_only" if only and name in ("library", "rest") else name
+
+        def checkpoint(section: dict, name: str = key, t0: float = t0) -> None:
             # the file may hold sections another process measured: replace only this one
             merged = json.loads(path.read_text()) if path.is_file() else {}
-            merged |= {k: v for k, v in data.items() if k not in SECTIONS and k != "wall_seconds"}
+            merged |= {k: v for k, v in data.items()
+                       if k not in SECTIONS and not k.endswith("_only") and k != "wall_seconds"}
             merged[name] = section
             wall = round(time.perf_counter() - t0, 1)
             if not COLLECT:  # --collect summarizes what a measuring run did: its command and wall time stand
@@ -459,9 +496,10 @@ def main() -> None:
             print(f"{name}: {done} of {section['requested']} after {wall} s", flush=True)
 
         if name == "library":
-            recovery(sorted(lib), truth, work / "library", RelaxSettings(), checkpoint)
+            chosen = sorted(f for f in lib if not only or f in only)
+            recovery(chosen, truth, work / "library", RelaxSettings(), checkpoint)
         elif name == "rest":
-            others = sorted(f for f in truth if f not in lib)[: args.rest_limit]
+            others = sorted(f for f in truth if f not in lib and (not only or f in only))[: args.rest_limit]
             recovery(others, truth, work / "rest", RelaxSettings(), checkpoint)
         elif name == "formation":
             formation(args.formation_n, args.seed, work / "formation", checkpoint)
