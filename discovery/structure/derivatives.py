@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 from pymatgen.core import Composition, Structure
 
-from discovery.structure.prototypes import Proposal, _lambda, _radius, library, reduced_amounts
+from discovery.structure.prototypes import Proposal, _lambda, _radius, assignments, library, reduced_amounts
 
 MAX_SUBSETS = 5000  # site subsets enumerated per cell and split; larger cells are skipped
 SYMPREC = 1e-3
@@ -118,9 +118,10 @@ def derivatives(comp: Composition, cap: int, max_atoms: int) -> list[Proposal]:
         if len(template.elements) != len(elements) - 1:
             continue
         for x, y, names, merged in _splits(elements, amounts, template.amounts):
-            for score, mapping in _merged_assignments(template, names, merged):
+            # the merged pair is one pseudo-element ("x+y"), its term replaced by the mean of the two
+            for score, mapping in assignments(template, names, merged):
                 shared = next(old for old, new in mapping.items() if "+" in new)
-                score += (_lambda(x, shared) + _lambda(y, shared)) / 2
+                score += (_lambda(x, shared) + _lambda(y, shared)) / 2 - _lambda(mapping[shared], shared)
                 ranked.append((-score, template.aflow, tuple(sorted(mapping.items())), x, y, index, shared,
                                mapping))
     ranked.sort(key=lambda r: r[:5])
@@ -131,27 +132,6 @@ def derivatives(comp: Composition, cap: int, max_atoms: int) -> list[Proposal]:
             per_split.append(found)
     out = [p for layer in itertools.zip_longest(*per_split) for p in layer if p is not None]
     return out[:cap]
-
-
-def _merged_assignments(template, names: list[str], merged: Sequence[int]):
-    """``prototypes.assignments`` with the merged pair (named "x+y") as one pseudo-element, whose
-    substitution term the caller adds."""
-    groups: dict[int, tuple[list[str], list[str]]] = {}
-    for el, n in zip(template.elements, template.amounts, strict=True):
-        groups.setdefault(n, ([], []))[0].append(el)
-    for el, n in zip(names, merged, strict=True):
-        if n not in groups:
-            return []
-        groups[n][1].append(el)
-    if any(len(a) != len(b) for a, b in groups.values()):
-        return []
-    per_group = [[dict(zip(olds, perm, strict=True)) for perm in itertools.permutations(news)]
-                 for olds, news in groups.values()]
-    out = []
-    for combo in itertools.product(*per_group):
-        mapping = {k: v for part in combo for k, v in part.items()}
-        out.append((sum(0.0 if "+" in new else _lambda(new, old) for old, new in mapping.items()), mapping))
-    return out
 
 
 def _decorate(index: int, mapping: dict[str, str], shared: str, x: str, y: str, comp: Composition,
