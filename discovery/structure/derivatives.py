@@ -7,10 +7,11 @@ cations, ZrNiAl (SmZnPd) the Fe sites of Fe2P. In CSPML's 90-crystal benchmark, 
 crystals whose type pymatgen's AFLOW library lacks become a library prototype when two of their
 elements are merged (``research/probe_derivatives.py``). The library holds only the parents, so
 these are built here, as the derivative-structure enumeration of Hart and Forcade does it in a
-small cell: take the template's cell (primitive, else conventional) that is the smallest holding a
-whole number of each of the two elements, assign every subset of the shared element's sites of
-the right size to one element and the rest to the other, and keep one decoration per class of
-subsets that the cell's symmetry operations map onto each other.
+small cell: in the template's primitive cell, and its conventional cell for orderings the
+primitive cannot hold, wherever the cell holds a whole number of each of the two elements, assign
+every subset of the shared element's sites of the right size to one element and the rest to the
+other, and keep one decoration per class of subsets that the cell's symmetry operations map onto
+each other.
 
 A derivative's substitution score is the template's, with the shared element's term the mean of
 its two substitutions', so derivatives and templates rank on one scale.
@@ -26,15 +27,19 @@ from collections.abc import Sequence
 import numpy as np
 from pymatgen.core import Composition, Structure
 
-from discovery.structure.prototypes import Proposal, _lambda, _radius, assignments, library, reduced_amounts
+from discovery.encoding import reduce_counts
+from discovery.structure.prototypes import (
+    Proposal,
+    _lambda,
+    _primitive,
+    assignments,
+    library,
+    reduced_amounts,
+    scaled_to_atoms,
+)
 
 MAX_SUBSETS = 5000  # site subsets enumerated per cell and split; larger cells are skipped
 SYMPREC = 1e-3
-
-
-def _reduce(amounts: Sequence[int]) -> tuple[int, ...]:
-    g = functools.reduce(math.gcd, amounts)
-    return tuple(a // g for a in amounts)
 
 
 @functools.lru_cache(maxsize=256)
@@ -42,8 +47,7 @@ def _cells(index: int) -> tuple[Structure, ...]:
     """The template's primitive and conventional cells, smallest first (one when they agree)."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    structure = library()[index].structure
-    prim = structure.get_primitive_structure()
+    prim = _primitive(index)
     try:
         conv = SpacegroupAnalyzer(prim, symprec=SYMPREC).get_conventional_standard_structure()
     except Exception:  # spglib failed on the cell: the primitive alone
@@ -100,9 +104,10 @@ def _splits(elements: Sequence[str], amounts: Sequence[int], template_amounts: S
     for i, j in itertools.combinations(range(len(elements)), 2):
         rest = [n for k, n in enumerate(amounts) if k not in (i, j)]
         merged = [amounts[i] + amounts[j], *rest]
-        if sorted(_reduce(merged)) == target:
+        reduced = tuple(int(n) for n in reduce_counts(np.array([merged]))[0])
+        if sorted(reduced) == target:
             names = [f"{elements[i]}+{elements[j]}", *(e for k, e in enumerate(elements) if k not in (i, j))]
-            yield elements[i], elements[j], names, _reduce(merged)
+            yield elements[i], elements[j], names, reduced
 
 
 def derivatives(comp: Composition, cap: int, max_atoms: int) -> list[Proposal]:
@@ -152,15 +157,13 @@ def _decorate(index: int, mapping: dict[str, str], shared: str, x: str, y: str, 
         if abs(k - round(k)) > 1e-6 or round(k) in (0, len(sites)):
             continue
         perms, shifts = _site_permutations(index, cell_index)
-        old = sum(_radius(str(site.specie)) ** 3 for site in cell)
         for subset in orderings(perms, sites, int(round(k))):
             chosen = set(subset)
             if cell_index and shifts.any() and all(set(p[list(subset)]) == chosen for p in perms[shifts]):
                 continue  # the primitive cell holds this ordering: proposed there already
             species = [x if i in chosen else y if i in sites else mapping[str(site.specie)]
                        for i, site in enumerate(cell)]
-            structure = Structure(cell.lattice, species, cell.frac_coords)
-            structure.scale_lattice(cell.volume * sum(_radius(s) ** 3 for s in species) / old)
+            structure = scaled_to_atoms(cell, Structure(cell.lattice, species, cell.frac_coords))
             label = f"{library()[index].label} ordered {x}/{y} on {shared} #{len(out) + 1}"
             out.append(Proposal(label, structure, score))
     return out

@@ -112,12 +112,18 @@ def _radius(symbol: str) -> float:
 def substitute(structure: Structure, mapping: dict[str, str]) -> Structure:
     """``structure`` with its elements replaced by ``mapping`` and its volume scaled by the
     ratio of the atoms' summed cubed radii (new over old)."""
-    old = sum(_radius(str(site.specie)) ** 3 for site in structure)
     out = structure.copy()
     out.replace_species({Element(a): Element(b) for a, b in mapping.items()})
-    new = sum(_radius(str(site.specie)) ** 3 for site in out)
-    out.scale_lattice(structure.volume * new / old)
-    return out
+    return scaled_to_atoms(structure, out)
+
+
+def scaled_to_atoms(template: Structure, decorated: Structure) -> Structure:
+    """``decorated`` (``template``'s sites with other atoms on them), its volume scaled in place
+    to the template's times the ratio of the atoms' summed cubed radii (new over old)."""
+    old = sum(_radius(str(site.specie)) ** 3 for site in template)
+    new = sum(_radius(str(site.specie)) ** 3 for site in decorated)
+    decorated.scale_lattice(template.volume * new / old)
+    return decorated
 
 
 def assignments(template: Template, elements: Sequence[str], amounts: Sequence[int]
