@@ -107,3 +107,64 @@ def test_derivatives_join_the_prescreened_pools(monkeypatch):
     assert none.digest() != settings.digest()
     assert none.digest() == RelaxSettings(max_prototypes=1, prescreen=2, random_budget=1, derivatives=0,
                                           max_steps=20).digest()
+
+
+def test_a_splits_further_orderings_count_half_as_likely_each():
+    """The pool is ordered by the split's score less ln 2 per earlier ordering of that split: a
+    likely template's fifth ordering (EuCu2Sb2's CaBe2Ge2 type, 5th of BaAl4's Cu/Sb splits) comes
+    before an unlikely template's first, not after every split's first few."""
+    import math
+    import re
+
+    pool = derivatives(Composition("EuCu2Sb2"), 24, 24)
+    assert len(pool) == 24
+    effective = [p.score - (int(re.search(r"#(\d+)$", p.label).group(1)) - 1) * math.log(2) for p in pool]
+    assert all(a >= b - 1e-9 for a, b in zip(effective, effective[1:], strict=False))
+    baal4 = [p.label for p in pool if p.label.startswith("A4B_tI10_139_de_a ordered Cu/Sb on Al")]
+    assert baal4[:5] == [f"A4B_tI10_139_de_a ordered Cu/Sb on Al #{k}" for k in range(1, 6)]
+    # without the prior, one ordering of each split in turn: the pool would end before the 5th
+    first = {p.label.rsplit(" #", 1)[0] for p in pool if p.label.endswith("#1")}
+    assert len(first) < len(pool) - 4
+
+
+def test_derivatives_take_at_most_half_the_places_beside_templates(monkeypatch):
+    """Six derivatives prescreened lower than four templates, four places: two go to the lowest
+    derivatives and two to the lowest templates, in the order of likelihood. With one template
+    prescreened, derivatives fill the places it leaves; without templates they take all."""
+    import discovery.structure.relax as relax_mod
+    from discovery.structure import stage
+    from discovery.structure.prototypes import Proposal
+
+    def salt(a):
+        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+
+    monkeypatch.setattr(relax_mod, "relax", lambda s, settings, cell=True: relax_mod.Relaxed(
+        s, -s.lattice.a, True, 3, ""))  # the larger cell is lower
+    templates = [Proposal(f"t{i}", salt(5.0 + 0.1 * i)) for i in range(4)]
+    ordered = [Proposal(f"d{i}", salt(6.0 + 0.1 * i)) for i in range(6)]
+    settings = RelaxSettings(max_prototypes=4, prescreen=10, derivatives=6)
+    kept, _, tried = stage._keep_lowest(templates + ordered, 4, settings, ordered_from=len(templates))
+    assert [p.label for p in kept] == ["t2", "t3", "d4", "d5"] and tried == 10
+    kept, _, _ = stage._keep_lowest(templates[:1] + ordered, 4, settings, ordered_from=1)
+    assert [p.label for p in kept] == ["t0", "d3", "d4", "d5"]
+    kept, _, _ = stage._keep_lowest(templates + ordered, 4, settings)
+    assert [p.label for p in kept] == ["d2", "d3", "d4", "d5"]
+
+
+def test_the_reranker_compares_distinct_structures():
+    """Two relaxations that ended in one structure (StructureMatcher) take one finalist's place:
+    rock salt at two sizes is one structure, caesium chloride another."""
+    import discovery.structure.relax as relax_mod
+    from discovery.structure import stage
+
+    def relaxed(label, s):
+        return label, relax_mod.Relaxed(s, -1.0, True, 3, "")
+
+    salt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    bigger = salt.copy()
+    bigger.scale_lattice(salt.volume * 1.1)
+    cscl = Structure(Lattice.cubic(3.4), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    found = [relaxed("a", salt), relaxed("b", bigger), relaxed("c", cscl)]
+    assert stage._distinct(found, [0, 1, 2], 2) == [0, 2]
+    assert stage._distinct(found, [1, 0, 2], 3) == [1, 2]
+    assert stage._distinct(found, [2, 0], 1) == [2]

@@ -517,7 +517,9 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
 
     fake_search(monkeypatch, fake_relax, templates=4, rerank=True)
     monkeypatch.setattr(relax_mod, "rerank_version", lambda model: "SevenNet-0 (fake)")
-    settings = RelaxSettings(max_prototypes=4, prescreen=0, random_budget=0, rerank_top=3)
+    # rock salts of other sizes: one structure to StructureMatcher, so each finalist is not distinct
+    settings = RelaxSettings(max_prototypes=4, prescreen=0, random_budget=0, rerank_top=3,
+                             rerank_distinct=False)
 
     record, _ = stage._search("NaCl", settings, None)
     assert [a for model, a in calls if model == "sevennet"] == [5.11, 5.21, 5.31]

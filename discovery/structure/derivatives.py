@@ -40,6 +40,7 @@ from discovery.structure.prototypes import (
 
 MAX_SUBSETS = 5000  # site subsets enumerated per cell and split; larger cells are skipped
 SYMPREC = 1e-3
+ORDERING_DECAY = math.log(2)  # score units (log-odds): each further ordering of a split
 
 
 @functools.lru_cache(maxsize=256)
@@ -112,9 +113,11 @@ def _splits(elements: Sequence[str], amounts: Sequence[int], template_amounts: S
 
 def derivatives(comp: Composition, cap: int, max_atoms: int) -> list[Proposal]:
     """Up to ``cap`` ordered derivatives of templates for ``comp``, each at most ``max_atoms``
-    atoms. Template splits rank by substitution score (ties: AFLOW label, then the mapping); the
-    proposals take the most symmetric ordering of each split in turn, then the second of each, and
-    so on, so one template with many orderings does not fill the cap."""
+    atoms. Template splits rank by substitution score (ties: AFLOW label, then the mapping), and a
+    split's orderings, most symmetric first, each count ``ORDERING_DECAY`` less than the one before:
+    a likely template's fifth ordering (EuCu2Sb2's CaBe2Ge2 type in BaAl4) comes before an
+    unlikely template's first, and one template with many orderings does not fill the cap. (One
+    ordering of each split in turn put that fifth one 77th, behind splits 10 log-odds less likely.)"""
     if cap <= 0:
         return []
     elements, amounts = reduced_amounts(comp)
@@ -130,13 +133,13 @@ def derivatives(comp: Composition, cap: int, max_atoms: int) -> list[Proposal]:
                 ranked.append((-score, template.aflow, tuple(sorted(mapping.items())), x, y, index, shared,
                                mapping))
     ranked.sort(key=lambda r: r[:5])
-    per_split = []
-    for neg, _, _, x, y, index, shared, mapping in ranked[:cap]:
+    scored = []
+    for rank, (neg, _, _, x, y, index, shared, mapping) in enumerate(ranked[:cap]):
         found = _decorate(index, mapping, shared, x, y, comp, max_atoms, -neg)
-        if found:
-            per_split.append(found)
-    out = [p for layer in itertools.zip_longest(*per_split) for p in layer if p is not None]
-    return out[:cap]
+        # the split's k-th ordering (0-based) counts as half as likely as its (k-1)-th
+        scored += [(neg + k * ORDERING_DECAY, rank, k, p) for k, p in enumerate(found)]
+    scored.sort(key=lambda r: r[:3])
+    return [p for *_, p in scored[:cap]]
 
 
 def _decorate(index: int, mapping: dict[str, str], shared: str, x: str, y: str, comp: Composition,

@@ -13,6 +13,8 @@ RANDOM_PRIORS = ("mp-wyckoff", "uniform")  # where random structures come from (
 RERANKERS = ("sevennet", "none")  # the potential that decides which relaxed structure is lowest
 # the search and references' code version: records made before a change that moves energies are redone
 STAGE_VERSION = 4
+# how derivatives are ranked and kept (2: geometric ordering prior, half the template places at most)
+DERIVATIVES_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,14 @@ class RelaxSettings:
     diamond Si and the Heusler Eu2MgTl beyond the sixth place.
     ``derivatives``: ordered derivatives of templates (two of the candidate's elements sharing one
     template element's sites: ThCr2Si2 from BaAl4, elpasolite from perovskite; ``derivatives.py``)
-    added to the prescreened pool, best substitution score first (0: none).
+    added to the prescreened pool, best substitution score first (0: none); beside templates they
+    take at most half of the ``max_prototypes`` places.
     ``rerank``: the potential that re-relaxes CHGNet's ``rerank_top`` lowest structures and picks
     the lowest of them (``sevennet``: SevenNet-0, better than CHGNet at ordering polymorphs on
     Matbench Discovery; ``none``: CHGNet's lowest). Energies reported stay CHGNet's.
+    ``rerank_distinct``: the finalists are CHGNet's ``rerank_top`` lowest distinct structures
+    (StructureMatcher): relaxations that ended in one structure take one place (False: the lowest
+    relaxations, duplicates included, as records made before it).
     """
 
     max_prototypes: int = 6
@@ -51,6 +57,7 @@ class RelaxSettings:
     rerank: str = "sevennet"
     rerank_top: int = 3
     derivatives: int = 24
+    rerank_distinct: bool = True
 
     def __post_init__(self):
         for name in ("max_prototypes", "random_budget", "max_steps", "max_atoms", "prescreen",
@@ -58,6 +65,8 @@ class RelaxSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a whole number >= 0, got {value!r}")
+        if not isinstance(self.rerank_distinct, bool):
+            raise ConfigError(f"rerank_distinct must be True or False, got {self.rerank_distinct!r}")
         if self.max_prototypes + self.random_budget == 0:
             raise ConfigError("--max-prototypes and --random-budget are both 0: no structure would be tried")
         if self.max_steps < 1:
@@ -87,5 +96,9 @@ class RelaxSettings:
         fields = self.to_dict()
         if not fields["derivatives"]:  # added later: without them a search is what it was before
             del fields["derivatives"]
+        elif DERIVATIVES_VERSION > 1:  # version 1's records carry no version
+            fields["derivatives_version"] = DERIVATIVES_VERSION
+        if not fields["rerank_distinct"]:  # added later: without it a search is what it was before
+            del fields["rerank_distinct"]
         text = json.dumps(fields | {"stage_version": STAGE_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]

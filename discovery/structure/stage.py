@@ -105,7 +105,8 @@ def _search(formula: str, settings: RelaxSettings, cache: Path | None) -> tuple[
     ordered = derivatives(comp, settings.derivatives, settings.max_atoms) if settings.max_prototypes else []
     source = "templates"
     if proposals and settings.max_prototypes:  # --max-prototypes 0 searches randomly
-        proposals, failures, screened = _keep_lowest(proposals + ordered, settings.max_prototypes, settings)
+        proposals, failures, screened = _keep_lowest(proposals + ordered, settings.max_prototypes, settings,
+                                                     ordered_from=len(proposals))
     else:
         # with the prior, a pool of likely site sets is prescreened as templates are: the table
         # does not say which element takes which site, the short relaxation's energy does
@@ -183,11 +184,12 @@ def _lowest(energies: Sequence[float]) -> int:
 def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, list[str]]:
     """Which of ``relaxed`` ((label, Relaxed), likeliest first) to keep, the record's re-ranking
     fields and notes. CHGNet's lowest (``_lowest``), unless ``settings.rerank`` re-relaxes the
-    ``rerank_top`` lowest and at least two of those succeed: then its lowest (same tie rule), and
-    ``reranked`` holds each finalist's [label, CHGNet energy, its energy]. The kept structure's
-    re-relaxed energy (``rerank_energy_per_atom``) is recorded whenever it has one, a single
-    relaxed structure included: the report's formation energy averages the two potentials'. A
-    composition with an element the re-ranker lacks keeps CHGNet's lowest with a note saying so."""
+    ``rerank_top`` lowest (distinct ones: ``_distinct``) and at least two of those succeed: then
+    its lowest (same tie rule), and ``reranked`` holds each finalist's [label, CHGNet energy, its
+    energy]. The kept structure's re-relaxed energy (``rerank_energy_per_atom``) is recorded
+    whenever it has one, a single relaxed structure included: the report's formation energy
+    averages the two potentials'. A composition with an element the re-ranker lacks keeps
+    CHGNet's lowest with a note saying so."""
     from discovery.structure.relax import covered, relax, rerank_version
 
     lowest = _lowest([res.energy_per_atom for _, res in relaxed])
@@ -199,7 +201,8 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
     if not covered(comp, settings.rerank):
         return lowest, kept, [f"{model} lacks an element of {comp.reduced_formula}: CHGNet's lowest kept"]
     order = sorted(range(len(relaxed)), key=lambda i: relaxed[i][1].energy_per_atom)
-    finalists = sorted(order[:settings.rerank_top])  # back in the order of likelihood
+    finalists = sorted(_distinct(relaxed, order, settings.rerank_top) if settings.rerank_distinct
+                       else order[:settings.rerank_top])  # back in the order of likelihood
     judged = {i: relax(relaxed[i][1].structure, settings, model=settings.rerank) for i in finalists}
     fine = [i for i in finalists if judged[i].ok]
     if len(fine) < 2:  # nothing to compare: CHGNet's lowest, with the re-ranker's energy where it has one
@@ -217,16 +220,48 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
                          "rerank_energy_per_atom": round(judged[pick].energy_per_atom, 6)}, notes
 
 
-def _keep_lowest(proposals: list, keep: int, settings: RelaxSettings) -> tuple[list, list[str], int]:
+def _distinct(relaxed: list, order: list[int], top: int) -> list[int]:
+    """The first ``top`` of ``order`` whose structures differ (pymatgen's StructureMatcher, default
+    tolerances): a template's orderings and two assignments of one template often relax to one
+    structure, and a re-ranker given three copies compares nothing."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    matcher, kept = StructureMatcher(), []
+    for i in order:
+        if not any(matcher.fit(relaxed[i][1].structure, relaxed[j][1].structure) for j in kept):
+            kept.append(i)
+        if len(kept) == top:
+            break
+    return kept
+
+
+def _keep_lowest(proposals: list, keep: int, settings: RelaxSettings,
+                 ordered_from: int | None = None) -> tuple[list, list[str], int]:
     """More than ``keep`` proposals: the ``keep`` lowest after the prescreen, in the order of
     likelihood (a tie goes to the likelier), the prescreen's failure notes and how many it tried;
-    otherwise the proposals as they are (none for ``keep`` 0: --max-prototypes 0 searches randomly)."""
+    otherwise the proposals as they are (none for ``keep`` 0: --max-prototypes 0 searches randomly).
+    Proposals from index ``ordered_from`` on (ordered derivatives beside templates) take at most
+    half of the ``keep`` places (rounded up) while templates are left to take the rest: a template's orderings
+    are many and relax alike (four took the Heusler Eu2MgTl's place), the templates are distinct."""
     if keep == 0:
         return [], [], 0
     if len(proposals) <= keep:
         return proposals, [], 0
     ranked, failures = _prescreen(proposals, settings)
-    kept = [p for _, p in sorted(ranked[:keep], key=lambda r: r[0])]
+    cap = keep if ordered_from is None else (keep + 1) // 2
+    chosen, ordered = [], 0
+    for i, p in ranked:
+        if ordered_from is not None and i >= ordered_from:
+            if ordered >= cap:
+                continue
+            ordered += 1
+        chosen.append((i, p))
+        if len(chosen) == keep:
+            break
+    # too few templates survived the prescreen: the next derivatives fill their places
+    taken = {i for i, _ in chosen}
+    chosen += [r for r in ranked if r[0] not in taken][:keep - len(chosen)]
+    kept = [p for _, p in sorted(chosen, key=lambda r: r[0])]
     return kept, failures, len(ranked) + len(failures)
 
 

@@ -55,7 +55,8 @@ CHUNK = 5
 COLLECT = False  # --collect: summarize finished records, relax nothing
 WORKERS = 1  # --workers: more than 1 relaxes on a Dask LocalCluster of that many workers
 FORMATION_SETTINGS = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12,
-                                   prescreen=24, derivatives=0)  # known types: their templates
+                                   prescreen=24, derivatives=0,  # known types: their templates
+                                   rerank_distinct=False)  # two finalists at most: their records predate it
 
 
 def ground_truth(zip_path: Path, work: Path) -> dict[str, object]:
