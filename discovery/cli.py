@@ -314,7 +314,8 @@ def relax_cmd(
     rerank_top: Annotated[int, typer.Option(help="Structures re-relaxed by --rerank.")] = 3,
     derivatives: Annotated[int, typer.Option(help="Ordered derivatives of templates (two elements sharing "
                                              "one template element's sites) added to the prescreen; "
-                                             "0: none.")] = 24,
+                                             "beside templates they take at most half the places "
+                                             "relaxed in full; 0: none.")] = 24,
     max_steps: Annotated[int, typer.Option(help="Optimizer step cap per relaxation.")] = 300,
     max_atoms: Annotated[int, typer.Option(help="Largest cell relaxed.")] = 24,
     seed: int = 0,

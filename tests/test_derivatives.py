@@ -105,6 +105,11 @@ def test_derivatives_join_the_prescreened_pools(monkeypatch):
     none = RelaxSettings(max_prototypes=1, prescreen=2, random_budget=1, derivatives=0, max_steps=20)
     assert stage._search("NaCl", none, None)[0]["prototype"] == "t0" and asked == [0]
     assert none.digest() != settings.digest()
+    # the formation benchmark's settings (no derivatives, duplicates among the finalists): the
+    # digest its records were made with before either option existed
+    formation = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12, prescreen=24,
+                              derivatives=0, rerank_distinct=False)
+    assert formation.digest() == "02d47a147d0b"
     assert none.digest() == RelaxSettings(max_prototypes=1, prescreen=2, random_budget=1, derivatives=0,
                                           max_steps=20).digest()
 
@@ -149,6 +154,11 @@ def test_derivatives_take_at_most_half_the_places_beside_templates(monkeypatch):
     assert [p.label for p in kept] == ["t0", "d3", "d4", "d5"]
     kept, _, _ = stage._keep_lowest(templates + ordered, 4, settings)
     assert [p.label for p in kept] == ["d2", "d3", "d4", "d5"]
+    # half rounded up: three places, two derivatives; one place, the lowest of all
+    kept, _, _ = stage._keep_lowest(templates + ordered, 3, settings, ordered_from=len(templates))
+    assert [p.label for p in kept] == ["t3", "d4", "d5"]
+    kept, _, _ = stage._keep_lowest(templates + ordered, 1, settings, ordered_from=len(templates))
+    assert [p.label for p in kept] == ["d5"]
 
 
 def test_the_reranker_compares_distinct_structures():
@@ -168,3 +178,13 @@ def test_the_reranker_compares_distinct_structures():
     assert stage._distinct(found, [0, 1, 2], 2) == [0, 2]
     assert stage._distinct(found, [1, 0, 2], 3) == [1, 2]
     assert stage._distinct(found, [2, 0], 1) == [2]
+
+
+@pytest.mark.parametrize("formula", ["CoSb3", "NaTmF4"])
+def test_a_smaller_cap_is_the_start_of_a_larger_ones_pool(formula):
+    """The pool is one ranking cut at the cap: splits whose cells hold no ordering leave their
+    places to the next, so the 6 likeliest are the first 6 of the 60 likeliest (taking the
+    first ``cap`` splits only, CoSb3's and NaTmF4's were not)."""
+    small = [p.label for p in derivatives(Composition(formula), 6, 24)]
+    large = [p.label for p in derivatives(Composition(formula), 60, 24)]
+    assert len(small) == 6 and small == large[:6]

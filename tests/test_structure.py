@@ -558,6 +558,43 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
 
 
 @needs_extra
+def test_sevennet_compares_distinct_structures_and_chgnets_pick_among_them(monkeypatch):
+    """Three templates: t0 and t1 relax to one rock salt (t1 2 meV/atom lower: within TIE, so
+    CHGNet keeps the likelier t0), t2 to caesium chloride. SevenNet-0 re-relaxes t0 (standing for
+    its structure) and t2, not the copy t1; with ``rerank_distinct`` False, the three lowest."""
+    import discovery.structure.relax as relax_mod
+    from discovery.structure import stage
+
+    cscl = Structure(Lattice.cubic(3.4), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    chgnet = {5.0: -1.100, 5.1: -1.102, 5.2: -1.05}
+    calls = []
+
+    def fake_relax(structure, settings, cell=True, model="chgnet"):
+        a = round(structure.lattice.a, 2)
+        calls.append((model, a))
+        if model == "chgnet":  # t2 ends as caesium chloride, the others as rock salt (+0.01 Å)
+            end = cscl if round(a, 1) == 5.2 else rocksalt(a + 0.01)
+            return relax_mod.Relaxed(end, chgnet[round(a, 1)], True, 3, "")
+        return relax_mod.Relaxed(structure, -1.5 if a == 3.4 else -1.4, True, 2, "")
+
+    fake_search(monkeypatch, fake_relax, templates=3, rerank=True)
+    monkeypatch.setattr(relax_mod, "rerank_version", lambda model: "SevenNet-0 (fake)")
+    settings = RelaxSettings(max_prototypes=3, prescreen=0, random_budget=0, rerank_top=3)
+    record, _ = stage._search("NaCl", settings, None)
+    assert [a for model, a in calls if model == "sevennet"] == [5.01, 3.4]
+    assert [row[0] for row in record["reranked"]] == ["t0", "t2"]
+    assert record["prototype"] == "t2" and record["rerank_changed"] is True
+    calls.clear()
+    copies = RelaxSettings(max_prototypes=3, prescreen=0, random_budget=0, rerank_top=3,
+                           rerank_distinct=False)
+    stage._search("NaCl", copies, None)
+    assert [a for model, a in calls if model == "sevennet"] == [5.01, 5.11, 3.4]
+    assert copies.digest() != settings.digest()
+    # without a re-ranker the rule is moot, and the digest is the one made before it
+    assert (RelaxSettings(rerank="none").digest()
+            == RelaxSettings(rerank="none", rerank_distinct=False).digest())
+
+
 def test_sevennet_relaxes_and_ranks_rocksalt_below_cesium_chloride_nacl(cache):
     """The real SevenNet-0: a finite energy per atom for NaCl, rocksalt below the CsCl type
     (rocksalt is NaCl's structure at ambient pressure), and Po (Z 84) not covered. Its formation

@@ -40,7 +40,7 @@ from discovery.structure.prototypes import (
 
 MAX_SUBSETS = 5000  # site subsets enumerated per cell and split; larger cells are skipped
 SYMPREC = 1e-3
-ORDERING_DECAY = math.log(2)  # score units (log-odds): each further ordering of a split
+ORDERING_DECAY = math.log(2)  # score units (log-odds) each further ordering of a split loses
 
 
 @functools.lru_cache(maxsize=256)
@@ -117,7 +117,9 @@ def derivatives(comp: Composition, cap: int, max_atoms: int) -> list[Proposal]:
     split's orderings, most symmetric first, each count ``ORDERING_DECAY`` less than the one before:
     a likely template's fifth ordering (EuCu2Sb2's CaBe2Ge2 type in BaAl4) comes before an
     unlikely template's first, and one template with many orderings does not fill the cap. (One
-    ordering of each split in turn put that fifth one 77th, behind splits 10 log-odds less likely.)"""
+    ordering of each split in turn put that fifth one 77th, behind splits 10 log-odds less likely.)
+    Splits are decorated in rank order until no further split's first ordering could enter: one
+    whose cell cannot hold the ordering yields none and leaves its place to the next."""
     if cap <= 0:
         return []
     elements, amounts = reduced_amounts(comp)
@@ -134,7 +136,12 @@ def derivatives(comp: Composition, cap: int, max_atoms: int) -> list[Proposal]:
                                mapping))
     ranked.sort(key=lambda r: r[:5])
     scored = []
-    for rank, (neg, _, _, x, y, index, shared, mapping) in enumerate(ranked[:cap]):
+    for rank, (neg, _, _, x, y, index, shared, mapping) in enumerate(ranked):
+        if len(scored) >= cap:  # full: a split whose first ordering cannot enter ends the search
+            scored.sort(key=lambda r: r[:3])
+            del scored[cap:]
+            if neg >= scored[-1][0]:
+                break
         found = _decorate(index, mapping, shared, x, y, comp, max_atoms, -neg)
         # the split's k-th ordering (0-based) counts as half as likely as its (k-1)-th
         scored += [(neg + k * ORDERING_DECAY, rank, k, p) for k, p in enumerate(found)]

@@ -98,7 +98,7 @@ class RelaxSettings:
             del fields["derivatives"]
         elif DERIVATIVES_VERSION > 1:  # version 1's records carry no version
             fields["derivatives_version"] = DERIVATIVES_VERSION
-        if not fields["rerank_distinct"]:  # added later: without it a search is what it was before
-            del fields["rerank_distinct"]
+        if not fields["rerank_distinct"] or fields["rerank"] == "none":  # added later; moot without
+            del fields["rerank_distinct"]  # a re-ranker: then a search is what it was before
         text = json.dumps(fields | {"stage_version": STAGE_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]

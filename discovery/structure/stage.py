@@ -201,8 +201,11 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
     if not covered(comp, settings.rerank):
         return lowest, kept, [f"{model} lacks an element of {comp.reduced_formula}: CHGNet's lowest kept"]
     order = sorted(range(len(relaxed)), key=lambda i: relaxed[i][1].energy_per_atom)
-    finalists = sorted(_distinct(relaxed, order, settings.rerank_top) if settings.rerank_distinct
-                       else order[:settings.rerank_top])  # back in the order of likelihood
+    if settings.rerank_distinct:  # CHGNet's pick stands for its structure, whatever the labels
+        finalists = _distinct(relaxed, [lowest, *(i for i in order if i != lowest)], settings.rerank_top)
+    else:
+        finalists = order[:settings.rerank_top]
+    finalists.sort()  # back in the order of likelihood
     judged = {i: relax(relaxed[i][1].structure, settings, model=settings.rerank) for i in finalists}
     fine = [i for i in finalists if judged[i].ok]
     if len(fine) < 2:  # nothing to compare: CHGNet's lowest, with the re-ranker's energy where it has one
@@ -222,8 +225,8 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
 
 def _distinct(relaxed: list, order: list[int], top: int) -> list[int]:
     """The first ``top`` of ``order`` whose structures differ (pymatgen's StructureMatcher, default
-    tolerances): a template's orderings and two assignments of one template often relax to one
-    structure, and a re-ranker given three copies compares nothing."""
+    tolerances; fewer when fewer differ): a template's orderings and two assignments of one
+    template often relax to one structure, and a re-ranker given three copies compares nothing."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     matcher, kept = StructureMatcher(), []
