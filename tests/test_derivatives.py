@@ -176,7 +176,8 @@ def test_the_reranker_compares_distinct_structures():
     cscl = Structure(Lattice.cubic(3.4), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
     found = [relaxed("a", salt), relaxed("b", bigger), relaxed("c", cscl)]
     assert stage._distinct(found, [0, 1, 2], 2) == [0, 2]
-    assert stage._distinct(found, [1, 0, 2], 3) == [1, 2]
+    assert stage._distinct(found, [1, 0, 2], 3) == [1, 2]  # the first stands for its structure
+    assert stage._distinct(found, [2, 1, 0], 3) == [2, 0]  # any other for its likeliest copy
     assert stage._distinct(found, [2, 0], 1) == [2]
 
 

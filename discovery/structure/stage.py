@@ -224,18 +224,22 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
 
 
 def _distinct(relaxed: list, order: list[int], top: int) -> list[int]:
-    """The first ``top`` of ``order`` whose structures differ (pymatgen's StructureMatcher, default
-    tolerances; fewer when fewer differ): a template's orderings and two assignments of one
-    template often relax to one structure, and a re-ranker given three copies compares nothing."""
+    """One index for each of the first ``top`` distinct structures in ``order`` (pymatgen's
+    StructureMatcher, default tolerances; fewer when fewer differ): a template's orderings and
+    two assignments of one template often relax to one structure, and a re-ranker given three
+    copies compares nothing. ``order[0]`` stands for its structure; any other structure for its
+    likeliest relaxation (smallest index), which wins TIE as that structure would have."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
-    matcher, kept = StructureMatcher(), []
+    matcher, groups = StructureMatcher(), []
     for i in order:
-        if not any(matcher.fit(relaxed[i][1].structure, relaxed[j][1].structure) for j in kept):
-            kept.append(i)
-        if len(kept) == top:
-            break
-    return kept
+        s = relaxed[i][1].structure
+        same = next((g for g in groups if matcher.fit(s, relaxed[g[0]][1].structure)), None)
+        if same is None:
+            groups.append([i])
+        else:
+            same.append(i)
+    return [g[0] if n == 0 else min(g) for n, g in enumerate(groups[:top])]
 
 
 def _keep_lowest(proposals: list, keep: int, settings: RelaxSettings,
