@@ -96,7 +96,7 @@ class RelaxSettings:
         fields = self.to_dict()
         if not fields["derivatives"]:  # added later: without them a search is what it was before
             del fields["derivatives"]
-        elif DERIVATIVES_VERSION > 1:  # version 1's records carry no version
+        else:  # version 1 (session 20) wrote none: its records are redone
             fields["derivatives_version"] = DERIVATIVES_VERSION
         if not fields["rerank_distinct"] or fields["rerank"] == "none":  # added later; moot without
             del fields["rerank_distinct"]  # a re-ranker: then a search is what it was before

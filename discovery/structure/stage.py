@@ -255,11 +255,10 @@ def _keep_lowest(proposals: list, keep: int, settings: RelaxSettings,
     if len(proposals) <= keep:
         return proposals, [], 0
     ranked, failures = _prescreen(proposals, settings)
-    cap = keep if ordered_from is None else (keep + 1) // 2
     chosen, ordered = [], 0
     for i, p in ranked:
         if ordered_from is not None and i >= ordered_from:
-            if ordered >= cap:
+            if ordered >= (keep + 1) // 2:
                 continue
             ordered += 1
         chosen.append((i, p))
