@@ -2,7 +2,7 @@
 derivative pool hold them? (issue 28)
 
 For each ground-truth crystal whose prototype pymatgen's AFLOW library lacks (at most 60 atoms),
-merge each pair of its elements (one replaced by the other) and ask AflowPrototypeMatcher whether
+merge each pair of its elements (one replaced by the other) and ask pymatgen's prototype matcher whether
 the merged crystal is a library prototype. Then, for those, build ``derivatives(comp, CAP, 24)``
 and report where in the pool StructureMatcher (default tolerances) matches the unrelaxed
 decoration to the truth.
@@ -24,13 +24,16 @@ from __future__ import annotations
 import itertools
 import sys
 import warnings
+from pathlib import Path
 
-from pymatgen.analysis.prototypes import AflowPrototypeMatcher
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from discovery.data import cache_dir
 from discovery.structure.derivatives import derivatives
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines" / "bench"))
+from bench_structures import aflow_matcher  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +44,7 @@ def main() -> None:
     for path in sorted((work / "cspml_ground_truth").glob("*.cif")):
         s = Structure.from_file(path)
         truth[s.composition.reduced_formula] = s
-    proto, matcher = AflowPrototypeMatcher(), StructureMatcher()
+    proto, matcher = aflow_matcher(), StructureMatcher()
     for formula, s in truth.items():
         if proto.get_prototypes(s) or len(s) > 60:
             continue  # in the library, or too large to match quickly
