@@ -24,16 +24,13 @@ from __future__ import annotations
 import itertools
 import sys
 import warnings
-from pathlib import Path
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from discovery.data import cache_dir
 from discovery.structure.derivatives import derivatives
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines" / "bench"))
-from bench_structures import aflow_matcher  # noqa: E402
+from discovery.structure.prototypes import prototype_matcher
 
 
 def main() -> None:
@@ -44,7 +41,7 @@ def main() -> None:
     for path in sorted((work / "cspml_ground_truth").glob("*.cif")):
         s = Structure.from_file(path)
         truth[s.composition.reduced_formula] = s
-    proto, matcher = aflow_matcher(), StructureMatcher()
+    proto, matcher = prototype_matcher(), StructureMatcher()
     for formula, s in truth.items():
         if proto.get_prototypes(s) or len(s) > 60:
             continue  # in the library, or too large to match quickly

@@ -89,6 +89,18 @@ def test_templates_are_ordered_by_substitution_probability():
     assert propose(Composition("K3CoF7"), 6, 24) == []  # no A3BC7 template
 
 
+def test_the_prototype_matcher_names_a_templates_own_prototype_and_no_other():
+    from discovery.structure.prototypes import prototype_matcher
+
+    matcher = prototype_matcher()
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                         [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert matcher.get_prototypes(rocksalt)[0]["tags"]["aflow"] == "AB_cF8_225_a_b"
+    zincblende = Structure.from_spacegroup("F-43m", Lattice.cubic(5.65), ["Ga", "As"],
+                                           [[0, 0, 0], [0.25, 0.25, 0.25]])
+    assert {p["tags"]["aflow"] for p in matcher.get_prototypes(zincblende)} == {"AB_cF8_216_c_a"}
+
+
 def test_random_structures_are_seeded_and_keep_the_composition():
     pytest.importorskip("pyxtal")
     from discovery.structure.random_search import random_structures

@@ -71,6 +71,21 @@ def library() -> tuple[Template, ...]:
     return tuple(out)
 
 
+def prototype_matcher():
+    """pymatgen's matcher of a structure to the AFLOW library's prototypes (``get_prototypes``):
+    ``PrototypeDatabaseMatcher`` over the library, or the older ``AflowPrototypeMatcher`` (deprecated,
+    past its 2026-11-15 removal date) on a pymatgen that predates it; both give the same matches."""
+    try:
+        import pandas as pd
+        from pymatgen.analysis.prototypes import AFLOW_PROTOTYPE_LIBRARY
+        from pymatgen.analysis.prototypes.matcher import PrototypeDatabaseMatcher
+    except ImportError:
+        from pymatgen.analysis.prototypes import AflowPrototypeMatcher
+
+        return AflowPrototypeMatcher()
+    return PrototypeDatabaseMatcher(pd.DataFrame(AFLOW_PROTOTYPE_LIBRARY))
+
+
 @functools.lru_cache(maxsize=512)
 def _primitive(index: int) -> Structure:
     return library()[index].structure.get_primitive_structure()

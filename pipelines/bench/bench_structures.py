@@ -84,26 +84,15 @@ def ground_truth(zip_path: Path, work: Path) -> dict[str, object]:
     return out
 
 
-def aflow_matcher():
-    """pymatgen's prototype matcher over the AFLOW library (``AflowPrototypeMatcher`` is deprecated
-    and past its removal date; the database matcher with the same library gives the same 23)."""
-    try:
-        from pymatgen.analysis.prototypes import AFLOW_PROTOTYPE_LIBRARY
-        from pymatgen.analysis.prototypes.matcher import PrototypeDatabaseMatcher
-    except ImportError:  # pymatgen before the database matcher
-        from pymatgen.analysis.prototypes import AflowPrototypeMatcher
-
-        return AflowPrototypeMatcher()
-    return PrototypeDatabaseMatcher(pd.DataFrame(AFLOW_PROTOTYPE_LIBRARY))
-
-
 def in_library(structures: dict, work: Path) -> dict[str, str]:
     """Formula -> AFLOW label of the library prototype that matches the ground truth (cached)."""
     saved = work / "in_library.json"
     if saved.is_file():
         return json.loads(saved.read_text())
 
-    matcher = aflow_matcher()
+    from discovery.structure.prototypes import prototype_matcher
+
+    matcher = prototype_matcher()
     hits = {}
     for formula, s in structures.items():
         found = matcher.get_prototypes(s)
