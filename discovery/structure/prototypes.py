@@ -15,6 +15,7 @@ import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pymatgen.core import Composition, Element, Structure
@@ -71,10 +72,11 @@ def library() -> tuple[Template, ...]:
     return tuple(out)
 
 
-def prototype_matcher():
+def prototype_matcher() -> Any:
     """pymatgen's matcher of a structure to the AFLOW library's prototypes (``get_prototypes``):
-    ``PrototypeDatabaseMatcher`` over the library, or the older ``AflowPrototypeMatcher`` (deprecated,
-    past its 2026-11-15 removal date) on a pymatgen that predates it; both give the same matches."""
+    ``PrototypeDatabaseMatcher`` over the library, or ``AflowPrototypeMatcher`` (deprecated, past its
+    2026-11-15 removal date) on a pymatgen that predates it. On pymatgen 2026.10 the old class is a
+    subclass of the new one over the same library; the two matched the same 23 of CSPML's 90."""
     try:
         import pandas as pd
         from pymatgen.analysis.prototypes import AFLOW_PROTOTYPE_LIBRARY
