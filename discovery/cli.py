@@ -312,6 +312,10 @@ def relax_cmd(
                                         "'none' (CHGNet's lowest). Energies reported stay CHGNet's.")
                       ] = "sevennet",
     rerank_top: Annotated[int, typer.Option(help="Structures re-relaxed by --rerank.")] = 3,
+    rerank_tie: Annotated[str, typer.Option(help="Among structures --rerank puts within 5 meV/atom of "
+                                            "its lowest: 'mean' (keep one the mean of the two "
+                                            "potentials puts >5 meV/atom lower) or 'likelier' "
+                                            "(its pick stands).")] = "mean",
     derivatives: Annotated[int, typer.Option(help="Ordered derivatives of templates (two elements sharing "
                                              "one template element's sites) added to the prescreen; "
                                              "beside templates they take at most half the places "
@@ -329,7 +333,8 @@ def relax_cmd(
     settings = RelaxSettings(max_prototypes=max_prototypes, random_budget=random_budget, max_steps=max_steps,
                              max_atoms=max_atoms, seed=seed, prescreen=prescreen,
                              prescreen_steps=prescreen_steps, random_prior=random_prior,
-                             rerank=rerank, rerank_top=rerank_top, derivatives=derivatives)
+                             rerank=rerank, rerank_top=rerank_top, rerank_tie=rerank_tie,
+                             derivatives=derivatives)
     if engine not in ("local", "dask"):
         raise ConfigError(f"unknown engine {engine!r}; use local or dask")
     if engine == "dask":

@@ -107,9 +107,12 @@ def test_derivatives_join_the_prescreened_pools(monkeypatch):
     assert none.digest() != settings.digest()
     # the formation benchmark's settings (no derivatives, duplicates among the finalists): the
     # digest its records were made with before either option existed
+    # and the tie rule of then (the re-ranker's pick stands): the mean's tie-break is another search
     formation = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12, prescreen=24,
-                              derivatives=0, rerank_distinct=False)
+                              derivatives=0, rerank_distinct=False, rerank_tie="likelier")
     assert formation.digest() == "02d47a147d0b"
+    assert RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12, prescreen=24,
+                         derivatives=0, rerank_distinct=False).digest() != "02d47a147d0b"
     assert none.digest() == RelaxSettings(max_prototypes=1, prescreen=2, random_budget=1, derivatives=0,
                                           max_steps=20).digest()
 

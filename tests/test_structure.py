@@ -7,6 +7,7 @@ references are relaxed for real into a temp cache shared by this module's tests.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -199,6 +200,7 @@ def test_random_structures_from_the_prior_are_seeded_symmetric_and_primitive(mon
     ({"random_prior": "spg"}, "unknown --random-prior 'spg'"),
     ({"rerank": "mace"}, "unknown --rerank 'mace'"),
     ({"rerank_top": 1}, "--rerank-top must be >= 2"),
+    ({"rerank_tie": "lowest"}, "unknown --rerank-tie 'lowest'"),
     ({"derivatives": -1}, "--derivatives must be a whole number >= 0")])
 def test_bad_settings_are_one_line_errors(kwargs, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -543,9 +545,28 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     # the re-ranker's own formation energy of the kept structure, from its own references
     assert record["rerank_energy_per_atom"] == -1.6 and record["rerank_formation_energy"] == -1.85
 
-    sevennet[5.1] = -1.597  # within TIE of t2: the likelier t1
+    sevennet[5.1] = -1.597  # within TIE of t2: the likelier t1 (the mean agrees: -1.349 against -1.325)
     tied = stage._search("NaCl", settings, None)[0]
     assert tied["prototype"] == "t1" and tied["rerank_changed"] is False
+    assert "mean" not in tied["relax_note"]
+    # the mean puts t2 lower by more than TIE (-1.3625 against -1.3485): with --rerank-tie mean, t2;
+    # with likelier, SevenNet-0's pick t1 stands
+    chgnet[5.2] = -1.125
+    broken = stage._search("NaCl", settings, None)[0]
+    assert broken["prototype"] == "t2" and broken["energy_per_atom"] == -1.125
+    assert broken["rerank_energy_per_atom"] == -1.6 and broken["rerank_changed"] is False
+    assert "tied it with t1 within 5 meV/atom; the mean of the two potentials put it 14 meV/atom lower" \
+        in broken["relax_note"]
+    likelier = replace(settings, rerank_tie="likelier")
+    assert stage._search("NaCl", likelier, None)[0]["prototype"] == "t1"
+    assert likelier.digest() != settings.digest()
+    # outside SevenNet-0's tie the mean is never asked: t1 6 meV/atom above t2 on SevenNet-0 but
+    # 122 below on the mean (CHGNet's lowest by 250) stays out
+    sevennet[5.1], chgnet[5.1], chgnet[5.2] = -1.594, -1.30, -1.05
+    alone = stage._search("NaCl", settings, None)[0]
+    assert alone["prototype"] == "t2" and "mean" not in alone["relax_note"]
+    assert "SevenNet-0 (fake) put it lowest; CHGNet put t1 250 meV/atom below it" in alone["relax_note"]
+    chgnet[5.1] = -1.10
     sevennet[5.1] = -1.50
     calls.clear()
     off_settings = RelaxSettings(max_prototypes=4, prescreen=0, random_budget=0, rerank="none")

@@ -11,6 +11,7 @@ from discovery.errors import ConfigError
 OPTIMIZERS = ("FIRE", "BFGS")
 RANDOM_PRIORS = ("mp-wyckoff", "uniform")  # where random structures come from (random_search)
 RERANKERS = ("sevennet", "none")  # the potential that decides which relaxed structure is lowest
+RERANK_TIES = ("mean", "likelier")  # what separates structures the re-ranker ties
 # the search and references' code version: records made before a change that moves energies are redone
 STAGE_VERSION = 4
 # how derivatives are ranked and kept (2: geometric ordering prior, half the template places at most)
@@ -42,6 +43,10 @@ class RelaxSettings:
     ``rerank_distinct``: the finalists are CHGNet's ``rerank_top`` lowest distinct structures
     (StructureMatcher): relaxations that ended in one structure take one place (False: the lowest
     relaxations, duplicates included, as records made before it).
+    ``rerank_tie``: what decides among finalists within the re-ranker's 5 meV/atom tie of its pick
+    (``mean``: another one is kept when the mean of CHGNet's and the re-ranker's energies puts it
+    more than 5 meV/atom below the pick, as the ensemble of two potentials resolves what one cannot;
+    ``likelier``: the pick stands, as records made before it).
     """
 
     max_prototypes: int = 6
@@ -58,6 +63,7 @@ class RelaxSettings:
     rerank_top: int = 3
     derivatives: int = 24
     rerank_distinct: bool = True
+    rerank_tie: str = "mean"
 
     def __post_init__(self):
         for name in ("max_prototypes", "random_budget", "max_steps", "max_atoms", "prescreen",
@@ -82,6 +88,8 @@ class RelaxSettings:
                               f"use {' or '.join(RANDOM_PRIORS)}")
         if self.rerank not in RERANKERS:
             raise ConfigError(f"unknown --rerank {self.rerank!r}; use {' or '.join(RERANKERS)}")
+        if self.rerank_tie not in RERANK_TIES:
+            raise ConfigError(f"unknown --rerank-tie {self.rerank_tie!r}; use {' or '.join(RERANK_TIES)}")
         if self.rerank != "none" and self.rerank_top < 2:
             raise ConfigError(f"--rerank-top must be >= 2 to compare structures, got {self.rerank_top} "
                               "(or --rerank none)")
@@ -100,5 +108,7 @@ class RelaxSettings:
             fields["derivatives_version"] = DERIVATIVES_VERSION
         if not fields["rerank_distinct"] or fields["rerank"] == "none":  # added later; moot without
             del fields["rerank_distinct"]  # a re-ranker: then a search is what it was before
+        if fields["rerank_tie"] == "likelier" or fields["rerank"] == "none":  # added later, as above
+            del fields["rerank_tie"]
         text = json.dumps(fields | {"stage_version": STAGE_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
