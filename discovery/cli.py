@@ -313,7 +313,7 @@ def relax_cmd(
                       ] = "sevennet",
     rerank_top: Annotated[int, typer.Option(help="Structures re-relaxed by --rerank.")] = 3,
     rerank_tie: Annotated[str, typer.Option(help="Among structures --rerank puts within 5 meV/atom of "
-                                            "its lowest: 'mean' (keep one the mean of the two "
+                                            "its pick: 'mean' (keep one the mean of the two "
                                             "potentials puts >5 meV/atom lower) or 'likelier' "
                                             "(its pick stands).")] = "mean",
     derivatives: Annotated[int, typer.Option(help="Ordered derivatives of templates (two elements sharing "

@@ -3,7 +3,9 @@ one template element's sites, one decoration per symmetry class, and their place
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+from pathlib import Path
 
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -13,6 +15,15 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from discovery.structure.derivatives import _cells, _site_permutations, derivatives, orderings
 from discovery.structure.prototypes import library
 from discovery.structure.settings import RelaxSettings
+
+
+def _bench_structures():
+    """pipelines/bench/bench_structures.py as a module (its settings, not its run)."""
+    script = Path(__file__).resolve().parents[1] / "pipelines" / "bench" / "bench_structures.py"
+    spec = importlib.util.spec_from_file_location("bench_structures", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def template_index(aflow: str) -> int:
@@ -111,6 +122,8 @@ def test_derivatives_join_the_prescreened_pools(monkeypatch):
     formation = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12, prescreen=24,
                               derivatives=0, rerank_distinct=False, rerank_tie="likelier")
     assert formation.digest() == "02d47a147d0b"
+    bench = _bench_structures()
+    assert bench.FORMATION_SETTINGS == formation  # the bench's: its records stay valid
     assert RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12, prescreen=24,
                          derivatives=0, rerank_distinct=False).digest() != "02d47a147d0b"
     assert none.digest() == RelaxSettings(max_prototypes=1, prescreen=2, random_budget=1, derivatives=0,

@@ -545,7 +545,7 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     # the re-ranker's own formation energy of the kept structure, from its own references
     assert record["rerank_energy_per_atom"] == -1.6 and record["rerank_formation_energy"] == -1.85
 
-    sevennet[5.1] = -1.597  # within TIE of t2: the likelier t1 (the mean agrees: -1.349 against -1.325)
+    sevennet[5.1] = -1.597  # within TIE of t2: the likelier t1 (the mean agrees: -1.3485 against -1.325)
     tied = stage._search("NaCl", settings, None)[0]
     assert tied["prototype"] == "t1" and tied["rerank_changed"] is False
     assert "mean" not in tied["relax_note"]
@@ -566,8 +566,17 @@ def test_sevennet_picks_among_chgnets_lowest_and_the_energies_stay_chgnets(monke
     alone = stage._search("NaCl", settings, None)[0]
     assert alone["prototype"] == "t2" and "mean" not in alone["relax_note"]
     assert "SevenNet-0 (fake) put it lowest; CHGNet put t1 250 meV/atom below it" in alone["relax_note"]
-    chgnet[5.1] = -1.10
-    sevennet[5.1] = -1.50
+    # all three tied on SevenNet-0 (pick t1); CHGNet's lowest t2; the mean's t3 (-1.357 against
+    # t1's -1.350): t3, which neither potential alone would keep
+    chgnet.update({5.1: -1.100, 5.2: -1.114, 5.3: -1.110})
+    sevennet.update({5.1: -1.600, 5.2: -1.596, 5.3: -1.604})
+    third = stage._search("NaCl", settings, None)[0]
+    assert third["prototype"] == "t3" and third["rerank_changed"] is True
+    assert "tied it with t1 within 5 meV/atom; the mean of the two potentials put it 7 meV/atom lower" \
+        in third["relax_note"]
+    assert "kept on the mean; CHGNet put t2 4 meV/atom below it" in third["relax_note"]
+    chgnet.update({5.1: -1.10, 5.2: -1.05, 5.3: -1.08})
+    sevennet.update({5.1: -1.50, 5.2: -1.60, 5.3: -1.55})
     calls.clear()
     off_settings = RelaxSettings(max_prototypes=4, prescreen=0, random_budget=0, rerank="none")
     off = stage._search("NaCl", off_settings, None)[0]

@@ -56,7 +56,8 @@ COLLECT = False  # --collect: summarize finished records, relax nothing
 WORKERS = 1  # --workers: more than 1 relaxes on a Dask LocalCluster of that many workers
 FORMATION_SETTINGS = RelaxSettings(max_prototypes=2, random_budget=0, max_steps=200, max_atoms=12,
                                    prescreen=24, derivatives=0,  # known types: their templates
-                                   rerank_distinct=False)  # two finalists at most: their records predate it
+                                   rerank_distinct=False,  # two finalists at most: their records predate it
+                                   rerank_tie="likelier")  # and --rerank-tie (rerun with mean to measure)
 
 
 def ground_truth(zip_path: Path, work: Path) -> dict[str, object]:
@@ -314,7 +315,9 @@ def write_report(data: dict) -> None:
              f"Last command: `{data['command']}`; machine: {data['machine']}; model: CHGNet 0.3.0 "
              "(chgnet 0.4.2), one torch thread; where a section's settings say `rerank: sevennet`, "
              "SevenNet-0 (sevenn 0.13.0) re-relaxed CHGNet's `rerank_top` lowest structures and picked "
-             "the lowest (sections without the key predate it: CHGNet's lowest).", ""]
+             "the lowest (sections without the key predate it: CHGNet's lowest); within its 5 meV/atom "
+             "tie, the likelier, or with `rerank_tie: mean` the one the mean of the two potentials puts "
+             "more than 5 meV/atom lower (sections without the key: the likelier).", ""]
     commands = data.get("section_commands", {})
     if commands:
         lines += ["Each section as measured: "
@@ -334,7 +337,8 @@ def write_report(data: dict) -> None:
                              f"({rest['seconds_mean']} s per crystal); all: **{total} of "
                              f"{lib['candidates'] + rest['candidates']}** run")
             else:
-                changed = {k: v for k, v in lib["settings"].items() if rest["settings"].get(k) != v}
+                changed = {k: v for k, v in lib["settings"].items() | rest["settings"].items()
+                           if rest["settings"].get(k) != lib["settings"].get(k)}
                 lines.append(f"- the others, measured with other settings (the library's differ in "
                              f"{changed}): {rest['recovered']} of {rest['candidates']} run "
                              f"({rest['seconds_mean']} s per crystal)")
