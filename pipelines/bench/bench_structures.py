@@ -490,7 +490,8 @@ def main() -> None:
             # the file may hold sections another process measured: replace only this one
             merged = json.loads(path.read_text()) if path.is_file() else {}
             merged |= {k: v for k, v in data.items()
-                       if k not in SECTIONS and not k.endswith("_only") and k != "wall_seconds"}
+                       if k not in SECTIONS and not k.endswith("_only")
+                       and k not in ("wall_seconds", "section_commands")}  # the file's, not the start's
             merged[name] = section
             wall = round(time.perf_counter() - t0, 1)
             if not COLLECT:  # --collect summarizes what a measuring run did: its command and wall time stand
