@@ -30,7 +30,7 @@ import pandas as pd
 
 from discovery.data import cache_dir
 from discovery.structure.frame import KNOWN_E_HULL, shift_cv
-from discovery.structure.stage import _lowest, _tie_broken
+from discovery.structure.stage import _lowest, _pick
 
 REPORT = Path(__file__).resolve().parents[1] / "pipelines" / "reports" / "bench_structures.json"
 
@@ -52,8 +52,7 @@ def rules() -> dict:
         return rule
     def mean_tie(c, s):  # the stage's --rerank-tie mean
         rows = fine(s)
-        own, mean = [s[i] for i in rows], [(c[i] + s[i]) / 2 for i in rows]
-        return rows[_tie_broken(own, mean, _lowest(own))]
+        return rows[_pick([c[i] for i in rows], [s[i] for i in rows], "mean")[0]]
 
     out = {"SevenNet-0 lowest, ties to the likelier (the formation bench's records)":
            lambda c, s: among(s, fine(s)),

@@ -185,7 +185,7 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
     """Which of ``relaxed`` ((label, Relaxed), likeliest first) to keep, the record's re-ranking
     fields and notes. CHGNet's lowest (``_lowest``), unless ``settings.rerank`` re-relaxes the
     ``rerank_top`` lowest (distinct ones: ``_distinct``) and at least two of those succeed: then
-    its lowest (same tie rule; with ``rerank_tie`` 'mean', ``_tie_broken`` may keep another of
+    its lowest (same tie rule; with ``rerank_tie`` 'mean', ``_pick`` may keep another of
     its tie, and a note says so), and ``reranked`` holds each finalist's [label, CHGNet energy, its
     energy]. The kept structure's re-relaxed energy (``rerank_energy_per_atom``) is recorded
     whenever it has one, a single relaxed structure included: the report's formation energy
@@ -213,35 +213,37 @@ def _rerank(comp, relaxed: list, settings: RelaxSettings) -> tuple[int, dict, li
         energy = round(judged[lowest].energy_per_atom, 6) if lowest in fine else None
         return lowest, kept | {"rerank_model": model if energy is not None else None,
                                "rerank_energy_per_atom": energy}, []
+    chgnet = [relaxed[i][1].energy_per_atom for i in fine]
     own = [judged[i].energy_per_atom for i in fine]
-    at = _lowest(own)
-    notes = []
-    if settings.rerank_tie == "mean":
-        mean = [(relaxed[i][1].energy_per_atom + e) / 2 for i, e in zip(fine, own, strict=True)]
-        broken = _tie_broken(own, mean, at)
-        if broken != at:
-            gap = 1000 * (mean[at] - mean[broken])
-            notes.append(f"{model} tied it with {relaxed[fine[at]][0]} within {1000 * TIE:.0f} meV/atom; "
-                         f"the mean of the two potentials put it {gap:.0f} meV/atom lower")
-            at = broken
+    at, first = _pick(chgnet, own, settings.rerank_tie)
     pick = fine[at]
     rows = [[relaxed[i][0], round(relaxed[i][1].energy_per_atom, 6),
              round(judged[i].energy_per_atom, 6) if judged[i].ok else None] for i in finalists]
+    notes, why = [], f"{model} put it lowest"
+    if at != first:
+        gap = 500 * (chgnet[first] + own[first] - chgnet[at] - own[at])
+        notes.append(f"{model} tied it with {relaxed[fine[first]][0]} within {1000 * TIE:.0f} meV/atom; "
+                     f"the mean of the two potentials put it {gap:.0f} meV/atom lower")
+        why = "kept on the mean"
     if pick != lowest:
         gap = 1000 * (relaxed[pick][1].energy_per_atom - relaxed[lowest][1].energy_per_atom)
-        why = "kept on the mean" if notes else f"{model} put it lowest"
         notes.append(f"{why}; CHGNet put {relaxed[lowest][0]} {gap:.0f} meV/atom below it")
     return pick, kept | {"rerank_model": model, "reranked": rows, "rerank_changed": pick != lowest,
                          "rerank_energy_per_atom": round(judged[pick].energy_per_atom, 6)}, notes
 
 
-def _tie_broken(own: Sequence[float], mean: Sequence[float], pick: int) -> int:
-    """``pick`` (the re-ranker's lowest by ``_lowest`` on ``own``), unless another within TIE of it
-    on ``own`` is more than TIE below it on ``mean`` (CHGNet's and the re-ranker's energies
-    averaged): then the lowest such on ``mean`` (the likelier of equals)."""
+def _pick(chgnet: Sequence[float], own: Sequence[float], tie: str) -> tuple[int, int]:
+    """(kept, the re-ranker's pick) among finalists (likeliest first) with CHGNet's and the
+    re-ranker's (``own``) energies per atom. The pick is ``_lowest`` on ``own``; with ``tie`` 'mean',
+    another within TIE of it on ``own`` that the mean of the two energies puts more than TIE below
+    it is kept instead (the lowest such on the mean; the likelier of equals)."""
+    pick = _lowest(own)
+    if tie != "mean":
+        return pick, pick
+    mean = [(c + e) / 2 for c, e in zip(chgnet, own, strict=True)]
     tied = [i for i, e in enumerate(own) if e <= own[pick] + TIE]
     lowest = min(tied, key=lambda i: (mean[i], i))
-    return lowest if mean[lowest] < mean[pick] - TIE else pick
+    return (lowest if mean[lowest] < mean[pick] - TIE else pick), pick
 
 
 def _distinct(relaxed: list, order: list[int], top: int) -> list[int]:

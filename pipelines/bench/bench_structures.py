@@ -337,7 +337,7 @@ def write_report(data: dict) -> None:
                              f"({rest['seconds_mean']} s per crystal); all: **{total} of "
                              f"{lib['candidates'] + rest['candidates']}** run")
             else:
-                changed = {k: v for k, v in lib["settings"].items() | rest["settings"].items()
+                changed = {k: lib["settings"].get(k) for k in lib["settings"].keys() | rest["settings"].keys()
                            if rest["settings"].get(k) != lib["settings"].get(k)}
                 lines.append(f"- the others, measured with other settings (the library's differ in "
                              f"{changed}): {rest['recovered']} of {rest['candidates']} run "
