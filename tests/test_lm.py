@@ -133,20 +133,24 @@ def test_distinct_sampling_never_repeats_and_is_seeded(tiny_lm):
     assert not (lm.sample_counts(800, seed=(3, 2)) == ref).all()
 
 
-def test_distinct_sampling_warms_up_when_draws_stop_being_new():
-    """A model that knows one composition: the cold stream would repeat it forever; the
-    temperature rises until draws are new again (and stays within the grammar)."""
+def test_distinct_draws_never_repeat_even_cold_and_across_cycles():
+    """A model that knows one composition: independent draws at T = 0.02 would repeat it
+    forever; draws without replacement (the stochastic beam from the shard's cells) give a
+    block of distinct compositions, the known one first, and the next cycles of the one
+    shard take the next ranks of the same draw, so they repeat nothing either."""
     lm = CompositionLM(units=16, embed_dim=8, epochs=60, learning_rate=3e-2, block=256, patience=60,
                        shards=1)  # one shard: every block draws from the whole distribution
     lm.fit(["YBa2Cu3O7"], seed=0)
     cold = lm.with_options(temperature=0.02, distinct=True)
-    c = cold.sample_counts(256, seed=1)  # one block (blocks of one shard may repeat each other)
-    from discovery.encoding import composition_keys
+    c = cold.sample_counts(768, seed=1)  # three blocks: three cycles of the one shard
+    from discovery.encoding import composition_keys, reduce_counts
 
-    assert len(np.unique(composition_keys(c))) == 256
+    assert len(np.unique(composition_keys(c))) == 768
     assert (c[0] == unique_counts(["YBa2Cu3O7"])[0]).all()
+    assert (reduce_counts(c) == c).all()  # never a multiple (A2B2) of a composition
     n_el = (c > 0).sum(axis=1)
     assert (n_el >= 2).all() and (n_el <= 8).all()
+    assert (cold.sample_counts(256, seed=1) == c[:256]).all()
 
 
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
@@ -174,9 +178,9 @@ def test_save_load_gives_the_same_samples(tiny_lm, tmp_path):
     assert back.card["training"]["compositions"] == len(unique_counts(FORMULAS))
     assert len(back.card["training"]["data_sha256"]) == 64
     assert not list((tmp_path / "lm").glob("*.tmp*"))
-    # the distinct-draw warm-up schedule is part of the version (the network alone is not)
+    # the sampling options are part of the version (the network alone is not)
     versions = set()
-    for i, opts in enumerate(({}, {"min_fresh": 0.5}, {"max_temperature": 1.5}, {"temperature": 0.9})):
+    for i, opts in enumerate(({}, {"shards": 8}, {"draw_temperature": 1.5}, {"temperature": 0.9})):
         other = CompositionLM(tiny_lm.card, **{**tiny_lm.hparams, **opts})
         other.model = tiny_lm.model
         other.save(tmp_path / f"v{i}")
@@ -224,12 +228,12 @@ def test_bad_options_are_one_line_errors():
         CompositionLM(width=3)
     with pytest.raises(ConfigError, match="none of the 1 formulas"):
         CompositionLM(**TINY).fit(["Fe"])
-    with pytest.raises(ConfigError, match="min_fresh must be in \\[0, 1\\], got 2"):
-        CompositionLM(min_fresh=2)
+    with pytest.raises(ConfigError, match="unknown CompositionLM option 'min_fresh'"):
+        CompositionLM(min_fresh=2)  # the retired warm-up of independent distinct draws
     with pytest.raises(ConfigError, match="distinct must be True or False, got 'yes'"):
         CompositionLM(distinct="yes")
-    with pytest.raises(ConfigError, match="max_temperature must be > 0, got 0"):
-        CompositionLM(max_temperature=0)
+    with pytest.raises(ConfigError, match="draw_temperature must be None or > 0, got 0"):
+        CompositionLM(draw_temperature=0)
 
 
 def test_resume_continues_exactly(tmp_path):

@@ -213,3 +213,105 @@ def test_bad_decoding_options_are_one_line_errors(lm):
         lm.with_options(reverse_weight=2)
     with pytest.raises(ConfigError, match="unknown CompositionLM option 'beam'"):
         lm.with_options(beam=3)
+
+
+@pytest.fixture(scope="module")
+def cells(lm):
+    """The tiny model's cells at T = 1 in four shards, and shard 0's as the beam's roots."""
+    from discovery.generation.lm_shards import Prefixes, build_shards
+
+    shards = build_shards(gru_weights(lm.model), 1.0, 4)
+    own = shards.cells[0]
+    return shards, Prefixes(shards.prefixes[own], shards.allow[own])
+
+
+def _cell_of(tokens: np.ndarray, roots) -> np.ndarray:
+    """Per sequence (tokens BOS ... EOS): whether some cell's prefix starts it and that cell
+    allows the token after the prefix."""
+    ok = np.zeros(len(tokens), dtype=bool)
+    for pre, allow in zip(roots.tokens, roots.allow, strict=True):
+        n = int((pre >= 0).sum())
+        match = (tokens[:, 1:n + 1] == pre[:n]).all(axis=1) & allow[tokens[:, n + 1]]
+        ok |= match
+    return ok
+
+
+def test_a_beam_from_cells_continues_their_prefixes_with_exact_log_probabilities(lm, cells):
+    shards, roots = cells
+    bs = GRUBeamSearch(gru_weights(lm.model))
+    counts, phi = bs.search(120, np.array([3, 4]), 1.0, roots=roots)
+    assert len(counts) == 120 and len(np.unique(counts, axis=0)) == 120  # distinct sequences
+    assert _cell_of(counts_to_tokens(counts), roots).all()
+    # a root carries its cell's mass, its children are scored among the allowed tokens: each
+    # sequence ends with its own log p under the model
+    np.testing.assert_allclose(phi, teacher_forced_logp([lm.model], counts), atol=2e-4)
+    best, _ = bs.search(120, np.array([3, 4]), 0.0, roots=roots)
+    other = shards.cells[1]
+    from discovery.generation.lm_shards import Prefixes
+
+    theirs, _ = bs.search(120, np.array([3, 4]), 0.0,
+                          roots=Prefixes(shards.prefixes[other], shards.allow[other]))
+    assert not set(composition_keys(best)) & set(composition_keys(theirs))  # shards are disjoint
+
+
+def test_a_beam_of_one_from_cells_is_an_exact_sample_of_the_shard(lm, cells):
+    """k = 1 from a shard's cells draws one sequence with its probability under the model
+    restricted to the shard: each cell comes up as often as its share of the shard's mass
+    says (chi-square over the cells), and so do the shard's likeliest sequences."""
+    shards, roots = cells
+    bs = GRUBeamSearch(gru_weights(lm.model))
+    best, phi = bs.search(400, np.array([0, 0]), roots=roots)  # exact log p (the test above)
+    share = np.cumsum(np.exp(phi)) / shards.shard_mass()[0]
+    m = int(np.searchsorted(share, 0.3)) + 1  # the likeliest sequences holding 30% of the shard
+    top, p = {row.tobytes() for row in best[:m]}, float(share[m - 1])
+    draws = 300
+    drawn = np.concatenate([bs.search(1, np.array([7, s]), 1.0, roots=roots)[0] for s in range(draws)])
+    hits = sum(row.tobytes() in top for row in drawn)
+    sigma = np.sqrt(draws * p * (1 - p))
+    assert 0.25 < p < 0.6 and abs(hits - draws * p) < 4 * sigma, (hits, draws * p)
+    tokens = counts_to_tokens(drawn)
+    cell = np.full(draws, -1)
+    for i, (pre, allow) in enumerate(zip(roots.tokens, roots.allow, strict=True)):
+        n = int((pre >= 0).sum())
+        cell[(tokens[:, 1:n + 1] == pre[:n]).all(axis=1) & allow[tokens[:, n + 1]]] = i
+    mass = np.exp(shards.log_mass[shards.cells[0]])
+    expected = draws * mass / mass.sum()
+    observed = np.bincount(cell, minlength=len(mass))
+    assert (cell >= 0).all() and len(mass) >= 5
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    assert chi2 < 3 * len(mass) + 10, (observed, expected.round(1))  # a uniform choice of cell: > 100
+
+
+def test_excluded_compositions_and_multiples_never_finish(lm, cells):
+    from discovery.encoding import reduce_counts
+
+    _, roots = cells
+    bs = GRUBeamSearch(gru_weights(lm.model))
+    free, _ = bs.search(150, np.array([1, 2]), 1.0, roots=roots)
+    out = np.sort(composition_keys(free[:40]))
+    held, _ = bs.search(150, np.array([1, 2]), 1.0, exclude=out, roots=roots)
+    keys = composition_keys(held)
+    assert not np.isin(keys, out).any() and len(np.unique(keys)) == 150
+    assert (reduce_counts(held) == held).all() and bs.skipped == 0  # excluded: not counted as skipped
+    skipped, _ = bs.search(150, np.array([1, 2]), 1.0, skip=out, roots=roots)
+    assert not np.isin(composition_keys(skipped), out).any() and bs.skipped >= 40
+
+
+@pytest.mark.parametrize("from_cells", [False, True])
+def test_a_narrow_stochastic_beam_is_the_start_of_a_wider_one(lm, cells, from_cells):
+    """A node's Gumbel noise is a function of (seed, its prefix, the token), not of its place in
+    the beam: the k best perturbed sequences of a search of width k are the first k of a wider
+    search (with noise drawn by position they were not), so the cycles of one shard, which take
+    successive ranks, do not repeat each other."""
+    roots = cells[1] if from_cells else None
+    narrow, _ = GRUBeamSearch(gru_weights(lm.model), chunk=64).search(100, np.array([2, 3]), 1.0, roots=roots)
+    wide, _ = GRUBeamSearch(gru_weights(lm.model)).search(300, np.array([2, 3]), 1.0, roots=roots)
+    assert len(wide) == 300 and (wide[:100] == narrow).all()  # nor on the chunks the rows are scored in
+
+
+def test_node_noise_is_the_same_bits_in_tensorflow_and_numpy():
+    from discovery.generation.lm_beam import _mix, _mix_np
+
+    z = np.array([0, 1, 2**63 + 5, 2**64 - 1, 123456789], dtype=np.uint64)
+    assert (_mix(tf.constant(z)).numpy() == _mix_np(z)).all()
+    assert len(set(_mix_np(z).tolist())) == len(z)

@@ -22,7 +22,7 @@ import numpy as np
 
 from discovery.atomic import atomic_write, recover_dir, replace_dir, staging_dir
 from discovery.elements import MAX_COUNT, N_ELEMENTS
-from discovery.encoding import composition_keys, first_occurrences, reduce_counts
+from discovery.encoding import composition_keys, reduce_counts
 from discovery.errors import ConfigError
 from discovery.generation.base import (
     Generator,
@@ -47,15 +47,17 @@ from discovery.model_files import SHIPPED_LM_DIR
 
 BEAM_BLOCK = 1 << 30  # the block index whose seed drives a stochastic beam
 SHARD_STREAM = (1 << 30) + 1  # the stream whose seed orders the shards of each cycle
+DRAW_STREAM = (1 << 30) + 2  # the stream whose seeds drive each shard's draws without replacement
 MAX_BEAM_WIDTH = 10_000_000  # beam ids are int32 row x vocabulary products
 
 DEFAULTS = {"units": 256, "embed_dim": 64, "temperature": 1.0, "top_p": None, "epochs": 40,
             "batch_size": 256, "learning_rate": 2e-3, "patience": 3, "val_fraction": 0.05,
             "block": 4096, "dropout": 0.0, "distinct": False,
-            "min_fresh": 0.3, "temperature_step": 0.05, "max_temperature": 2.0,
             "decoding": "sample", "beam_width": 100_000, "beam_temperature": 0.0, "reverse_weight": 0.25,
             "shards": 256, "draw_temperature": None}
 DECODINGS = ("sample", "beam")
+# the warm-up schedule of the former independent distinct draws: ignored in older cards
+RETIRED_OPTIONS = ("min_fresh", "temperature_step", "max_temperature")
 
 
 def build_network(units: int, embed_dim: int, seed: int = 0, dropout: float = 0.0):
@@ -117,16 +119,14 @@ class CompositionLM(Generator):
         unknown = set(hparams) - set(DEFAULTS)
         if unknown:
             raise ConfigError(f"unknown CompositionLM option {sorted(unknown)[0]!r}")
-        self.hparams = {**DEFAULTS, **self.card.get("hyperparameters", {}), **hparams}
+        saved = {k: v for k, v in self.card.get("hyperparameters", {}).items() if k not in RETIRED_OPTIONS}
+        self.hparams = {**DEFAULTS, **saved, **hparams}
         if not self.hparams["temperature"] > 0:
             raise ConfigError(f"temperature must be > 0, got {self.hparams['temperature']!r}")
         tp = self.hparams["top_p"]
         if tp is not None and not 0 < tp <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {tp!r}")
         checks = (("distinct", lambda v: isinstance(v, bool | np.bool_), "True or False"),
-                  ("min_fresh", lambda v: 0 <= v <= 1, "in [0, 1]"),
-                  ("temperature_step", lambda v: v >= 0, ">= 0"),
-                  ("max_temperature", lambda v: v > 0, "> 0"),
                   ("decoding", lambda v: v in DECODINGS, f"one of {', '.join(DECODINGS)}"),
                   ("beam_width", lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool)
                    and 1 <= v <= MAX_BEAM_WIDTH, f"an integer in 1..{MAX_BEAM_WIDTH:,}"),
@@ -146,6 +146,7 @@ class CompositionLM(Generator):
         self.extra_models: list = []  # further networks decoded with ``model`` as a product of experts
         self.reverse_models: list = []  # networks over the reversed element order that rescore the beam
         self._sampler = None
+        self._draws = threading.local()  # each thread's search for the draws (``_draw_search``)
         self._beam_heads: dict = {}  # the last head: {key: (counts, its keys sorted, skipped, shards)}
         self._beam_lock = threading.Lock()  # one search at a time (a prefetch thread may ask too)
         self._source: Path | None = None  # the folder these weights were loaded from, unchanged since
@@ -155,6 +156,7 @@ class CompositionLM(Generator):
         self.model = build_network(self.hparams["units"], self.hparams["embed_dim"], seed,
                                    self.hparams.get("dropout", 0.0))
         self.extra_models, self.reverse_models, self._sampler, self._beam_heads = [], [], None, {}
+        self._draws = threading.local()
         self._source = None
         return self
 
@@ -330,49 +332,21 @@ class CompositionLM(Generator):
         replaced because they were in ``skip``.
 
         Plain sampling: ``block`` draws seeded by (seed, b), a draw in ``skip`` drawn again.
-        With ``distinct`` (always after a beam) the block draws without repeats, from its
-        shard (``lm_shards``: block b of cycle c = b // shards takes the shard a permutation
-        seeded by (seed, c) puts at b % shards), never a composition of the head nor one drawn
-        with its counts multiplied (A2B2: AB's sequence may lie in another shard): blocks of
-        one cycle cannot repeat each other, and the pipeline's deduplication keeps the first
-        of any repeat across cycles. Such a block starts at ``draw_temperature`` (None: at
-        ``temperature``), each later cycle ``temperature_step`` warmer, and within a block the
-        temperature rises by that step whenever fewer than ``min_fresh`` of a draw are new (up
-        to ``max_temperature``)."""
+        With ``distinct`` (always after a beam) the block draws without replacement from its
+        shard (``_draw_distinct``)."""
         hp = self.hparams
-        size, sampler = int(hp["block"]), self.sampler()
-        distinct = bool(hp["distinct"]) or hp["decoding"] == "beam"
-        temp = float(hp["temperature"])
-        prefixes_for = None
-        if distinct:
-            m = len(shards)
-            cycle, pos = divmod(b, m)
-            shard = int(np.random.default_rng(seed_sequence(seed, SHARD_STREAM, cycle)).permutation(m)[pos])
-            start = temp if hp["draw_temperature"] is None else float(hp["draw_temperature"])
-            temp = max(temp, min(start + cycle * hp["temperature_step"], hp["max_temperature"]))
-
-            def prefixes_for(j, n):
-                from discovery.generation.lm_shards import draw_prefixes
-
-                rng = np.random.default_rng(seed_sequence(seed, b, j, 1))
-                return draw_prefixes(shards, shard, rng, n, temp)
+        if bool(hp["distinct"]) or hp["decoding"] == "beam":
+            return self._draw_distinct(seed, b, skip, head_keys, shards)
+        size, sampler, temp = int(hp["block"]), self.sampler(), float(hp["temperature"])
         parts, before, carry, have, stale = [], [], 0, 0, 0
-        seen = np.zeros(0, dtype=np.uint64)
         n = size
         for j in itertools.count():
             sub_seed = self.block_seed(seed, b) if j == 0 else self.block_seed((*_as_tuple(seed), b), j)
-            raw = sampler.block(n, sub_seed, temp, prefixes_for(j, n) if distinct else None)
-            rows = reduce_counts(raw)
-            if not distinct and skip is None:
+            rows = reduce_counts(sampler.block(n, sub_seed, temp))
+            if skip is None:
                 return rows.astype(np.int8), np.zeros(size, dtype=np.int64)
-            keys = composition_keys(rows)
-            fresh = np.ones(n, dtype=bool)
-            if distinct:  # A2B2 is AB's sequence's business (it may sit in another shard)
-                fresh[:] = False
-                fresh[first_occurrences(keys)] = True
-                fresh &= (rows == raw).all(axis=1) & ~in_sorted(seen, keys) & ~in_sorted(head_keys, keys)
-            skipped = fresh & in_sorted(skip, keys)
-            keep = fresh & ~skipped
+            skipped = in_sorted(skip, composition_keys(rows))
+            keep = ~skipped
             n_before, carry = attribute_skips(keep, skipped, carry)
             take = min(size - have, len(n_before))
             idx = np.flatnonzero(keep)[:take]
@@ -381,16 +355,68 @@ class CompositionLM(Generator):
             have += take
             if have >= size:
                 return np.concatenate(parts).astype(np.int8), np.concatenate(before)
-            seen = np.union1d(seen, keys[idx])
-            if distinct and keep.sum() < hp["min_fresh"] * n:  # warm up; never cool a hot start
-                temp = max(temp, min(temp + hp["temperature_step"], hp["max_temperature"]))
             stale = stale + 1 if keep.sum() * 1000 < n else 0
             n = next_draw_rows(size, size - have, keep.sum() / n)
             if stale > 64:
-                where = " and outside the skip set" if skip is not None else ""
                 raise ConfigError(f"{self.name}: the last {stale} draws of {size:,} gave almost no "
-                                  f"composition that is new{where} (block {b:,} of seed {seed!r}); "
+                                  f"composition outside the skip set (block {b:,} of seed {seed!r}); "
                                   "ask for fewer")
+
+    def _draw_distinct(self, seed: Seed, b: int, skip: np.ndarray | None, head_keys: np.ndarray | None,
+                       shards) -> tuple[np.ndarray, np.ndarray]:
+        """Block ``b`` drawn without replacement from its shard (``lm_shards``: block b of cycle
+        c = b // shards takes the shard a permutation seeded by (seed, c) puts at b % shards):
+        the stochastic beam search (``lm_beam``, Kool et al. 2019) started from the shard's
+        cells draws the (c + 1) x block likeliest Gumbel-perturbed sequences at
+        ``draw_temperature`` (None: ``temperature``), seeded by (seed, shard), and cycle c keeps
+        the c-th block of them. No composition of ``skip`` or of the head, nor one written with
+        its counts multiplied (A2B2: AB's sequence may lie in another shard), finishes, so the
+        block holds ``block`` new compositions. Blocks of one cycle never repeat each other
+        (shards hold disjoint sequences); cycles of one shard take successive ranks of one set of
+        perturbed values, which depend on (seed, shard, sequence) alone, not on the search's
+        width (a wider search can, rarely, rank a composition a narrower one missed: the
+        pipeline keeps the first of any repeat). Independent draws spent 60% of their rows on
+        repeats and known compositions. A block's skipped compositions (in ``skip``) are
+        counted on its first row, for cycle 0."""
+        from discovery.generation.lm_shards import Prefixes
+
+        hp = self.hparams
+        size = int(hp["block"])
+        m = len(shards)
+        cycle, pos = divmod(b, m)
+        shard = int(np.random.default_rng(seed_sequence(seed, SHARD_STREAM, cycle)).permutation(m)[pos])
+        cells = shards.cells[shard]
+        temp = float(hp["temperature"] if hp["draw_temperature"] is None else hp["draw_temperature"])
+        need = (cycle + 1) * size
+        rows = np.zeros((0, N_ELEMENTS), dtype=np.int8)
+        search = self._draw_search()
+        if len(cells):
+            roots = Prefixes(shards.prefixes[cells], shards.allow[cells])
+            exclude = np.zeros(0, dtype=np.uint64) if head_keys is None else head_keys
+            # a few spare places: a row whose every ending is skipped leaves the search at its
+            # last step with nothing to take its place; wider only if a search still falls short
+            for width in (need + max(size // 64, 1), 2 * need, 8 * need):
+                counts, _ = search.search(width, self.block_seed((*_as_tuple(seed), DRAW_STREAM), shard),
+                                          temp, skip, exclude, roots)
+                if len(counts) >= need:
+                    break
+            rows = counts[cycle * size:need]
+        if len(rows) < size:
+            raise ConfigError(f"{self.name}: shard {shard:,} of {m:,} holds fewer than {need:,} "
+                              f"new compositions (block {b:,} of seed {seed!r}); ask for fewer")
+        before = np.zeros(size, dtype=np.int64)
+        before[0] = search.skipped if cycle == 0 else 0
+        return rows.astype(np.int8), before
+
+    def _draw_search(self):
+        """The stochastic beam search of the draws after the head: the first network alone (the
+        shards are its cells); one per thread, as a search keeps its last skipped count."""
+        search = getattr(self._draws, "search", None)
+        if search is None:
+            from discovery.generation.lm_beam import GRUBeamSearch
+
+            search = self._draws.search = GRUBeamSearch(self._weights()[0])
+        return search
 
     def fit(self, formulas: Sequence[str], seed: int = 0, name: str = "formulas") -> CompositionLM:
         """Train on formulas (unparseable / unusable rows are counted, warned and skipped)."""
@@ -435,9 +461,6 @@ class CompositionLM(Generator):
         weights["sampling"] = np.array([self.hparams.get("temperature") or 0.0,
                                         self.hparams.get("top_p") or 0.0,
                                         float(bool(self.hparams.get("distinct")))])
-        schedule = ("min_fresh", "temperature_step", "max_temperature")  # the warm-up of distinct draws
-        if any(self.hparams[k] != DEFAULTS[k] for k in schedule):  # (defaults: versions stay as shipped)
-            weights["schedule"] = np.array([float(self.hparams[k]) for k in schedule])
         if self.hparams["shards"] != DEFAULTS["shards"]:
             weights["shards"] = np.array([float(self.hparams["shards"])])
         if self.hparams["draw_temperature"] is not None:
