@@ -278,3 +278,17 @@ def test_shipped_model_loads_and_samples_compounds():
     n_el = (c > 0).sum(axis=1)
     assert (n_el >= 2).all() and (n_el <= 8).all() and c.max() <= 8
     assert len(np.unique(c, axis=0)) > 500  # a trained model, not a collapsed one
+
+
+def test_distinct_draws_after_training_come_from_the_new_weights(tmp_path):
+    """Training again replaces the weights: the draws' search (kept per thread) must not keep
+    the old network's (the same model saved and loaded draws the same blocks)."""
+    lm = CompositionLM(**{**TINY, "epochs": 3}).with_options(distinct=True)
+    lm.fit(FORMULAS, seed=3)
+    before = lm.sample_counts(512, seed=2)
+    # an evaluation callback draws with each epoch's weights; the best epoch's are kept at the end
+    train(lm, unique_counts(FORMULAS), seed=5, evaluate=lambda m: {"n": len(m.sample_counts(512, seed=2))})
+    after = lm.sample_counts(512, seed=2)
+    lm.save(tmp_path / "lm")
+    assert (CompositionLM.load(tmp_path / "lm").sample_counts(512, seed=2) == after).all()
+    assert not (after == before).all()

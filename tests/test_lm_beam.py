@@ -236,10 +236,11 @@ def _cell_of(tokens: np.ndarray, roots) -> np.ndarray:
     return ok
 
 
-def test_a_beam_from_cells_continues_their_prefixes_with_exact_log_probabilities(lm, cells):
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_a_beam_from_cells_continues_their_prefixes_with_exact_log_probabilities(lm, cells, temperature):
     shards, roots = cells
     bs = GRUBeamSearch(gru_weights(lm.model))
-    counts, phi = bs.search(120, np.array([3, 4]), 1.0, roots=roots)
+    counts, phi = bs.search(120, np.array([3, 4]), temperature, roots=roots)
     assert len(counts) == 120 and len(np.unique(counts, axis=0)) == 120  # distinct sequences
     assert _cell_of(counts_to_tokens(counts), roots).all()
     # a root carries its cell's mass, its children are scored among the allowed tokens: each

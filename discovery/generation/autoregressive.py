@@ -48,6 +48,7 @@ from discovery.model_files import SHIPPED_LM_DIR
 BEAM_BLOCK = 1 << 30  # the block index whose seed drives a stochastic beam
 SHARD_STREAM = (1 << 30) + 1  # the stream whose seed orders the shards of each cycle
 DRAW_STREAM = (1 << 30) + 2  # the stream whose seeds drive each shard's draws without replacement
+RANK_CYCLES = 4  # cycles of a shard that take successive ranks of one search (their cost grows)
 MAX_BEAM_WIDTH = 10_000_000  # beam ids are int32 row x vocabulary products
 
 DEFAULTS = {"units": 256, "embed_dim": 64, "temperature": 1.0, "top_p": None, "epochs": 40,
@@ -369,15 +370,17 @@ class CompositionLM(Generator):
         the stochastic beam search (``lm_beam``, Kool et al. 2019) started from the shard's
         cells draws the (c + 1) x block likeliest Gumbel-perturbed sequences at
         ``draw_temperature`` (None: ``temperature``), seeded by (seed, shard), and cycle c keeps
-        the c-th block of them. No composition of ``skip`` or of the head, nor one written with
+        the c-th block of them (c < ``RANK_CYCLES``; a later cycle the best block of a search
+        seeded by (seed, cycle, shard), so a block never costs more than ``RANK_CYCLES``
+        blocks' work). No composition of ``skip`` or of the head, nor one written with
         its counts multiplied (A2B2: AB's sequence may lie in another shard), finishes, so the
         block holds ``block`` new compositions. Blocks of one cycle never repeat each other
-        (shards hold disjoint sequences); cycles of one shard take successive ranks of one set of
-        perturbed values, which depend on (seed, shard, sequence) alone, not on the search's
-        width (a wider search can, rarely, rank a composition a narrower one missed: the
-        pipeline keeps the first of any repeat). Independent draws spent 60% of their rows on
-        repeats and known compositions. A block's skipped compositions (in ``skip``) are
-        counted on its first row, for cycle 0."""
+        (shards hold disjoint sequences); the ranked cycles of one shard take successive ranks
+        of one set of perturbed values, which depend on (seed, shard, sequence) alone, not on
+        the search's width (with bans a wider search can rank a composition a narrower one
+        lost; later cycles draw afresh: the pipeline keeps the first of any repeat).
+        Independent draws spent 60% of their rows on repeats and known compositions. A block's
+        skipped compositions (in ``skip``) are counted on its first row, for cycle 0."""
         from discovery.generation.lm_shards import Prefixes
 
         hp = self.hparams
@@ -387,7 +390,12 @@ class CompositionLM(Generator):
         shard = int(np.random.default_rng(seed_sequence(seed, SHARD_STREAM, cycle)).permutation(m)[pos])
         cells = shards.cells[shard]
         temp = float(hp["temperature"] if hp["draw_temperature"] is None else hp["draw_temperature"])
-        need = (cycle + 1) * size
+        # the first RANK_CYCLES cycles of a shard take successive ranks of one search; later
+        # ones a search of their own (a search (c + 1) blocks wide costs c + 1 blocks' work)
+        ranked = cycle < RANK_CYCLES
+        first = cycle * size if ranked else 0
+        need = first + size
+        stream = (*_as_tuple(seed), DRAW_STREAM) if ranked else (*_as_tuple(seed), DRAW_STREAM, cycle)
         rows = np.zeros((0, N_ELEMENTS), dtype=np.int8)
         search = self._draw_search()
         if len(cells):
@@ -396,16 +404,15 @@ class CompositionLM(Generator):
             # a few spare places: a row whose every ending is skipped leaves the search at its
             # last step with nothing to take its place; wider only if a search still falls short
             for width in (need + max(size // 64, 1), 2 * need, 8 * need):
-                counts, _ = search.search(width, self.block_seed((*_as_tuple(seed), DRAW_STREAM), shard),
-                                          temp, skip, exclude, roots)
+                counts, _ = search.search(width, self.block_seed(stream, shard), temp, skip, exclude, roots)
                 if len(counts) >= need:
                     break
-            rows = counts[cycle * size:need]
+            rows = counts[first:need]
         if len(rows) < size:
             raise ConfigError(f"{self.name}: shard {shard:,} of {m:,} holds fewer than {need:,} "
                               f"new compositions (block {b:,} of seed {seed!r}); ask for fewer")
         before = np.zeros(size, dtype=np.int64)
-        before[0] = search.skipped if cycle == 0 else 0
+        before[0] = search.skipped if cycle == 0 or not ranked else 0  # ranked cycles: counted once
         return rows.astype(np.int8), before
 
     def _draw_search(self):

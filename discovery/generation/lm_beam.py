@@ -175,12 +175,15 @@ class GRUBeamSearch:
         ``exclude`` (sorted keys) is left out the same way without being counted, and so is a
         multiple of a composition (A2B2: AB has its own sequence) when ``exclude`` is given.
 
-        ``roots`` (``lm_shards.Prefixes`` plus ``log_mass``: a shard's cells) starts the search
-        from those cells instead of from BOS: every sequence then continues a cell's prefix with
-        a token its cell allows, and at T > 0 the search draws k sequences without replacement
-        from the model restricted to the cells. Rows of different prefix lengths share the beam
-        (a row waits, carried like a finished one, until the step reaches its length): the k
-        best perturbed values are kept whatever order the nodes are expanded in."""
+        ``roots`` (``lm_shards.Prefixes``: a shard's cells) starts the search from those cells
+        instead of from BOS: every sequence then continues a cell's prefix with a token its cell
+        allows, and at T > 0 the search draws k sequences without replacement from the model
+        restricted to the cells. Rows of different prefix lengths share the beam (a row waits,
+        carried like a finished one, until the step reaches its length): the k best perturbed
+        values are kept whatever order the nodes are expanded in. That is exact when nothing is
+        banned; a banned ending leaves its ancestors' values as they were, so with ``skip`` or
+        ``exclude`` the k kept are the k best of the rest only nearly (a wider search can keep
+        one a narrower search lost)."""
         from discovery.encoding import composition_keys, reduce_counts
         from discovery.generation.base import in_sorted
 
@@ -218,15 +221,16 @@ class GRUBeamSearch:
             for i in range(0, n_live, self.chunk):
                 rows = live[i:i + self.chunk]
                 ban = np.zeros(len(rows), dtype=bool)
-                if step % 2 == 0 and step >= 4:  # EOS allowed: is it skipped?
+                if step % 2 == 0 and step >= 4:  # EOS allowed (by the grammar; a root's cell may not)
+                    ends = allow[rows, EOS]
                     if skip is not None:
-                        ban = in_sorted(skip, composition_keys(counts[rows]))
+                        ban = ends & in_sorted(skip, composition_keys(counts[rows]))
                         self.skipped += int(ban.sum())
                         skipped_parts.append(counts[rows[ban]])
                     if exclude is not None:
                         c_rows = counts[rows]
-                        ban = (ban | in_sorted(exclude, composition_keys(c_rows))
-                               | (reduce_counts(c_rows) != c_rows).any(axis=1))
+                        ban = ban | ends & (in_sorted(exclude, composition_keys(c_rows))
+                                            | (reduce_counts(c_rows) != c_rows).any(axis=1))
                 rows_in = ([h[rows] for h in hs], prev[rows], phi[rows], psi[rows], g[rows], ban, allow[rows],
                            hsh[rows])
                 score = self._score_fn(stochastic)
