@@ -228,6 +228,10 @@ def test_bad_options_are_one_line_errors():
         CompositionLM(width=3)
     with pytest.raises(ConfigError, match="none of the 1 formulas"):
         CompositionLM(**TINY).fit(["Fe"])
+    with pytest.raises(ConfigError, match="top_p=0.5 applies to independent sampling only"):
+        CompositionLM(top_p=0.5, distinct=True)  # draws without replacement would ignore it
+    with pytest.raises(ConfigError, match="top_p=0.5 applies to independent sampling only"):
+        CompositionLM(decoding="beam").with_options(top_p=0.5)
     with pytest.raises(ConfigError, match="unknown CompositionLM option 'min_fresh'"):
         CompositionLM(min_fresh=2)  # the retired warm-up of independent distinct draws
     with pytest.raises(ConfigError, match="distinct must be True or False, got 'yes'"):

@@ -143,6 +143,9 @@ class CompositionLM(Generator):
                 good = False
             if not good:
                 raise ConfigError(f"{key} must be {what}, got {self.hparams[key]!r}")
+        if tp is not None and tp < 1 and (self.hparams["distinct"] or self.hparams["decoding"] == "beam"):
+            raise ConfigError(f"top_p={tp!r} applies to independent sampling only; distinct and beam "
+                              "decoding draw without replacement from the whole distribution")
         self.model = None
         self.extra_models: list = []  # further networks decoded with ``model`` as a product of experts
         self.reverse_models: list = []  # networks over the reversed element order that rescore the beam
