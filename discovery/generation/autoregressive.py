@@ -159,10 +159,15 @@ class CompositionLM(Generator):
     def build(self, seed: int = 0) -> CompositionLM:
         self.model = build_network(self.hparams["units"], self.hparams["embed_dim"], seed,
                                    self.hparams.get("dropout", 0.0))
-        self.extra_models, self.reverse_models, self._sampler, self._beam_heads = [], [], None, {}
-        self._draws = threading.local()
-        self._source = None
+        self.extra_models, self.reverse_models = [], []
+        self.forget_weights()
         return self
+
+    def forget_weights(self) -> None:
+        """Drop what was built from the current weights (the sampler, the draws' searches, the
+        beam heads, the saved folder they came from): call it whenever the weights change."""
+        self._sampler, self._beam_heads, self._source = None, {}, None
+        self._draws = threading.local()
 
     def with_options(self, temperature: float | None = None, top_p: float | None = None,
                      distinct: bool | None = None, **decoding) -> CompositionLM:

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from discovery.elements import N_ELEMENTS
 from discovery.generation.lm_sampler import NEG, as_members, ensemble_logits
-from discovery.generation.lm_shards import _extend
+from discovery.generation.lm_shards import _extend, _log_softmax_rows
 from discovery.generation.lm_tokens import CNT0, EL0, EOS, GRAMMAR, MAX_ELEMENTS, RANK_TO_COL, VOCAB
 
 _M1, _M2, _GOLDEN = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0x9E3779B97F4A7C15  # splitmix64
@@ -267,6 +267,8 @@ class GRUBeamSearch:
         plus the log of its allowed tokens' share), at 1 and at T, so that its children, scored
         over the allowed tokens alone, get their own sequences' log p; at T > 0 its value is a
         Gumbel located at the mass at T. The k best are kept."""
+        from scipy.special import logsumexp
+
         from discovery.generation.lm_shards import _NumpyGRU  # the roots' logits in numpy
 
         tokens = np.asarray(roots.tokens, dtype=np.int32)
@@ -287,13 +289,13 @@ class GRUBeamSearch:
             table = GRAMMAR[step][prev[act]]
             node_logits = [net.logits(lv) for net, lv in zip(nets, level, strict=True)]
             logits = _ensemble_logits_np([x[node[act]] for x in node_logits], table)
-            lp1 = _log_softmax_np(logits, 1.0)
-            lpt = lp1 if t_eff == 1.0 else _log_softmax_np(logits, t_eff)
+            lp1 = _log_softmax_rows(logits, table, 1.0)
+            lpt = lp1 if t_eff == 1.0 else _log_softmax_rows(logits, table, t_eff)
             end = np.flatnonzero(length[act] == step)  # the cell's own step: its allowed tokens' share
             if len(end):
                 ok = table[end] & allow[act[end]]
-                phi[act[end]] += _logsumexp(np.where(ok, lp1[end], -np.inf))
-                psi[act[end]] += _logsumexp(np.where(ok, lpt[end], -np.inf))
+                phi[act[end]] += logsumexp(np.where(ok, lp1[end], -np.inf), axis=1)
+                psi[act[end]] += logsumexp(np.where(ok, lpt[end], -np.inf), axis=1)
                 for h, lv in zip(hs, level, strict=True):
                     h[act[end]] = lv[node[act[end]]]
             go = np.flatnonzero(length[act] > step)
@@ -329,19 +331,5 @@ def _ensemble_logits_np(logits: list[np.ndarray], allowed: np.ndarray) -> np.nda
     """``lm_sampler.ensemble_logits`` in numpy (float64)."""
     if len(logits) == 1:
         return np.where(allowed, logits[0].astype(np.float64), NEG)
-    logp = [_log_softmax_np(np.where(allowed, x.astype(np.float64), NEG), 1.0) for x in logits]
+    logp = [_log_softmax_rows(x, allowed, 1.0) for x in logits]
     return np.where(allowed, sum(logp) / len(logp), NEG)
-
-
-def _log_softmax_np(x: np.ndarray, temperature: float) -> np.ndarray:
-    x = x / temperature
-    m = x.max(axis=1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(axis=1, keepdims=True))
-
-
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    """log sum exp over axis 1 (rows of -inf give -inf)."""
-    m = x.max(axis=1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.log(np.exp(x - m).sum(axis=1)) + m[:, 0]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -168,8 +167,7 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
         row = {"epoch": epoch, "train_loss": round(tot / cnt, 5), "val_loss": round(val, 5),
                "seconds": round(state["seconds"], 1)}
         if evaluate is not None:
-            lm._sampler, lm._beam_heads, lm._source = None, {}, None  # weights changed
-            lm._draws = threading.local()
+            lm.forget_weights()  # weights changed
             row.update(evaluate(lm))
         rows.append(row)
         if log is not None:
@@ -182,8 +180,7 @@ def train(lm, counts: np.ndarray, seed: int = 0, data_name: str = "counts", run_
         if budget_s is not None and state["seconds"] >= budget_s:
             break
     model.set_weights(best_weights)
-    lm._sampler, lm._beam_heads, lm._source = None, {}, None
-    lm._draws = threading.local()  # the draws' searches hold the old weights
+    lm.forget_weights()
     summary = {"data": data_name, "data_sha256": counts_sha256(counts), "compositions": int(len(counts)),
                "train_rows": int(len(tr)), "early_stopping_rows": int(len(va)), "seed": seed,
                "epochs": state["epoch"], "best_epoch": state["best_epoch"],
