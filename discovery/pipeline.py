@@ -188,7 +188,7 @@ class Pipeline:
         # rank_domain: the part of rank spent judging the applicability domain
         seconds = dict.fromkeys(("generate", "filter", "rank", "rank_domain"), 0.0)
         sampled = decoded = 0
-        seen = np.zeros(0, dtype=np.uint64)
+        seen: set[int] = set()
         all_keys, all_stages, kept = [], [], []
         # The generator works a chunk ahead in a thread while this one is filtered and ranked;
         # it skips known compositions, so novelty below only sees ones it could not know.
@@ -208,9 +208,9 @@ class Pipeline:
                 keys = composition_keys(counts)
                 first = first_occurrences(keys)
                 keys = keys[first]
-                fresh = ~np.isin(keys, seen)
+                fresh = np.fromiter((k not in seen for k in keys.tolist()), dtype=bool, count=len(keys))
                 keys, counts = keys[fresh], reduce_counts(counts[first[fresh]])
-                seen = np.union1d(seen, keys)
+                seen.update(keys.tolist())
                 stages = self._screen(counts, keys, inc, exc, spec)
                 live = stages == STAGE_RULES
                 chunk = pd.DataFrame({"formula": counts_to_formulas(counts[live]),

@@ -76,6 +76,21 @@ def test_composition_rule_matches_a_plain_loop_and_floors_sigma():
         els = np.flatnonzero(a)
         seen = all(dom.pairs[i, j] for i in els for j in els)
         assert (note == "") == seen
+    # rows of up to 10 elements: the pairs of the first 8 (by column) are read, as the codec's
+    # limit; beyond them, the row is outside for its element count
+    wide = _random_amounts(rng, 400, np.arange(24), max_el=10)
+    for a, note in zip(wide, dom.composition_note(wide), strict=True):
+        els = np.flatnonzero(a)[:8]
+        unseen = [(i, j) for i in els for j in els if not dom.pairs[i, j]]
+        if unseen:
+            i, j = unseen[0]
+            assert note.startswith("element" if i == j or not all(dom.pairs[e, e] for e in els) else
+                                   f"pair {ELEMENTS[i]}-{ELEMENTS[j]} ")
+        else:
+            beyond = (a.max() > dom.max_amount or a.sum() > dom.max_atoms
+                      or len(np.flatnonzero(a)) > dom.max_elements)
+            assert note == ("larger amounts, more atoms or more elements than any training formula"
+                            if beyond else "")
     outside = notes != ""
     assert 0 < outside.sum() < len(amounts)
     std = np.full(len(amounts), 1e-4)

@@ -46,3 +46,20 @@ def test_pareto_labels_do_not_overlap(tmp_path):
             assert not a.overlaps(b), (a, b)
     plot_run(result, tmp_path / "r.png")
     assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
+def test_error_bars_are_drawn_for_the_first_rows_by_rank_only(monkeypatch):
+    import discovery.report as report
+
+    monkeypatch.setattr(report, "ERRORBAR_ROWS", 20)
+    result = _dense_front()  # 55 candidates
+    result.candidates["rank"] = np.arange(len(result.candidates))[::-1] + 1  # the last row ranks first
+    ax = run_figure(result).axes[1]
+    (bars,) = ax.containers
+    segments = bars.lines[2][0].get_segments()  # the x error bars: one per candidate drawn
+    assert len(segments) == 20
+    first = result.candidates.nsmallest(20, "rank")
+    assert sorted(s[0][1] for s in segments) == sorted(first["bandgap"])
+    markers = [line for line in ax.lines if line.get_label() == "candidates"]
+    assert len(markers) == 1 and len(markers[0].get_xdata()) == len(result.candidates)
+    assert any(t.get_text() == "±1σ, first 20 by rank" for t in ax.get_legend().get_texts())

@@ -4,6 +4,7 @@
     python pipelines/bench/bench_run.py --compare 100000,1000000  # each n in a fresh process (RSS vs n)
     python pipelines/bench/bench_run.py --n 1000000 --no-e-hull   # the same run without the hull stage
     python pipelines/bench/bench_run.py --n 1000000 --side-by-side OLD_TREE,NEW_TREE [--label A --label B]
+    python pipelines/bench/bench_run.py --n 1000000 --side-by-side OLD_TREE,NEW_TREE --cli   # `discover run`
 
 ``--side-by-side`` runs the same benchmark once per source tree (a ``git worktree`` of each
 commit), one after the other in fresh processes under ``/usr/bin/time -v`` with the tree first
@@ -95,6 +96,16 @@ def _watch_tree_rss(popen: subprocess.Popen) -> float:
     return peak
 
 
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
     """One run per tree in a fresh process under /usr/bin/time -v (one after the other)."""
     records = []
@@ -103,10 +114,18 @@ def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
             out = Path(tmp) / "record.json"
             env = {**os.environ, "PYTHONPATH": str(tree), "DISCOVERY_DATA": os.environ.get(
                 "DISCOVERY_DATA", str(Path(__file__).resolve().parents[3] / "shared" / "data"))}
-            cmd = ["/usr/bin/time", "-v", sys.executable, str(Path(__file__).resolve()), "--n", str(args.n),
-                   "--target", args.target, "--batch-size", str(args.batch_size),
-                   "--partition-size", str(args.partition_size), "--record", str(out),
-                   *(["--no-e-hull"] if args.no_e_hull else [])]
+            if args.cli:  # what a user runs: the CLI, writing its CSV, summary and PNG
+                if args.no_e_hull:
+                    raise SystemExit("--cli runs the CLI as a user would: it has no --no-e-hull")
+                cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "discovery.cli", "run", "--n",
+                       str(args.n), "--target", args.target, "--batch-size", str(args.batch_size),
+                       "--partition-size", str(args.partition_size), "--seed", "0",
+                       "--out", str(Path(tmp) / "run.csv")]
+            else:
+                cmd = ["/usr/bin/time", "-v", sys.executable, str(Path(__file__).resolve()), "--n",
+                       str(args.n), "--target", args.target, "--batch-size", str(args.batch_size),
+                       "--partition-size", str(args.partition_size), "--record", str(out),
+                       *(["--no-e-hull"] if args.no_e_hull else [])]
             if args.clear_head_cache:  # a first run on this machine: the LM's head computed again
                 from discovery.data import cache_dir
 
@@ -121,7 +140,15 @@ def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise SystemExit(f"{label} ({tree}) failed:\n{proc.stderr[-3000:]}")
-            rec = json.loads(out.read_text())
+            if args.cli:
+                summary = json.loads((Path(tmp) / "run.summary.json").read_text())
+                rec = {"n": args.n, "target": args.target, "batch_size": args.batch_size,
+                       "partition_size": args.partition_size, "command": "discover run",
+                       "seconds": summary["seconds"], "funnel": summary["funnel"],
+                       "candidates": summary["candidates"],
+                       "csv_sha256": file_sha256(Path(tmp) / "run.csv")}
+            else:
+                rec = json.loads(out.read_text())
         timing = dict(re.findall(r"^\s*([^:\n]+?):\s+(\S+)\s*$", proc.stderr, flags=re.M))
         rec.update({"code": f"{label} ({_git_head(tree)}), measured side by side", "tree": str(tree),
                     "process_wall_seconds": round(wall, 1),
@@ -152,6 +179,9 @@ def main() -> None:
     ap.add_argument("--clear-head-cache", action="store_true",
                     help="--side-by-side: delete the cached LM beam heads before each tree's run "
                          "(as on a machine's first run)")
+    ap.add_argument("--cli", action="store_true",
+                    help="--side-by-side: run `discover run ... --out` in each tree (CSV, summary and PNG "
+                         "written, as a user runs it) instead of the pipeline alone")
     ap.add_argument("--record", type=Path, default=None, help=argparse.SUPPRESS)  # internal
     args = ap.parse_args()
     if args.side_by_side:

@@ -1,0 +1,110 @@
+"""Probe: what ranking a row costs, per shipped property model and stack part, and whether
+bfloat16 inference of the formation-energy stack's width-256 part would make it cheaper.
+
+The ranking of a 1e6 run is the run's critical path (issue 25): band gap on every novel
+composition, formation energy and Tc on those meeting the target. This times each model's
+``predict_amounts`` (CPU µs per row, process time, both cores) on a run's candidates, and, with
+``--bf16``, the width-256 part cloned with Keras' ``mixed_bfloat16`` policy on its Dense,
+attention and normalisation layers (variables kept float32): CPU µs per row and validation MAE
+against float32 (8 element tokens per row for both: the plain model, not ``Ensemble``'s
+per-count graph).
+
+    DISCOVERY_DATA=../shared/data python research/probe_rank_cost.py --candidates runs/demo/ehull.csv [--bf16]
+
+Measured 2026-12-07 on 38,712 candidates of `make demo` (3.87 elements per row): band gap 50.7,
+formation energy 170.7 (parts: three width-64 at 15.7-16.1 each, width-256 123.9), Tc 26.3
+(tmlp 7.0, magpie_mlp 13.3) µs CPU per row. bfloat16: 245.5 against 251.2 µs per row (no
+gain: the casts around each layer eat the faster matmul) and validation MAE 0.03810 against
+0.03794 eV/atom (mean change 0.0020, largest 0.050): not kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+import pandas as pd
+
+from discovery.encoding import parse_formulas
+from discovery.properties import MODELS_DIR, load_property_model
+
+BF16_LAYERS = ("Dense", "MultiHeadAttention", "LayerNormalization")
+
+
+def amounts_of(formulas: list[str]) -> np.ndarray:
+    batch = parse_formulas(formulas)
+    batch.raise_first()
+    return batch.amounts
+
+
+def cpu_us_per_row(fn, a: np.ndarray) -> float:
+    fn(a[:2000])  # traces the graphs
+    t0 = time.process_time()
+    fn(a)
+    return (time.process_time() - t0) / len(a) * 1e6
+
+
+def to_bf16(model):
+    """A copy of ``model`` whose BF16_LAYERS compute in bfloat16 (variables float32)."""
+    cfg = copy.deepcopy(model.get_config())
+    for layer in cfg["layers"]:
+        if layer["class_name"] in BF16_LAYERS:
+            layer["config"]["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
+                                        "config": {"name": "mixed_bfloat16"}, "registered_name": None}
+    clone = model.__class__.from_config(cfg)
+    clone.set_weights(model.get_weights())
+    src, dst = model.get_layer("to_target_units"), clone.get_layer("to_target_units")
+    dst.scale, dst.offset = src.scale, src.offset
+    return clone
+
+
+def bf16_probe() -> None:
+    import tensorflow as tf
+
+    import discovery.attention  # noqa: F401  (registers the attention layers)
+    from discovery.regressors import load_keras_model
+    from discovery.tasks import load_task
+
+    task = load_task("formation_energy")
+    a = amounts_of(task.val["formula"].tolist()).astype(np.float32)
+    y = task.val["y"].to_numpy()
+    m32 = load_keras_model(MODELS_DIR / "formation_energy" / "attention-w256" / "member_0.keras")
+    ref = None
+    for name, m in (("float32", m32), ("mixed_bfloat16", to_bf16(m32))):
+        f = tf.function(lambda t, m=m: m(t, training=False),
+                        input_signature=[tf.TensorSpec([None, a.shape[1]], tf.float32)])
+
+        def pred(x, f=f):
+            return np.concatenate([np.asarray(f(x[i:i + 8192]), np.float32).ravel()
+                                   for i in range(0, len(x), 8192)])
+        us = cpu_us_per_row(pred, a)
+        p = pred(a)
+        ref = p if ref is None else ref
+        d = np.abs(p - ref)
+        print(f"width-256 part, {name}: {us:.1f} µs CPU per row, validation MAE {np.abs(p - y).mean():.5f}, "
+              f"change against float32: mean {d.mean():.5f}, largest {d.max():.4f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--candidates", required=True, help="a discover run CSV")
+    ap.add_argument("--rows", type=int, default=40_000)
+    ap.add_argument("--bf16", action="store_true")
+    args = ap.parse_args()
+    frame = pd.read_csv(args.candidates, keep_default_na=False, usecols=["formula"])
+    a = amounts_of(frame["formula"].tolist()[: args.rows])
+    print(f"{len(a):,} rows, {(a > 0).sum(axis=1).mean():.2f} elements per row")
+    for prop in ("bandgap", "formation_energy", "tc"):
+        model = load_property_model(prop)
+        print(f"{prop}: {cpu_us_per_row(model.predict_amounts, a):.1f} µs CPU per row")
+        for name, part in getattr(model, "components", {}).items():
+            if model.weights[name] > 0:
+                print(f"    {name}: {cpu_us_per_row(part.predict_amounts, a):.1f}")
+    if args.bf16:
+        bf16_probe()
+
+
+if __name__ == "__main__":
+    main()
