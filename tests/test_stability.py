@@ -221,3 +221,21 @@ def test_batched_simplex_equals_facets_and_falls_back(monkeypatch):
     for mine, ref in zip(slow.decomposition, fast.decomposition, strict=True):
         a_, b_ = parts(mine), parts(ref)
         assert a_.keys() == b_.keys() and all(abs(a_[k] - b_[k]) <= 0.0011 for k in a_)
+
+
+def test_decompositions_described_in_batch_equal_row_by_row():
+    rng = np.random.default_rng(3)
+    els, a, e = _random_system(rng, 4, 30)
+    hulls = PhaseHulls(a, e)
+    n, k = 500, 4
+    labels = np.where(rng.random((n, k)) < 0.4, -1 - rng.choice(els, size=(n, k)),
+                      rng.integers(0, len(hulls.energies), size=(n, k)))
+    weights = rng.dirichlet(np.ones(k), size=n)
+    weights[:100, 1] = weights[:100, 0]  # exact ties: by name
+    weights[100:200, 2] = weights[100:200, 0] + 3e-10  # near ties: by the shares rounded to 9 places
+    weights[200:250, 3] = 0.0  # parts that do not show
+    weights[250:260] = 0.0  # nothing shows
+    got = hulls._describe_rows(labels, weights)
+    want = [hulls._describe(lab, w) for lab, w in zip(labels, weights, strict=True)]
+    assert got == want
+    assert sum(" + " in t for t in got) > 400 and got[255] == ""
