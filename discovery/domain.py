@@ -121,9 +121,10 @@ class ApplicabilityDomain:
             return note
         present = a > 0
         n_el = present.sum(axis=1)
-        # the first _MAX_TOKENS elements of each row (by column) are read; a row's unseen pairs
-        # (i, i: an unseen element) are p' U p for its presence vector p and U = ~pairs, one small
-        # matmul instead of gathering [N, 8, 8] pairs (exact: integer counts in float32)
+        # the first _MAX_TOKENS elements of each row (by column) are read; p U (presence vector p,
+        # U = ~pairs, symmetric as ``coverage`` builds it) counts each element's unseen partners
+        # among them (itself: an unseen element), one small matmul instead of gathering [N, 8, 8]
+        # pairs (exact: integer counts in float32)
         read = present & (np.cumsum(present, axis=1) <= _MAX_TOKENS)
         p = read.astype(np.float32)
         partners = (p @ (~self.pairs).astype(np.float32)) > 0  # [N, 85]: unseen with some element read

@@ -217,7 +217,7 @@ class PhaseHulls:
         else:
             names = np.asarray(names, dtype=object)[ok]
         self.names = names
-        self._labels_named = None  # names by label + N_ELEMENTS (elements reversed, then phases)
+        self._labels_named = None  # (names, names by label + N_ELEMENTS: elements reversed, phases)
         self.sources = dict(sources or {})
         self.covered = (a > 0).any(axis=0)  # elements that occur in some known phase
         neg = e < -_FORMATION_TOL  # only phases below the elements can be on a lower hull
@@ -386,8 +386,8 @@ class PhaseHulls:
                     value, labels, weights, ok = _solve_batch(inverse[rows], data, x_all[rows])
                     hull[idx[rows[ok]]] = value[ok]
                     if decompose:
-                        for r, text in zip(idx[rows[ok]].tolist(), self._describe_rows(labels[ok], weights[ok]),
-                                           strict=True):
+                        texts = self._describe_rows(labels[ok], weights[ok])
+                        for r, text in zip(idx[rows[ok]].tolist(), texts, strict=True):
                             decomp[r] = text
                     slow += rows[~ok].tolist()
             for r in slow:  # did not settle within the pivot limit: the facets of the system
@@ -410,8 +410,8 @@ class PhaseHulls:
     def _describe_rows(self, vertices: np.ndarray, weights: np.ndarray) -> list[str]:
         """``_describe`` of each row of vertices and weights [n, k], ordered in numpy: with no two
         shares of a row within 1e-8 of each other, largest first is the order rounding to 9
-        places gives; rows with such near ties go through ``_describe`` (a 1e6 run's 319,370
-        candidates took ~3 s row by row)."""
+        places gives (float64 shares: float32 ones round in float32); rows with such near ties
+        go through ``_describe`` (a 1e6 run's 319,370 candidates took ~3 s row by row)."""
         w = np.asarray(weights, dtype=np.float64)
         if w.size == 0:
             return [""] * len(w)
@@ -420,9 +420,10 @@ class PhaseHulls:
         w, lab = np.take_along_axis(w, order, axis=1), np.take_along_axis(lab, order, axis=1)
         shown = w > _DECOMP_TOL
         near = (shown[:, 1:] & (w[:, :-1] - w[:, 1:] < 1e-8)).any(axis=1)
-        if self._labels_named is None:
-            self._labels_named = np.array([*ELEMENTS[::-1], *map(str, self.names)], dtype=object)
-        names = self._labels_named[lab + N_ELEMENTS]  # label -1 - e is element e
+        if self._labels_named is None or self._labels_named[0] is not self.names:  # a copy's own names
+            lookup = np.array([*ELEMENTS[::-1], *map(str, self.names)], dtype=object)
+            self._labels_named = (self.names, lookup)
+        names = self._labels_named[1][lab + N_ELEMENTS]  # label -1 - e is element e
         out = []
         for i, (nm, wi, keep) in enumerate(zip(names.tolist(), w.tolist(), shown.tolist(), strict=True)):
             if near[i]:
@@ -515,7 +516,7 @@ class PhaseHulls:
         remap = np.cumsum(keep) - 1
         out._by_system = {m: remap[ids[keep[ids]]] for m, ids in self._by_system.items()
                           if keep[ids].any()}
-        out._cache, out._points = {}, {}
+        out._cache, out._points, out._labels_named = {}, {}, None
         return out
 
 

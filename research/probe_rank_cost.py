@@ -9,13 +9,17 @@ attention and normalisation layers (variables kept float32): CPU µs per row and
 against float32 (8 element tokens per row for both: the plain model, not ``Ensemble``'s
 per-count graph).
 
-    DISCOVERY_DATA=../shared/data python research/probe_rank_cost.py --candidates runs/demo/ehull.csv [--bf16]
+    DISCOVERY_DATA=../shared/data python research/probe_rank_cost.py \
+        --candidates runs/demo/ehull.csv [--bf16] [--xla]
 
 Measured 2026-12-07 on 38,712 candidates of `make demo` (3.87 elements per row): band gap 50.7,
 formation energy 170.7 (parts: three width-64 at 15.7-16.1 each, width-256 123.9), Tc 26.3
 (tmlp 7.0, magpie_mlp 13.3) µs CPU per row. bfloat16: 245.5 against 251.2 µs per row (no
 gain: the casts around each layer eat the faster matmul) and validation MAE 0.03810 against
-0.03794 eV/atom (mean change 0.0020, largest 0.050): not kept.
+0.03794 eV/atom (mean change 0.0020, largest 0.050): not kept. XLA (``--xla``): 92.0 against 122.4
+µs CPU per row (1.33x; largest change 2.6e-6), but each input shape compiles anew (0.74 s), and
+a run's batches come in many sizes per element count (rows grouped by count, ~100-1,000 per
+chunk): fixed tiles would pad away the gain, so not kept either.
 """
 
 from __future__ import annotations
@@ -87,11 +91,42 @@ def bf16_probe() -> None:
               f"change against float32: mean {d.mean():.5f}, largest {d.max():.4f}")
 
 
+def xla_probe(a: np.ndarray) -> None:
+    """The width-256 part as a plain graph and compiled with XLA (``jit_compile``), on 4-element
+    rows in fixed batches of 4,096 (XLA compiles once per input shape)."""
+    import tensorflow as tf
+
+    import discovery.attention  # noqa: F401
+    from discovery.regressors import load_keras_model
+
+    a = a[(a > 0).sum(axis=1) == 4].astype(np.float32)
+    a = np.resize(a, (16384, a.shape[1]))
+    x = a / a.sum(axis=1, keepdims=True)
+    m = load_keras_model(MODELS_DIR / "formation_energy" / "attention-w256" / "member_0.keras")
+    for layer in m.layers:
+        if getattr(layer, "element_tokens", False):
+            layer.max_tokens = 4
+    ref = None
+    for jit in (False, True):
+        spec = [tf.TensorSpec([4096, x.shape[1]], tf.float32)]
+        f = tf.function(lambda t: m(t, training=False), input_signature=spec, jit_compile=jit)
+        t0 = time.perf_counter()
+        f(x[:4096])
+        first = time.perf_counter() - t0
+        c0 = time.process_time()
+        p = np.concatenate([np.asarray(f(x[i:i + 4096])).ravel() for i in range(0, len(x), 4096)])
+        us = (time.process_time() - c0) / len(x) * 1e6
+        ref = p if ref is None else ref
+        print(f"width-256 part, {'XLA' if jit else 'graph'}: first call {first:.2f} s, "
+              f"{us:.1f} µs CPU per row, largest change {np.abs(p - ref).max():.2g}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--candidates", required=True, help="a discover run CSV")
     ap.add_argument("--rows", type=int, default=40_000)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--xla", action="store_true")
     args = ap.parse_args()
     frame = pd.read_csv(args.candidates, keep_default_na=False, usecols=["formula"])
     a = amounts_of(frame["formula"].tolist()[: args.rows])
@@ -104,6 +139,8 @@ def main() -> None:
                 print(f"    {name}: {cpu_us_per_row(part.predict_amounts, a):.1f}")
     if args.bf16:
         bf16_probe()
+    if args.xla:
+        xla_probe(a)
 
 
 if __name__ == "__main__":

@@ -239,3 +239,14 @@ def test_decompositions_described_in_batch_equal_row_by_row():
     want = [hulls._describe(lab, w) for lab, w in zip(labels, weights, strict=True)]
     assert got == want
     assert sum(" + " in t for t in got) > 400 and got[255] == ""
+
+
+def test_a_copy_without_phases_names_its_own_phases_in_decompositions():
+    rng = np.random.default_rng(4)
+    els, a, e = _random_system(rng, 3, 12)
+    hulls = PhaseHulls(a, e)
+    labels, weights = np.array([[0, 1]]), np.array([[0.6, 0.4]])
+    hulls._describe_rows(labels, weights)  # builds the lookup of names
+    loo = hulls.without([0])
+    assert loo._describe_rows(labels, weights) == [loo._describe(labels[0], weights[0])]
+    assert loo._describe_rows(labels, weights) != hulls._describe_rows(labels, weights)

@@ -184,6 +184,8 @@ def main() -> None:
                          "written, as a user runs it) instead of the pipeline alone")
     ap.add_argument("--record", type=Path, default=None, help=argparse.SUPPRESS)  # internal
     args = ap.parse_args()
+    if args.cli and not args.side_by_side:
+        raise SystemExit("--cli goes with --side-by-side (each tree's `discover run` in a fresh process)")
     if args.side_by_side:
         trees = [Path(t).resolve() for t in args.side_by_side.split(",")]
         default = ["before", "after"] + [f"tree {i + 1}" for i in range(2, len(trees))]
