@@ -96,16 +96,6 @@ def _watch_tree_rss(popen: subprocess.Popen) -> float:
     return peak
 
 
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
     """One run per tree in a fresh process under /usr/bin/time -v (one after the other)."""
     records = []
@@ -141,6 +131,8 @@ def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
             if proc.returncode != 0:
                 raise SystemExit(f"{label} ({tree}) failed:\n{proc.stderr[-3000:]}")
             if args.cli:
+                from discovery.data import file_sha256
+
                 summary = json.loads((Path(tmp) / "run.summary.json").read_text())
                 rec = {"n": args.n, "target": args.target, "batch_size": args.batch_size,
                        "partition_size": args.partition_size, "command": "discover run",
