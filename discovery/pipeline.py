@@ -236,6 +236,9 @@ class Pipeline:
                 if progress is not None:
                     progress(batch_n)
         seconds["generate"] = stream.seconds  # the generator's own time, overlapped
+        if self.hulls is not None:  # a partition's systems (~40,000 per 250,000 samples) are not
+            self.hulls.clear_cache()  # kept for the next: the run's memory stays flat, its peak
+            # (merging and writing the report) ~100 MiB lower at 1e6, for ~2 s of recomputation
         cands = pd.concat(kept, ignore_index=True) if kept else _empty(self.models, with_key=True)
         return PartitionOutput(i, sampled, decoded,
                                np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64),

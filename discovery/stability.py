@@ -276,6 +276,12 @@ class PhaseHulls:
             sub = (sub - 1) & system
         return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
 
+    def clear_cache(self) -> None:
+        """Forget the chemical systems' points and hulls kept so far (recomputed when asked
+        again, to the same values). A 1e6 run's candidates touch ~108,000 systems, ~175 MiB."""
+        self._cache.clear()
+        self._points.clear()
+
     def system_hull(self, system: int, exclude: int | None = None) -> SystemHull:
         """The (cached) lower hull of a chemical system given as an element bitmask; with
         ``exclude``, the hull without that phase (by position; not cached)."""

@@ -181,3 +181,14 @@ def test_e_hull_target_and_sort(pipe):
     assert not (deep & c["e_hull_in_domain"]).any()
     loose = pipe.run(3000, "bandgap>1", batch_size=1024).candidates  # same samples, no e_hull condition
     assert set(c["formula"]) == set(loose.loc[loose["e_hull"] < 0.15, "formula"])
+
+
+def test_hull_systems_are_not_kept_across_partitions(pipe, monkeypatch):
+    """Each partition forgets its chemical systems' hulls (memory), and the candidates are the
+    same as with every system kept for the run."""
+    cleared = pipe.run(3000, "bandgap>1", batch_size=1024, partition_size=1000).candidates
+    assert not pipe.hulls._points and not pipe.hulls._cache
+    monkeypatch.setattr(type(pipe.hulls), "clear_cache", lambda self: None)
+    kept = pipe.run(3000, "bandgap>1", batch_size=1024, partition_size=1000).candidates
+    assert len(pipe.hulls._points) > 100
+    pd.testing.assert_frame_equal(cleared, kept)
