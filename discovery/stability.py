@@ -217,7 +217,8 @@ class PhaseHulls:
         else:
             names = np.asarray(names, dtype=object)[ok]
         self.names = names
-        self._labels_named = None  # (names, names by label + N_ELEMENTS: elements reversed, phases)
+        self._labels_named = None  # names by label + N_ELEMENTS (elements reversed, then phases),
+        # built on first use from ``names``: reset wherever ``names`` changes (``without``)
         self.sources = dict(sources or {})
         self.covered = (a > 0).any(axis=0)  # elements that occur in some known phase
         neg = e < -_FORMATION_TOL  # only phases below the elements can be on a lower hull
@@ -426,10 +427,9 @@ class PhaseHulls:
         w, lab = np.take_along_axis(w, order, axis=1), np.take_along_axis(lab, order, axis=1)
         shown = w > _DECOMP_TOL
         near = (shown[:, 1:] & (w[:, :-1] - w[:, 1:] < 1e-8)).any(axis=1)
-        if self._labels_named is None or self._labels_named[0] is not self.names:  # a copy's own names
-            lookup = np.array([*ELEMENTS[::-1], *map(str, self.names)], dtype=object)
-            self._labels_named = (self.names, lookup)
-        names = self._labels_named[1][lab + N_ELEMENTS]  # label -1 - e is element e
+        if self._labels_named is None:
+            self._labels_named = np.array([*ELEMENTS[::-1], *map(str, self.names)], dtype=object)
+        names = self._labels_named[lab + N_ELEMENTS]  # label -1 - e is element e
         out = []
         for i, (nm, wi, keep) in enumerate(zip(names.tolist(), w.tolist(), shown.tolist(), strict=True)):
             if near[i]:

@@ -128,8 +128,15 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--xla", action="store_true")
     args = ap.parse_args()
-    frame = pd.read_csv(args.candidates, keep_default_na=False, usecols=["formula"])
-    a = amounts_of(frame["formula"].tolist()[: args.rows])
+    try:
+        frame = pd.read_csv(args.candidates, keep_default_na=False, usecols=["formula"])
+        a = amounts_of(frame["formula"].tolist()[: args.rows])
+    except (OSError, ValueError, pd.errors.ParserError) as exc:  # CompositionError is a ValueError
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"--candidates {args.candidates!r}: not a discover run CSV with formulas "
+                         f"({why})") from None
+    if len(a) == 0:
+        raise SystemExit(f"--candidates {args.candidates!r}: no rows")
     print(f"{len(a):,} rows, {(a > 0).sum(axis=1).mean():.2f} elements per row")
     for prop in ("bandgap", "formation_energy", "tc"):
         model = load_property_model(prop)

@@ -105,8 +105,6 @@ def side_by_side(trees: list[Path], labels: list[str], args) -> list[dict]:
             env = {**os.environ, "PYTHONPATH": str(tree), "DISCOVERY_DATA": os.environ.get(
                 "DISCOVERY_DATA", str(Path(__file__).resolve().parents[3] / "shared" / "data"))}
             if args.cli:  # what a user runs: the CLI, writing its CSV, summary and PNG
-                if args.no_e_hull:
-                    raise SystemExit("--cli runs the CLI as a user would: it has no --no-e-hull")
                 cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "discovery.cli", "run", "--n",
                        str(args.n), "--target", args.target, "--batch-size", str(args.batch_size),
                        "--partition-size", str(args.partition_size), "--seed", "0",
@@ -178,6 +176,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cli and not args.side_by_side:
         raise SystemExit("--cli goes with --side-by-side (each tree's `discover run` in a fresh process)")
+    if args.cli and args.no_e_hull:
+        raise SystemExit("--cli runs the CLI as a user would: it has no --no-e-hull")
     if args.side_by_side:
         trees = [Path(t).resolve() for t in args.side_by_side.split(",")]
         default = ["before", "after"] + [f"tree {i + 1}" for i in range(2, len(trees))]
