@@ -20,6 +20,16 @@ gain: the casts around each layer eat the faster matmul) and validation MAE 0.03
 µs CPU per row (1.33x; largest change 2.6e-6), but each input shape compiles anew (0.74 s), and
 a run's batches come in many sizes per element count (rows grouped by count, ~100-1,000 per
 chunk): fixed tiles would pad away the gain, so not kept either.
+
+Band gap in bfloat16 (``--bf16``: its five MLPs with their Dense layers in ``mixed_bfloat16``,
+2,048-row chunks; the one model where the CPU's bf16 dot products pay, its 1024-512 layers
+being large matmuls). Measured 2026-12-07: 21.0-22.3 against 37.1-38.0 µs CPU per row,
+validation MAE 0.38953 against 0.38949 eV, mean change 0.0042 eV, largest 0.135.
+In the 1e6 run (a worktree of 03413c5 loading the band-gap members so; ``bench_run.py --cli
+--side-by-side``, one invocation, head cached) its first run's rank thread took 103.4 s
+against 107.6 s, but the wall time did not follow: 133.1 and 143.8 s against 137.5 s for the float32 code
+(32074b2, before issue 25: 134.0 and 127.6 s), and 56 more rows met the target (319,426). Not
+kept: no measurable gain, and a CPU without bf16 dot products would compute another model.
 """
 
 from __future__ import annotations
@@ -50,11 +60,11 @@ def cpu_us_per_row(fn, a: np.ndarray) -> float:
     return (time.process_time() - t0) / len(a) * 1e6
 
 
-def to_bf16(model):
-    """A copy of ``model`` whose BF16_LAYERS compute in bfloat16 (variables float32)."""
+def to_bf16(model, layers: tuple[str, ...] = BF16_LAYERS):
+    """A copy of ``model`` whose ``layers`` (class names) compute in bfloat16 (variables float32)."""
     cfg = copy.deepcopy(model.get_config())
     for layer in cfg["layers"]:
-        if layer["class_name"] in BF16_LAYERS:
+        if layer["class_name"] in layers:
             layer["config"]["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
                                         "config": {"name": "mixed_bfloat16"}, "registered_name": None}
     clone = model.__class__.from_config(cfg)
@@ -62,6 +72,39 @@ def to_bf16(model):
     src, dst = model.get_layer("to_target_units"), clone.get_layer("to_target_units")
     dst.scale, dst.offset = src.scale, src.offset
     return clone
+
+
+def to_bf16_dense(model):
+    """A copy of ``model`` whose Dense layers compute in bfloat16 (variables float32)."""
+    return to_bf16(model, ("Dense",))
+
+
+def bandgap_bf16_probe() -> None:
+    """The band-gap ensemble (5 MLPs) with float32 and with bfloat16 Dense layers."""
+    import tensorflow as tf
+
+    from discovery.regressors import load_keras_model
+    from discovery.tasks import load_task
+
+    task = load_task("bandgap")
+    a = amounts_of(task.val["formula"].tolist()).astype(np.float32)
+    x = a / a.sum(axis=1, keepdims=True)  # the model's featurizer: element fractions
+    y = task.val["y"].to_numpy()
+    members = [load_keras_model(MODELS_DIR / "bandgap" / f"member_{i}.keras") for i in range(5)]
+    ref = None
+    for name, ms in (("float32", members), ("bfloat16 Dense", [to_bf16_dense(m) for m in members])):
+        f = tf.function(lambda t, ms=ms: tf.stack([tf.reshape(m(t, training=False), [-1]) for m in ms]),
+                        input_signature=[tf.TensorSpec([None, x.shape[1]], tf.float32)])
+
+        def pred(v, f=f):
+            return np.concatenate([np.asarray(f(v[i:i + 2048]), np.float32).mean(0)
+                                   for i in range(0, len(v), 2048)])
+        us = cpu_us_per_row(pred, np.resize(x, (40_000, x.shape[1])))
+        p = pred(x)
+        ref = p if ref is None else ref
+        d = np.abs(p - ref)
+        print(f"band gap, {name}: {us:.1f} µs CPU per row, validation MAE {np.abs(p - y).mean():.5f}, "
+              f"change against float32: mean {d.mean():.4f}, largest {d.max():.3f}")
 
 
 def bf16_probe() -> None:
@@ -145,6 +188,7 @@ def main() -> None:
             if model.weights[name] > 0:
                 print(f"    {name}: {cpu_us_per_row(part.predict_amounts, a):.1f}")
     if args.bf16:
+        bandgap_bf16_probe()
         bf16_probe()
     if args.xla:
         xla_probe(a)
