@@ -183,3 +183,33 @@ def test_shipped_models_flag_extrapolation_and_report_tc_only_for_superconductor
     assert not df.loc["PuXe", ["bandgap_in_domain", "formation_energy_in_domain"]].any()
     assert "Xe" in df.loc["PuXe", "domain_note"]
     assert df.loc["NaCl", ["bandgap_in_domain", "formation_energy_in_domain"]].all()
+
+
+def test_tc_runs_only_where_reported_and_matches_masking_every_row(monkeypatch):
+    """The report rule is judged first and the model sees only the rows it reports (a run's
+    candidates are mostly insulators); the result is what predicting every row and masking gives."""
+    from discovery.properties import load_property_model, predict_with_domain
+
+    model = load_property_model("tc")
+    formulas = ["MgB2", "NaCl", "Nb3Sn", "Al2O3", "YBa2Cu3O7", "KCl", "CsPaF6", "PuXe", "LaH10", "SiO2"]
+    a = _amounts(formulas)
+    reported = model.reported_where.predict(a)
+    assert 0 < reported.sum() < len(a)  # both kinds, or the test shows nothing
+    # the reference: every row predicted, then the rows the rule does not report masked
+    mean, std = model.predict_amounts(a)
+    res = model.applicability.assess(a, std)
+    seen = []
+    real = model.predict_amounts
+    monkeypatch.setattr(model, "predict_amounts", lambda x: (seen.append(len(x)), real(x))[1])
+    got = predict_with_domain(model, a)
+    assert seen == [int(reported.sum())]
+    np.testing.assert_array_equal(got.mean, np.where(reported, mean, np.nan))
+    np.testing.assert_array_equal(got.sigma, np.where(reported, res.sigma, np.nan))
+    np.testing.assert_array_equal(got.in_domain, res.in_domain & reported)
+    assert got.sigma.dtype == res.sigma.dtype and got.mean.dtype == np.float32
+    assert list(got.note[reported]) == list(res.note[reported])
+    assert all(n.startswith("not reported") for n in got.note[~reported])
+    # none reported: the model is not run at all
+    seen.clear()
+    none = predict_with_domain(model, a[~reported])
+    assert seen == [] and np.isnan(none.mean).all() and not none.in_domain.any()
