@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +94,7 @@ def _apply_filter(fn: Callable, chunk: pd.DataFrame) -> np.ndarray:
     return mask
 
 
+RANK_BEHIND = 2  # batches the rank thread may lag behind the screening one (their rows held meanwhile)
 ELEMENTS_ONLY_NOTE = "hull here holds only the elements: no known compound of them competes"
 
 
@@ -198,43 +201,60 @@ class Pipeline:
         start, stop = spec.partition_slice(i)
         stream = Prefetcher(self.sampler.iter_slice(start, stop, spec.seed, spec.batch_size,
                                                     self.known.keys, tally))
-        with stream:
-            for counts in stream:
-                t0 = time.perf_counter()
-                batch_n = len(counts)
-                sampled += batch_n
-                counts = counts[(counts > 0).sum(axis=1) >= 2]  # a compound: at least two elements
-                decoded += len(counts)
-                keys = composition_keys(counts)
-                first = first_occurrences(keys)
-                keys = keys[first]
-                fresh = np.fromiter((k not in seen for k in keys.tolist()), dtype=bool, count=len(keys))
-                keys, counts = keys[fresh], reduce_counts(counts[first[fresh]])
-                seen.update(keys.tolist())
-                stages = self._screen(counts, keys, inc, exc, spec)
-                live = stages == STAGE_RULES
-                chunk = pd.DataFrame({"formula": counts_to_formulas(counts[live]),
-                                      "n_elements": (counts[live] > 0).sum(axis=1), "key": keys[live]})
-                live_idx = np.flatnonzero(live)
-                live_counts = counts[live]
-                for fn in spec.filters:
-                    if len(chunk) == 0:
-                        break
-                    mask = _apply_filter(fn, chunk.drop(columns="key"))
-                    chunk = chunk[mask].reset_index(drop=True)
-                    live_idx, live_counts = live_idx[mask], live_counts[mask]
-                stages[live_idx] = STAGE_CUSTOM
-                seconds["filter"] += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                if len(chunk):
-                    hits, hit = self._predict_hits(chunk, live_counts, tgt, seconds)
-                    stages[live_idx[hit]] = STAGE_TARGET
-                    kept.append(hits)
-                seconds["rank"] += time.perf_counter() - t0
-                all_keys.append(keys)
-                all_stages.append(stages)
-                if progress is not None:
-                    progress(batch_n)
+        # The rows meeting the target get their other properties, e_hull and notes in a third
+        # thread, a batch behind, while this one screens the next batch: on two cores the work
+        # then spreads over both. Each model is used by one thread only (the target's here, the
+        # rest there), and the batches come back in order.
+        behind: deque = deque()
+        rest_seconds: dict[str, float] = {}
+        with stream, ThreadPoolExecutor(1, thread_name_prefix="discovery-rank") as ranker:
+            try:
+                for counts in stream:
+                    t0 = time.perf_counter()
+                    batch_n = len(counts)
+                    sampled += batch_n
+                    counts = counts[(counts > 0).sum(axis=1) >= 2]  # a compound: at least two elements
+                    decoded += len(counts)
+                    keys = composition_keys(counts)
+                    first = first_occurrences(keys)
+                    keys = keys[first]
+                    fresh = np.fromiter((k not in seen for k in keys.tolist()), dtype=bool, count=len(keys))
+                    keys, counts = keys[fresh], reduce_counts(counts[first[fresh]])
+                    seen.update(keys.tolist())
+                    stages = self._screen(counts, keys, inc, exc, spec)
+                    live = stages == STAGE_RULES
+                    chunk = pd.DataFrame({"formula": counts_to_formulas(counts[live]),
+                                          "n_elements": (counts[live] > 0).sum(axis=1), "key": keys[live]})
+                    live_idx = np.flatnonzero(live)
+                    live_counts = counts[live]
+                    for fn in spec.filters:
+                        if len(chunk) == 0:
+                            break
+                        mask = _apply_filter(fn, chunk.drop(columns="key"))
+                        chunk = chunk[mask].reset_index(drop=True)
+                        live_idx, live_counts = live_idx[mask], live_counts[mask]
+                    stages[live_idx] = STAGE_CUSTOM
+                    seconds["filter"] += time.perf_counter() - t0
+                    if len(chunk):
+                        t0 = time.perf_counter()
+                        hits, hit_counts, hit = self._target_hits(chunk, live_counts, tgt, seconds)
+                        stages[live_idx[hit]] = STAGE_TARGET
+                        seconds["rank"] += time.perf_counter() - t0
+                        behind.append(ranker.submit(self._complete_hits, hits, hit_counts, rest_seconds))
+                        while len(behind) > RANK_BEHIND:
+                            kept.append(behind.popleft().result())
+                    all_keys.append(keys)
+                    all_stages.append(stages)
+                    if progress is not None:
+                        progress(batch_n)
+                while behind:
+                    kept.append(behind.popleft().result())
+            except BaseException:
+                for job in behind:  # the batch in progress finishes (the pool waits for it)
+                    job.cancel()
+                raise
+        for k, v in rest_seconds.items():  # the rank thread's time counts as rank, overlapped
+            seconds[k] = seconds.get(k, 0.0) + v
         seconds["generate"] = stream.seconds  # the generator's own time, overlapped
         if self.hulls is not None:  # a partition's systems (~40,000 per 250,000 samples) are not
             self.hulls.clear_cache()  # kept for the next: the run's memory stays flat, its peak
@@ -245,15 +265,14 @@ class Pipeline:
                                np.concatenate(all_stages) if all_stages else np.zeros(0, np.int8),
                                cands, seconds, tally.skipped)
 
-    def _predict_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt,
-                      seconds: dict | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-        """Predict the target's properties, keep the rows meeting it, then predict the other
-        properties for those rows only (most rows miss the target; the models are the cost).
+    def _target_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt,
+                     seconds: dict) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Predict the target's properties, keep the rows meeting it: (those rows, their counts,
+        the mask). Most rows miss the target, so the other properties wait for the hits.
 
         ``e_hull`` needs the formation energy and a hull per chemical system, so it is computed
         after the other conditions, on the rows that met them. ``seconds["rank_domain"]`` gathers the
         time spent judging the domain (the summary shows what the domain work costs)."""
-        seconds = {} if seconds is None else seconds
         first = [p for p in tgt.properties if p in self.models]
         for name in first:
             self._predict(chunk, name, counts, seconds)
@@ -263,9 +282,13 @@ class Pipeline:
             idx = np.flatnonzero(hit)
             part = self._add_stability(chunk.iloc[idx].copy(), counts[idx], seconds)
             hit[idx] = tgt.mask(part)
-            hits, counts = part[hit[idx]].copy(), counts[hit]
-        else:
-            hits, counts = chunk[hit].copy(), counts[hit]
+            return part[hit[idx]].copy(), counts[hit], hit
+        return chunk[hit].copy(), counts[hit], hit
+
+    def _complete_hits(self, hits: pd.DataFrame, counts: np.ndarray, seconds: dict) -> pd.DataFrame:
+        """The other properties, ``e_hull`` and the domain note of the rows meeting the target,
+        in the report's columns. Its time is added to ``seconds["rank"]``."""
+        t0 = time.perf_counter()
         for name in self.models:
             if name not in hits:
                 self._predict(hits, name, counts, seconds)
@@ -275,7 +298,8 @@ class Pipeline:
         hits["domain_note"] = ["; ".join(f"{p}: {n[i]}" for p, n in notes if n[i]) for i in range(len(hits))]
         columns = ["formula", "n_elements", "key", *model_columns(self.models), *STABILITY_COLUMNS,
                    "domain_note"]
-        return hits[columns], hit
+        seconds["rank"] = seconds.get("rank", 0.0) + time.perf_counter() - t0
+        return hits[columns]
 
     def _predict(self, df: pd.DataFrame, name: str, counts: np.ndarray, seconds: dict | None = None) -> None:
         """Columns ``name`` (empty where the model does not report it), ``name_std`` (calibrated σ),
