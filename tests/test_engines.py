@@ -300,3 +300,24 @@ def test_a_small_lm_run_is_the_same_for_any_partition_size(pipe, tmp_path):
     assert runs[0].funnel["unique"] == 3000  # head and shard blocks: no repeats, none known
     assert runs[0].funnel["novel"] == runs[0].funnel["en_balanced"]
     assert _csv(runs[0], tmp_path / "a.csv") == _csv(runs[1], tmp_path / "b.csv")
+
+
+def test_a_failure_in_the_rank_thread_is_the_runs_error_and_leaves_no_thread(pipe, monkeypatch):
+    """The rows meeting the target are completed in a thread a batch behind; an error there
+    surfaces in the run (not lost, not a hang), and the thread is gone when the run ends."""
+    import threading
+
+    real, calls = pipe._complete_hits, []
+
+    def failing(hits, counts, seconds):
+        calls.append(len(hits))
+        if len(calls) == 2:
+            raise RuntimeError("rank failed on batch 2")
+        return real(hits, counts, seconds)
+
+    monkeypatch.setattr(pipe, "_complete_hits", failing)
+    spec = pipe.spec(N, TARGET, partition_size=PART, batch_size=256)
+    with pytest.raises(RuntimeError, match="rank failed on batch 2"):
+        LocalEngine(pipe).run(spec)
+    assert len(calls) >= 2
+    assert not [t for t in threading.enumerate() if t.name.startswith("discovery-rank")]
