@@ -184,7 +184,11 @@ class PartitionRunner(Protocol):
 
     models: dict
 
-    def run_partition(self, spec: RunSpec, i: int, progress=None) -> PartitionOutput: ...
+    def run_partition(self, spec: RunSpec, i: int, progress=None, then: int | None = None) -> PartitionOutput:
+        """Partition i's output; ``then`` names the partition the engine runs next, which the
+        runner may start ahead (an engine that passes it calls ``stop_prefetch``, if the runner
+        has it, when its run ends)."""
+        ...
 
 
 def merge_partitions(outputs: Sequence[PartitionOutput], spec: RunSpec, models: Iterable[str]) -> RunResult:

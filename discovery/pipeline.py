@@ -47,7 +47,7 @@ from discovery.partitions import (  # noqa: F401  (the run API stays importable 
     model_columns,
     rank_candidates,
 )
-from discovery.prefetch import Prefetcher
+from discovery.prefetch import PartitionStreams
 from discovery.targets import DERIVED_PROPERTIES, MODEL_PROPERTIES, Target, parse_target
 
 
@@ -113,6 +113,7 @@ class Pipeline:
         self.sampler, self.known, self.models, self.seed = sampler, known, property_models, seed
         self.hulls = hulls
         self.generator_dir: str | None = None
+        self._streams: PartitionStreams | None = None  # the generator's streams, one partition ahead
         known.warn_if_smaller_than_shipped()  # novelty would pass known compounds
 
     @classmethod
@@ -183,8 +184,12 @@ class Pipeline:
                          batch_size, kappa, partition_size)
         return LocalEngine(self, run_dir=run_dir, resume=resume, progress=progress).run(spec)
 
-    def run_partition(self, spec: RunSpec, i: int, progress=None) -> PartitionOutput:
-        """Generate -> filter -> rank one partition, streaming its samples in batches."""
+    def run_partition(self, spec: RunSpec, i: int, progress=None, then: int | None = None) -> PartitionOutput:
+        """Generate -> filter -> rank one partition, streaming its samples in batches.
+
+        ``then``: the partition the engine runs next with this ``spec``; its generator starts as
+        soon as this one's is done, so it samples while this partition's last batches are
+        ranked (call ``stop_prefetch`` when the run ends early)."""
         tgt = parse_target(spec.target)
         inc = _element_indices(spec.include, "--include")
         exc = _element_indices(spec.exclude, "--exclude")
@@ -195,12 +200,10 @@ class Pipeline:
         all_keys, all_stages, kept = [], [], []
         # The generator works a chunk ahead in a thread while this one is filtered and ranked;
         # it skips known compositions, so novelty below only sees ones it could not know.
-        from discovery.generation.base import SkipTally
-
-        tally = SkipTally()
-        start, stop = spec.partition_slice(i)
-        stream = Prefetcher(self.sampler.iter_slice(start, stop, spec.seed, spec.batch_size,
-                                                    self.known.keys, tally))
+        if self._streams is None:
+            self._streams = PartitionStreams(self.sampler, self.known.keys)
+        opened = self._streams.open(spec, i, then)
+        stream, tally = opened.prefetcher, opened.tally
         # The rows meeting the target get their other properties, e_hull and notes in a third
         # thread, a batch behind, while this one screens the next batch: on two cores the work
         # then spreads over both. Each model is used by one thread only (the target's here, the
@@ -264,6 +267,12 @@ class Pipeline:
                                np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64),
                                np.concatenate(all_stages) if all_stages else np.zeros(0, np.int8),
                                cands, seconds, tally.skipped)
+
+    def stop_prefetch(self) -> None:
+        """Stop a partition's generator started ahead (``run_partition(..., then=j)``) that
+        will not be run: an engine calls this when its run ends."""
+        if self._streams is not None:
+            self._streams.close()
 
     def _target_hits(self, chunk: pd.DataFrame, counts: np.ndarray, tgt,
                      seconds: dict) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

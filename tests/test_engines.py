@@ -320,4 +320,6 @@ def test_a_failure_in_the_rank_thread_is_the_runs_error_and_leaves_no_thread(pip
     with pytest.raises(RuntimeError, match="rank failed on batch 2"):
         LocalEngine(pipe).run(spec)
     assert len(calls) >= 2
-    assert not [t for t in threading.enumerate() if t.name.startswith("discovery-rank")]
+    # neither the rank thread nor a generator started ahead for the next partition is left
+    ours = ("discovery-rank", "discovery-prefetch")
+    assert not [t for t in threading.enumerate() if t.name.startswith(ours)]

@@ -1,5 +1,6 @@
 import time
 
+import numpy as np
 import pytest
 
 from discovery.prefetch import Prefetcher
@@ -69,3 +70,59 @@ def test_close_waits_for_the_producer_and_closes_the_source():
             next(stream)
             raise RuntimeError("filter failed")
     assert not stream._thread.is_alive() and closed == [True]
+
+
+class _Spec:
+    """What PartitionStreams reads of a RunSpec: partitions of 300 rows, seed, batch size."""
+
+    seed, batch_size = 0, 64
+
+    def partition_slice(self, i):
+        return 300 * i, 300 * (i + 1)
+
+
+class _Numbered:
+    """A generator stand-in: row r of the sequence is [r, 0, ...]; counts its slices."""
+
+    def __init__(self):
+        self.slices = []
+
+    def iter_slice(self, start, stop, seed, batch_size, skip, tally):
+        self.slices.append((start, stop))
+        for b in range(start, stop, batch_size):
+            yield np.arange(b, min(b + batch_size, stop))[:, None] * np.ones((1, 3), dtype=np.int64)
+
+
+def _rows(stream):
+    with stream.prefetcher as p:
+        return np.concatenate(list(p))[:, 0]
+
+
+def test_partition_streams_start_the_next_partition_when_one_is_done():
+    from discovery.prefetch import PartitionStreams
+
+    gen, spec = _Numbered(), _Spec()
+    streams = PartitionStreams(gen, skip=None)
+    first = streams.open(spec, 0, then=2)
+    assert list(_rows(first)) == list(range(300))
+    assert gen.slices == [(0, 300), (600, 900)]  # partition 2 started before it was asked for
+    ahead = streams._ahead
+    second = streams.open(spec, 2, then=None)
+    assert second is ahead and list(_rows(second)) == list(range(600, 900))
+    assert streams._ahead is None and gen.slices == [(0, 300), (600, 900)]  # no third one
+
+
+def test_partition_streams_close_what_is_not_asked_for():
+    from discovery.prefetch import PartitionStreams
+
+    gen, spec = _Numbered(), _Spec()
+    streams = PartitionStreams(gen, skip=None)
+    _rows(streams.open(spec, 0, then=1))
+    ahead = streams._ahead
+    other = streams.open(spec, 3)  # not the one started ahead: that one is stopped
+    assert not ahead.prefetcher._thread.is_alive()
+    assert list(_rows(other)) == list(range(900, 1200))
+    _rows(streams.open(spec, 4, then=5))
+    ahead = streams._ahead
+    streams.close()  # the run ended before partition 5
+    assert streams._ahead is None and not ahead.prefetcher._thread.is_alive()

@@ -27,10 +27,10 @@ class LocalEngine:
             done = sum(spec.partition_samples(i) for i in outputs)
             bar = tqdm(total=spec.n, initial=done, unit="sample", unit_scale=True, desc="discover run")
         try:
-            for i in range(spec.n_partitions):
-                if i in outputs:
-                    continue
-                out = self.pipeline.run_partition(spec, i, progress=bar.update if bar else None)
+            todo = [i for i in range(spec.n_partitions) if i not in outputs]
+            for k, i in enumerate(todo):
+                then = todo[k + 1] if k + 1 < len(todo) else None  # its generator starts once i's is done
+                out = self.pipeline.run_partition(spec, i, progress=bar.update if bar else None, then=then)
                 if store:
                     try:
                         store.record(i, write_partition(store.dir, out, store.settings))
@@ -40,6 +40,9 @@ class LocalEngine:
                                           f"kept: make room, then --resume {store.dir}") from None
                 outputs[i] = out
         finally:
+            stop = getattr(self.pipeline, "stop_prefetch", None)
+            if stop is not None:  # a partition started ahead, the run stopped before it
+                stop()
             if bar is not None:
                 bar.close()
         return merge_partitions(list(outputs.values()), spec, self.pipeline.models)
