@@ -200,7 +200,9 @@ class Pipeline:
         all_keys, all_stages, kept = [], [], []
         # The generator works a chunk ahead in a thread while this one is filtered and ranked;
         # it skips known compositions, so novelty below only sees ones it could not know.
-        if self._streams is None:
+        streams = self._streams
+        if streams is None or streams.sampler is not self.sampler or streams.skip is not self.known.keys:
+            self.stop_prefetch()  # a generator or index swapped since: its streams are stale
             self._streams = PartitionStreams(self.sampler, self.known.keys)
         opened = self._streams.open(spec, i, then)
         stream, tally = opened.prefetcher, opened.tally

@@ -85,6 +85,11 @@ class Prefetcher(Generic[T]):
             raise item.exc
         return item
 
+    @property
+    def stopping(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._stop.is_set()
+
     def close(self) -> None:
         """Stop the producer and wait for it (the item in progress, then ``source.close()``)."""
         self._stop.set()
@@ -130,10 +135,13 @@ class PartitionStreams:
     def __init__(self, sampler, skip):
         self.sampler, self.skip = sampler, skip
         self._ahead: PartitionStream | None = None
+        # _ahead is set from a generator's thread: under the lock, and never after close()
+        self._lock, self._closed = threading.Lock(), False
 
     def open(self, spec, index: int, then: int | None = None) -> PartitionStream:
         """Partition ``index``'s stream: the one started ahead for it, else a new one."""
-        ahead, self._ahead = self._ahead, None
+        with self._lock:
+            ahead, self._ahead, self._closed = self._ahead, None, False
         if ahead is not None and ahead.spec is spec and ahead.index == index:
             ahead.follow_with(then)
             return ahead
@@ -142,8 +150,10 @@ class PartitionStreams:
         return self._start(spec, index, then)
 
     def close(self) -> None:
-        """Stop a stream started ahead (the run ended before asking for it)."""
-        ahead, self._ahead = self._ahead, None
+        """Stop a stream started ahead (the run ended before asking for it), and start none
+        until the next ``open``."""
+        with self._lock:
+            ahead, self._ahead, self._closed = self._ahead, None, True
         if ahead is not None:
             ahead.prefetcher.close()
 
@@ -159,7 +169,11 @@ class PartitionStreams:
         generator's thread, before the consumer hears that this one ended)."""
         yield from source
         then = stream.finished()
-        if then is not None:
+        if then is None:
+            return
+        with self._lock:  # not once the run has stopped, nor for a stream being closed
+            if self._closed or stream.prefetcher.stopping:
+                return
             try:
                 self._ahead = self._start(stream.spec, then, None)
             except Exception:  # noqa: BLE001 - not this partition's failure: the next one opens anew

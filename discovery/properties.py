@@ -197,7 +197,7 @@ def _predict_rows(model, a: np.ndarray) -> tuple[np.ndarray, ...]:
     in_domain = ~model.outside_domain(a)
     why = "larger amounts, more atoms or more elements than any training formula"
     note = np.where(in_domain, "", why).astype(object)
-    return mean, std, in_domain, std, note, time.perf_counter() - t0
+    return mean, std, in_domain, std.copy(), note, time.perf_counter() - t0
 
 
 def _spread(values: np.ndarray, rows: np.ndarray, n: int, fill) -> np.ndarray:

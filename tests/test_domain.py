@@ -206,6 +206,7 @@ def test_tc_runs_only_where_reported_and_matches_masking_every_row(monkeypatch):
     np.testing.assert_array_equal(got.mean, np.where(reported, mean, np.nan))
     np.testing.assert_array_equal(got.sigma, np.where(reported, res.sigma, np.nan))
     np.testing.assert_array_equal(got.in_domain, res.in_domain & reported)
+    np.testing.assert_array_equal(got.raw_std, np.where(reported, std, np.nan))  # not run: no spread
     assert got.sigma.dtype == res.sigma.dtype and got.mean.dtype == np.float32
     assert list(got.note[reported]) == list(res.note[reported])
     assert all(n.startswith("not reported") for n in got.note[~reported])

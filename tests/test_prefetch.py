@@ -88,9 +88,9 @@ class _Numbered:
         self.slices = []
 
     def iter_slice(self, start, stop, seed, batch_size, skip, tally):
-        self.slices.append((start, stop))
-        for b in range(start, stop, batch_size):
-            yield np.arange(b, min(b + batch_size, stop))[:, None] * np.ones((1, 3), dtype=np.int64)
+        self.slices.append((start, stop))  # at the call, as the real ones check their arguments
+        return (np.arange(b, min(b + batch_size, stop))[:, None] * np.ones((1, 3), dtype=np.int64)
+                for b in range(start, stop, batch_size))
 
 
 def _rows(stream):
@@ -107,9 +107,24 @@ def test_partition_streams_start_the_next_partition_when_one_is_done():
     assert list(_rows(first)) == list(range(300))
     assert gen.slices == [(0, 300), (600, 900)]  # partition 2 started before it was asked for
     ahead = streams._ahead
-    second = streams.open(spec, 2, then=None)
+    second = streams.open(spec, 2, then=3)  # the one started ahead, now told what follows it
     assert second is ahead and list(_rows(second)) == list(range(600, 900))
-    assert streams._ahead is None and gen.slices == [(0, 300), (600, 900)]  # no third one
+    assert gen.slices == [(0, 300), (600, 900), (900, 1200)]
+    ahead = streams._ahead
+    third = streams.open(spec, 3)
+    assert third is ahead and list(_rows(third)) == list(range(900, 1200))
+    assert streams._ahead is None and len(gen.slices) == 3  # nothing follows the last
+
+
+def test_partition_streams_start_nothing_once_closed():
+    from discovery.prefetch import PartitionStreams
+
+    gen, spec = _Numbered(), _Spec()
+    streams = PartitionStreams(gen, skip=None)
+    first = streams.open(spec, 0, then=1)
+    streams.close()  # the run stopped: partition 1 is not started when 0's generator ends
+    assert list(_rows(first)) == list(range(300))
+    assert streams._ahead is None and gen.slices == [(0, 300)]
 
 
 def test_partition_streams_close_what_is_not_asked_for():

@@ -28,9 +28,14 @@ class LocalEngine:
             bar = tqdm(total=spec.n, initial=done, unit="sample", unit_scale=True, desc="discover run")
         try:
             todo = [i for i in range(spec.n_partitions) if i not in outputs]
+            ahead = hasattr(self.pipeline, "stop_prefetch")  # a runner that starts partitions ahead
             for k, i in enumerate(todo):
-                then = todo[k + 1] if k + 1 < len(todo) else None  # its generator starts once i's is done
-                out = self.pipeline.run_partition(spec, i, progress=bar.update if bar else None, then=then)
+                step = bar.update if bar else None
+                if ahead:  # the next partition's generator starts once this one's is done
+                    then = todo[k + 1] if k + 1 < len(todo) else None
+                    out = self.pipeline.run_partition(spec, i, progress=step, then=then)
+                else:
+                    out = self.pipeline.run_partition(spec, i, progress=step)
                 if store:
                     try:
                         store.record(i, write_partition(store.dir, out, store.settings))
