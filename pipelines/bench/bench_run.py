@@ -180,7 +180,8 @@ def main() -> None:
         raise SystemExit("--cli runs the CLI as a user would: it has no --no-e-hull")
     if args.side_by_side:
         trees = [Path(t).resolve() for t in args.side_by_side.split(",")]
-        default = ["before", "after"] + [f"tree {i + 1}" for i in range(2, len(trees))]
+        default = (["before", "after"] + [f"tree {i + 1}" for i in range(2, len(trees))]
+                   if len(trees) > 1 else ["tree"])  # one tree is not a "before"
         labels = args.label or default[:len(trees)]
         if len(labels) != len(trees):
             raise SystemExit(f"--label: {len(labels)} labels for {len(trees)} trees")
