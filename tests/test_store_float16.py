@@ -79,7 +79,8 @@ def test_float16_store_rounds_the_weights_and_records_it(tmp_path):
     after = half.predict_amounts(amounts)[0]
     np.testing.assert_allclose(after, expected, atol=1e-6)
     card = json.loads((target / "card.json").read_text())
-    assert card["version"] == "tiny" and card["training"]["seed"] == 0 and card["data"]["source"] == "made up"
+    assert card["version"] == "tiny-float16" and card["training"]["seed"] == 0
+    assert card["data"]["source"] == "made up"
     assert rounding == card["training"]["weights_rounding"]
     assert rounding["max_abs_change"] == pytest.approx(np.abs(after - before).max(), rel=1e-4)
     assert rounding["max_abs_change"] > 0

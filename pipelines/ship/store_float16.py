@@ -60,7 +60,8 @@ def store_float16(directory: Path, task) -> dict:
                 "val_mae_float16": float(np.abs(after["val"] - y["val"]).mean()),
                 "max_abs_change": float(np.abs(after["val"] - before).max()),
                 "mean_abs_change": float(np.abs(after["val"] - before).mean())}
-    card = {**model.card, "weights_dtype": "float16",
+    card = {**model.card, "weights_dtype": "float16",  # a new version: caches keyed by it refill
+            "version": f"{model.card.get('version', model.name)}-float16",
             "metrics": {s: regression_metrics(y[s], after[s]) for s in ("val", "test")},
             "training": {**model.card.get("training", {}), "weights_rounding": rounding,
                          "weights_rounding_command":
