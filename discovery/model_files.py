@@ -34,7 +34,7 @@ SHIPPED_LM_DIR = MODELS_DIR / "lm"
 WEIGHTS_DTYPES = ("float32", "float16")
 
 __all__ = ["MODELS_DIR", "SHIPPED_EMBEDDING", "SHIPPED_GAN_DIR", "SHIPPED_LM_DIR", "WEIGHTS_DTYPES",
-           "ModelFileError", "load_keras_model", "save_without_optimizer", "write_card"]
+           "ModelFileError", "load_keras_model", "save_without_optimizer", "weights_rounding", "write_card"]
 
 
 def load_keras_model(path: Path | str) -> keras.Model:
@@ -74,6 +74,17 @@ def _archive_problem(path: Path) -> str:
     if missing:
         return f"zip archive without {', '.join(sorted(missing))}"
     return "its config or weights do not match a model this package builds"
+
+
+def weights_rounding(before: np.ndarray, after: np.ndarray, y: np.ndarray,
+                     weights_dtype: str = "float16") -> dict[str, float]:
+    """What storing the weights as ``weights_dtype`` did to a model's predictions on one split
+    (``before``/``after``: float32 and stored weights' predictions, ``y``: the truth); the
+    model card's ``training.weights_rounding``."""
+    return {"val_mae_float32": float(np.abs(before - y).mean()),
+            f"val_mae_{weights_dtype}": float(np.abs(after - y).mean()),
+            "max_abs_change": float(np.abs(after - before).max()),
+            "mean_abs_change": float(np.abs(after - before).mean())}
 
 
 def save_without_optimizer(model: keras.Model, path: Path, weights_dtype: str = "float32") -> None:

@@ -15,18 +15,15 @@ ensemble's spread, which its σ calibration reads, moves with the weights.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from discovery.atomic import recover_dir, replace_dir, staging_dir
 from discovery.encoding import parse_formulas
-from discovery.errors import ConfigError
-from discovery.model_files import write_card
+from discovery.errors import CompositionError, ConfigError, DataError
+from discovery.model_files import weights_rounding, write_card
 from discovery.properties import MODELS_DIR, PropertyModel
-from discovery.regressors import regression_metrics
+from discovery.regressors import Ensemble, regression_metrics
 from discovery.stacking import StackedPropertyModel
 from discovery.tasks import load_task
 
@@ -53,21 +50,17 @@ def store_float16(directory: Path, task) -> dict:
     shutil.copytree(directory, stage, ignore=shutil.ignore_patterns("card.json", "member_*.keras"))
     model.ensemble.weights_dtype = "float16"
     model.ensemble.save(stage)
-    write_card(stage, model.card)  # provisional: loadable, so the stored weights can be scored
-    staged = PropertyModel.load(stage)
-    after = {s: staged.predict_amounts(amounts[s].amounts)[0] for s in ("val", "test")}
-    rounding = {"val_mae_float32": float(np.abs(before - y["val"]).mean()),
-                "val_mae_float16": float(np.abs(after["val"] - y["val"]).mean()),
-                "max_abs_change": float(np.abs(after["val"] - before).max()),
-                "mean_abs_change": float(np.abs(after["val"] - before).mean())}
+    stored = Ensemble.load(stage, len(model.ensemble.members), "float16")  # scored as a run reads them
+    after = {s: stored.predict(model.featurizer.transform_amounts(amounts[s].amounts))[0]
+             for s in ("val", "test")}
+    rounding = weights_rounding(before, after["val"], y["val"])
     card = {**model.card, "weights_dtype": "float16",  # a new version: caches keyed by it refill
             "version": f"{model.card.get('version', model.name)}-float16",
             "metrics": {s: regression_metrics(y[s], after[s]) for s in ("val", "test")},
             "training": {**model.card.get("training", {}), "weights_rounding": rounding,
                          "weights_rounding_command":
                              f"python pipelines/ship/store_float16.py --property {model.name}"}}
-    (stage / "card.json").unlink()
-    write_card(stage, json.loads(json.dumps(card, default=float)))  # the marker: written last
+    write_card(stage, card)  # the marker: written last
     replace_dir(directory, "card.json")
     return rounding
 
@@ -79,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     try:
         rounding = store_float16(args.models / args.property, load_task(args.property))
-    except ConfigError as exc:
+    except (ConfigError, DataError, CompositionError) as exc:  # DataError: also a bad model file
         raise SystemExit(f"error: {exc}") from None
     print(f"{args.property}: float16 weights stored; validation {rounding}")
     print("now rerun: python pipelines/ship/calibrate_property_models.py")

@@ -129,7 +129,7 @@ def import_members(protocol: str, src: Path, name: str, runs: Path,
     import discovery.attention  # noqa: F401  (registers the attention layers)
     from discovery.benchmarks import stability as bench
     from discovery.featurizers import OneHot
-    from discovery.model_files import write_card
+    from discovery.model_files import weights_rounding, write_card
     from discovery.properties import PropertyModel
     from discovery.regressors import Ensemble
     from discovery.tasks import frames_sha256
@@ -172,11 +172,8 @@ def import_members(protocol: str, src: Path, name: str, runs: Path,
         before = ens.predict(x_val)[0]
         after = PropertyModel.load(dest).ensemble.predict(x_val)[0]
         saved = json.loads((dest / "card.json").read_text())
-        saved["training"]["weights_rounding"] = rounding = {
-            "val_mae_float32": float(np.abs(before - y_val).mean()),
-            f"val_mae_{weights_dtype}": float(np.abs(after - y_val).mean()),
-            "max_abs_change": float(np.abs(after - before).max()),
-            "mean_abs_change": float(np.abs(after - before).mean())}
+        rounding = weights_rounding(before, after, y_val, weights_dtype)
+        saved["training"]["weights_rounding"] = rounding
         write_card(dest, saved)
         print(f"{weights_dtype} weights: {rounding}")
     return dest
